@@ -1,0 +1,83 @@
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import type { NetworkClient } from "./network-client.js";
+
+/** The discovery fields MSAL needs in `auth.authorityMetadata`, and the ones the agent reads itself. */
+const DiscoveryDocument = z.looseObject({
+  issuer: z.url(),
+  authorization_endpoint: z.url(),
+  token_endpoint: z.url(),
+  jwks_uri: z.url(),
+  end_session_endpoint: z.url().optional(),
+  device_authorization_endpoint: z.url().optional(),
+});
+export type DiscoveryDocument = z.infer<typeof DiscoveryDocument>;
+
+const CacheFile = z.object({ url: z.string(), fetchedAt: z.number(), document: DiscoveryDocument });
+
+/** A day, as MSAL's own metadata cache: endpoints move rarely, and a reboot should not wait for them. */
+const FRESH_FOR_MS = 24 * 60 * 60 * 1000;
+const CACHE_FILE = "authority-metadata.json";
+
+export class DiscoveryError extends Error {
+  override readonly name = "DiscoveryError";
+}
+
+export interface DiscoveryResult {
+  readonly document: DiscoveryDocument;
+  readonly source: "network" | "cache";
+}
+
+/**
+ * Reads the provider's discovery document ourselves instead of letting MSAL do it. MSAL 7.2 rejects an
+ * issuer whose host differs from the authority's, which is exactly what External ID's document does
+ * (issuer named by tenant GUID); metadata handed over in `authorityMetadata` is not checked that way.
+ * The document is cached in the state directory so a reboot skips the round trip.
+ */
+export async function discover(url: string, http: NetworkClient, stateDir: string): Promise<DiscoveryResult> {
+  const cached = await readCache(stateDir, url);
+  if (cached && Date.now() - cached.fetchedAt < FRESH_FOR_MS) return { document: cached.document, source: "cache" };
+  try {
+    const document = await fetchDocument(url, http);
+    await writeCache(stateDir, { url, fetchedAt: Date.now(), document });
+    return { document, source: "network" };
+  } catch (error) {
+    // A stale document beats no sign-in at all while the provider is briefly unreachable.
+    if (cached) return { document: cached.document, source: "cache" };
+    throw error;
+  }
+}
+
+async function fetchDocument(url: string, http: NetworkClient): Promise<DiscoveryDocument> {
+  const { status, body } = await http.getJson(url);
+  if (status !== 200) throw new DiscoveryError(`discovery document ${url} answered HTTP ${status}`);
+  const parsed = DiscoveryDocument.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new DiscoveryError(`discovery document ${url} is invalid: ${issue?.path.join(".")}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+async function readCache(stateDir: string, url: string): Promise<z.infer<typeof CacheFile> | undefined> {
+  try {
+    const parsed = CacheFile.safeParse(JSON.parse(await readFile(join(stateDir, CACHE_FILE), "utf8")));
+    return parsed.success && parsed.data.url === url ? parsed.data : undefined;
+  } catch {
+    // Missing or unreadable cache: it is only a cache, fetch afresh.
+    return undefined;
+  }
+}
+
+async function writeCache(stateDir: string, content: z.infer<typeof CacheFile>): Promise<void> {
+  try {
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const target = join(stateDir, CACHE_FILE);
+    const temp = `${target}.${process.pid}.tmp`;
+    await writeFile(temp, JSON.stringify(content), { mode: 0o600 });
+    await rename(temp, target);
+  } catch {
+    // A read-only or full disk must not stop sign-in; the next start fetches again.
+  }
+}

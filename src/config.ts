@@ -1,0 +1,258 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { z } from "zod";
+
+/** Every setting is an environment variable with this prefix: the compose-friendly way. */
+export const ENV_PREFIX = "EDGE_SIGNIN_";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The validated, frozen settings the agent runs with. */
+export interface Config {
+  /** `https://{tenant}.ciamlogin.com/` or the AUTHORITY given. Always ends with `/`. */
+  readonly authority: string;
+  readonly clientId: string;
+  /** Extra scopes; MSAL always adds `openid profile offline_access`. */
+  readonly scopes: readonly string[];
+  readonly deviceId: string;
+  readonly topicPrefix: string;
+  readonly mqtt: MqttConfig;
+  readonly stateDir: string;
+  readonly logLevel: LogLevel;
+  /** Overrides the URL people are sent to (shown on the display and in the message). */
+  readonly verificationUri: string | undefined;
+  /** Extra PEM CA certificates to trust for the identity provider, besides the system's and NODE_EXTRA_CA_CERTS. */
+  readonly idpCa: string | undefined;
+  /** Timeout of one HTTP request to the identity provider, in ms. */
+  readonly httpTimeoutMs: number;
+  readonly retry: RetryConfig;
+}
+
+export interface MqttConfig {
+  readonly url: string;
+  readonly clientId: string;
+  readonly protocolVersion: 4 | 5;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+}
+
+export interface RetryConfig {
+  /** First pause after a failure, in ms; doubles on each further failure. */
+  readonly initialDelayMs: number;
+  /** Longest pause between attempts, in ms. */
+  readonly maxDelayMs: number;
+}
+
+/** A configuration problem, reported as one line: `EDGE_SIGNIN_X: what is expected`. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("; "));
+  }
+}
+
+export interface SettingDoc {
+  readonly name: string;
+  readonly default: string;
+  readonly description: string;
+  /** Has a `_FILE` variant that reads the value from a file (Docker secrets). */
+  readonly fileVariant?: boolean;
+}
+
+/**
+ * The documented settings, in the order the README's table shows them. `test/unit/readme.test.ts`
+ * keeps the README's configuration table identical to this list.
+ */
+export const SETTINGS: readonly SettingDoc[] = [
+  { name: "TENANT", default: "", description: "External ID (CIAM) tenant subdomain: `contoso` means authority `https://contoso.ciamlogin.com/`. One of `TENANT` or `AUTHORITY` is required." },
+  { name: "AUTHORITY", default: "", description: "Full authority URL (https). Overrides `TENANT`. Any OpenID provider that speaks Entra's device-code dialect works." },
+  { name: "CLIENT_ID", default: "", description: "Application (client) id of the public client registration. Required." },
+  { name: "SCOPES", default: "", description: "Extra scopes, space or comma separated. `openid profile offline_access` are always requested." },
+  { name: "DEVICE_ID", default: "hostname", description: "This device's id in topics and events: letters, digits, `-`, `_`, `.`." },
+  { name: "TOPIC_PREFIX", default: "edge-signin", description: "First topic level(s); the base topic is `{TOPIC_PREFIX}/{DEVICE_ID}`. No wildcards." },
+  { name: "MQTT_URL", default: "mqtt://localhost:1883", description: "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`." },
+  { name: "MQTT_CLIENT_ID", default: "edge-signin-{DEVICE_ID}", description: "MQTT client id." },
+  { name: "MQTT_PROTOCOL_VERSION", default: "5", description: "`5` (MQTT 5, retained prompts expire with the code) or `4` (MQTT 3.1.1)." },
+  { name: "MQTT_USERNAME", default: "", description: "Broker user name." },
+  { name: "MQTT_PASSWORD", default: "", description: "Broker password.", fileVariant: true },
+  { name: "MQTT_CA_FILE", default: "", description: "PEM file of the CA that signed the broker's certificate (mqtts, wss)." },
+  { name: "MQTT_CERT_FILE", default: "", description: "PEM client certificate for mutual TLS." },
+  { name: "MQTT_KEY_FILE", default: "", description: "PEM private key of the client certificate." },
+  { name: "STATE_DIR", default: "./state", description: "Writable directory for the agent's own files (the identity provider's cached metadata)." },
+  { name: "LOG_LEVEL", default: "info", description: "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. Logs are JSON lines on stdout." },
+  { name: "VERIFICATION_URI", default: "", description: "URL people are sent to, replacing the provider's. For a CIAM authority the default is `https://{tenant}.ciamlogin.com/common/oauth2/deviceauth` (see below)." },
+  { name: "IDP_CA_FILE", default: "", description: "PEM file of extra CAs to trust for the identity provider. `NODE_EXTRA_CA_CERTS` works too." },
+  { name: "HTTP_TIMEOUT_SECONDS", default: "30", description: "Timeout of one request to the identity provider." },
+  { name: "RETRY_INITIAL_SECONDS", default: "1", description: "First pause after a failed attempt (network, server, declined); doubles each time, with jitter." },
+  { name: "RETRY_MAX_SECONDS", default: "300", description: "Longest pause between attempts, also between new codes when codes keep expiring unused." },
+];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+const httpsUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && new URL(value).protocol === "https:", "expected an https:// URL");
+
+const seconds = (min: number, max: number) =>
+  z.coerce
+    .number({ message: "expected a number of seconds" })
+    .refine(
+      (value) => Number.isFinite(value) && value >= min && value <= max,
+      `expected seconds between ${min} and ${max}`,
+    );
+
+/**
+ * Reads and validates the configuration from the environment.
+ * @throws ConfigError naming every variable that is wrong and what it expects.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+
+  const tenant = read.optional("TENANT", z.string().regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso"));
+  const authorityUrl = read.optional("AUTHORITY", httpsUrl);
+  const clientId = read.required("CLIENT_ID", z.string().trim().min(1, "expected the application (client) id"));
+  const scopes = (read.optional("SCOPES", z.string()) ?? "").split(/[\s,]+/).filter(Boolean);
+  const deviceId =
+    read.optional("DEVICE_ID", z.string().regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")) ??
+    sanitiseHostname(hostname());
+  const topicPrefix =
+    read.optional(
+      "TOPIC_PREFIX",
+      z
+        .string()
+        .min(1)
+        .refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
+          message: "expected topic levels without wildcards (+, #) or empty levels",
+        }),
+    ) ?? "edge-signin";
+  const mqttUrl =
+    read.optional(
+      "MQTT_URL",
+      z
+        .string()
+        .refine(
+          (v) => URL.canParse(v) && ["mqtt:", "mqtts:", "ws:", "wss:"].includes(new URL(v).protocol),
+          "expected a URL with scheme mqtt, mqtts, ws or wss",
+        ),
+    ) ?? "mqtt://localhost:1883";
+  const protocolVersion = Number(
+    read.optional("MQTT_PROTOCOL_VERSION", z.enum(["4", "5"], { message: "expected 4 or 5" })) ?? "5",
+  ) as 4 | 5;
+  const logLevel =
+    read.optional("LOG_LEVEL", z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(", ")}` })) ??
+    "info";
+  const verificationUri = read.optional("VERIFICATION_URI", httpsUrl);
+  const httpTimeoutSeconds = read.optional("HTTP_TIMEOUT_SECONDS", seconds(1, 600)) ?? 30;
+  const retryInitial = read.optional("RETRY_INITIAL_SECONDS", seconds(0.01, 3600)) ?? 1;
+  const retryMax = read.optional("RETRY_MAX_SECONDS", seconds(0.01, 86400)) ?? 300;
+
+  if (!tenant && !authorityUrl) problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
+
+  const config: Config = {
+    authority: authorityUrl ? withTrailingSlash(authorityUrl) : `https://${tenant ?? ""}.ciamlogin.com/`,
+    clientId: clientId ?? "",
+    scopes,
+    deviceId,
+    topicPrefix,
+    mqtt: {
+      url: mqttUrl,
+      clientId: read.optional("MQTT_CLIENT_ID", z.string().min(1).max(256)) ?? `edge-signin-${deviceId}`,
+      protocolVersion,
+      username: read.optional("MQTT_USERNAME", z.string()),
+      password: read.secret("MQTT_PASSWORD"),
+      ca: read.file("MQTT_CA_FILE"),
+      cert: read.file("MQTT_CERT_FILE"),
+      key: read.file("MQTT_KEY_FILE"),
+    },
+    stateDir: read.optional("STATE_DIR", z.string().min(1)) ?? "./state",
+    logLevel,
+    verificationUri,
+    idpCa: read.file("IDP_CA_FILE"),
+    httpTimeoutMs: httpTimeoutSeconds * 1000,
+    retry: { initialDelayMs: retryInitial * 1000, maxDelayMs: Math.max(retryMax, retryInitial) * 1000 },
+  };
+  if (config.mqtt.cert !== undefined && config.mqtt.key === undefined)
+    problems.push(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+/** Collects every problem instead of stopping at the first, so one run shows them all. */
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  optional<T>(name: string, schema: z.ZodType<T>): T | undefined {
+    const raw = this.env[ENV_PREFIX + name];
+    if (raw === undefined || raw === "") return undefined;
+    const result = schema.safeParse(raw);
+    if (result.success) return result.data;
+    this.problems.push(`${ENV_PREFIX}${name}: ${result.error.issues[0]?.message ?? "invalid value"}`);
+    return undefined;
+  }
+
+  required<T>(name: string, schema: z.ZodType<T>): T | undefined {
+    const value = this.optional(name, schema);
+    const raw = this.env[ENV_PREFIX + name];
+    if (value === undefined && (raw === undefined || raw === "")) this.problems.push(`${ENV_PREFIX}${name}: is required`);
+    return value;
+  }
+
+  /** A secret comes from `NAME` or from the file named by `NAME_FILE` (Docker secrets), never both. */
+  secret(name: string): string | undefined {
+    const direct = this.env[ENV_PREFIX + name];
+    const file = this.env[`${ENV_PREFIX}${name}_FILE`];
+    if (direct && file) {
+      this.problems.push(`${ENV_PREFIX}${name}: set either ${ENV_PREFIX}${name} or ${ENV_PREFIX}${name}_FILE, not both`);
+      return undefined;
+    }
+    if (file) return this.readFile(`${name}_FILE`, file)?.replace(/\r?\n$/, "");
+    return direct || undefined;
+  }
+
+  file(name: string): string | undefined {
+    const path = this.env[ENV_PREFIX + name];
+    return path ? this.readFile(name, path) : undefined;
+  }
+
+  private readFile(name: string, path: string): string | undefined {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
+      this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${code})`);
+      return undefined;
+    }
+  }
+}
+
+function withTrailingSlash(url: string): string {
+  const parsed = new URL(url);
+  parsed.search = "";
+  parsed.hash = "";
+  return parsed.href.endsWith("/") ? parsed.href : `${parsed.href}/`;
+}
+
+/** Hostnames may hold characters a topic level should not; keep the id readable and safe. */
+function sanitiseHostname(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+  return safe.length > 0 ? safe.slice(0, 128) : "device";
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child !== null && typeof child === "object" && !Object.isFrozen(child)) deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,93 @@
+import type { Writable } from "node:stream";
+import type { DeviceWatcher, WatchedEvent } from "../mqtt/device-watcher.js";
+import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
+
+/**
+ * Renders one device's display, state and events as plain lines on a terminal: what a person in front
+ * of the TV would see, told as a log so it also reads well when captured.
+ */
+export class TerminalDisplay {
+  private unsubscribe: () => void = () => undefined;
+  private showing = false;
+
+  constructor(
+    private readonly watcher: DeviceWatcher,
+    private readonly out: Writable,
+  ) {}
+
+  start(): void {
+    const onDisplay = (prompt: DisplayPayload | null) => this.renderPrompt(prompt);
+    const onState = (state: StatePayload) => this.line(`state: ${describeState(state)}`);
+    const onEvent = (event: WatchedEvent) => this.renderEvent(event);
+    const onAvailability = (availability: string) => this.line(`device is ${availability}`);
+    const onInvalid = (topic: string, problem: string) => this.line(`ignored a malformed message on ${topic}: ${problem}`);
+    this.watcher.on("display", onDisplay);
+    this.watcher.on("state", onState);
+    this.watcher.on("event", onEvent);
+    this.watcher.on("availability", onAvailability);
+    this.watcher.on("invalid", onInvalid);
+    this.unsubscribe = () => {
+      this.watcher.off("display", onDisplay);
+      this.watcher.off("state", onState);
+      this.watcher.off("event", onEvent);
+      this.watcher.off("availability", onAvailability);
+      this.watcher.off("invalid", onInvalid);
+    };
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  private renderPrompt(prompt: DisplayPayload | null): void {
+    if (!prompt) {
+      if (this.showing) this.line("display cleared");
+      this.showing = false;
+      return;
+    }
+    this.showing = true;
+    const minutes = Math.max(0, Math.round((Date.parse(prompt.expiresAt) - Date.now()) / 60_000));
+    this.out.write(
+      [
+        "",
+        "  ┌──────────────────────────────────────────────",
+        `  │  To sign in, open  ${prompt.verificationUriComplete ?? prompt.verificationUri}`,
+        `  │  and enter the code`,
+        `  │`,
+        `  │      ${prompt.userCode}`,
+        `  │`,
+        `  │  The code expires in about ${minutes} min.`,
+        "  └──────────────────────────────────────────────",
+        "",
+      ].join("\n") + "\n",
+    );
+  }
+
+  private renderEvent(event: WatchedEvent): void {
+    if (event.type === "authenticated") {
+      const account = event["account"] as { name?: string; username?: string } | undefined;
+      this.line(`event authenticated: signed in as ${account?.name ?? "?"} <${account?.username ?? "?"}>`);
+      this.out.write(`  ID-token claims: ${JSON.stringify(event["claims"], null, 2).replace(/\n/g, "\n  ")}\n`);
+      return;
+    }
+    const detail = event.type === "sign_in_failed" ? ` (${String(event["reason"])})` : "";
+    this.line(`event ${event.type}${detail}`);
+  }
+
+  private line(text: string): void {
+    this.out.write(`[display] ${text}\n`);
+  }
+}
+
+function describeState(state: StatePayload): string {
+  switch (state.state) {
+    case "signed_in":
+      return `signed in as ${state.account?.name ?? state.account?.username ?? "someone"}`;
+    case "awaiting_user":
+      return "waiting for someone to sign in";
+    case "error":
+      return `error: ${state.message ?? state.reason ?? "unknown"}`;
+    default:
+      return state.state.replace("_", " ");
+  }
+}

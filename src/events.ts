@@ -1,0 +1,80 @@
+/**
+ * The one typed event map shared by the agent, every reporter and library users.
+ * Each event is declared once here; payloads are plain data, safe to serialise, and never hold a token.
+ */
+
+export const AGENT_STATES = ["starting", "signed_out", "awaiting_user", "signed_in", "error"] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+/** Why a sign-in attempt ended without a signed-in person. */
+export type FailureReason = "declined" | "expired" | "network" | "server" | "cancelled";
+
+/** ID-token claims, as the provider issued them. */
+export type Claims = Readonly<Record<string, unknown>>;
+
+export interface AccountSummary {
+  readonly username: string;
+  readonly name: string;
+  readonly tenantId: string;
+  readonly homeAccountId: string;
+}
+
+/** What a display needs to show the code. Times are ISO 8601. */
+export interface SignInPrompt {
+  readonly userCode: string;
+  readonly verificationUri: string;
+  readonly verificationUriComplete?: string;
+  readonly message: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+  /** Seconds between the agent's polls of the token endpoint. */
+  readonly intervalSeconds: number;
+}
+
+export interface StateChange {
+  readonly state: AgentState;
+  readonly since: string;
+  /** Present in `signed_in`. */
+  readonly account?: AccountSummary;
+  /** Present in `awaiting_user`. */
+  readonly expiresAt?: string;
+  /** Present in `error`: what went wrong, and when the agent tries again. */
+  readonly reason?: FailureReason;
+  readonly message?: string;
+  readonly retryAt?: string;
+}
+
+export interface Authenticated {
+  readonly method: "device_code";
+  readonly claims: Claims;
+  readonly account: AccountSummary;
+}
+
+export interface SignInFailed {
+  readonly reason: FailureReason;
+  readonly message: string;
+  /** When the agent starts the next attempt. */
+  readonly retryAt: string;
+}
+
+export interface CodeExpired {
+  readonly userCode: string;
+  readonly expiredAt: string;
+  /** When the agent issues the next code. */
+  readonly nextCodeAt: string;
+}
+
+export type PromptClearReason = "used" | "expired" | "cancelled" | "failed";
+
+export interface AgentEvents {
+  state: [change: StateChange];
+  /** A code is ready to be shown. */
+  prompt: [prompt: SignInPrompt];
+  /** The code on screen is no longer valid. */
+  prompt_cleared: [reason: PromptClearReason];
+  authenticated: [event: Authenticated];
+  code_expired: [event: CodeExpired];
+  sign_in_failed: [event: SignInFailed];
+}
+
+export type AgentEventName = keyof AgentEvents;

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { ConfigError, ENV_PREFIX, SETTINGS } from "./config.js";
+
+/**
+ * The process shell: parses the command line, runs one command, and is the only place that exits.
+ * Commands are imported lazily so `agent` does not pay for the demo's identity provider and vice versa.
+ */
+function packageVersion(): string {
+  for (const path of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "edge-signin" && pkg.version) return pkg.version;
+    } catch {
+      // Try the next candidate: the layout differs between src/ (tsx) and dist/src/.
+    }
+  }
+  return "0.0.0";
+}
+
+function settingsHelp(): string {
+  const lines = SETTINGS.map((s) => `  ${(ENV_PREFIX + s.name).padEnd(38)} ${s.default ? `(default ${s.default})` : ""}`);
+  return `\nConfiguration (environment variables; secrets also accept NAME_FILE):\n${lines.join("\n")}\n`;
+}
+
+const program = new Command("edge-signin")
+  .description("Sign a person in on a keyboard-less device: the device code is shown on an MQTT display.")
+  .version(packageVersion())
+  .showHelpAfterError();
+
+program
+  .command("agent")
+  .description("Run the agent: connect to the broker, show a code on the display topic, publish who signed in.")
+  .addHelpText("after", settingsHelp())
+  .action(async () => {
+    const { runAgent } = await import("./commands/agent.js");
+    process.exitCode = await runAgent();
+  });
+
+program
+  .command("demo")
+  .description(
+    "Show the whole story on one machine with no configuration: embedded broker, local identity provider, agent and a terminal display.",
+  )
+  .addOption(new Option("--approve-as <name>", "sign in as this simulated person as soon as the code is shown"))
+  .addOption(new Option("--decline", "have the simulated person decline instead").conflicts("approveAs"))
+  .action(async (options: { approveAs?: string; decline?: boolean }) => {
+    const { runDemo } = await import("./commands/demo.js");
+    process.exitCode = await runDemo(options);
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    // One line per problem, no stack trace: the person reading it is configuring a device, not debugging us.
+    for (const problem of error.problems) process.stderr.write(`edge-signin: ${problem}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`edge-signin: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}
+// MSAL's polling timer may still be pending after a cancel; the work is done, so leave now.
+process.exit();

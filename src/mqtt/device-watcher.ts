@@ -1,0 +1,108 @@
+import { EventEmitter } from "eventemitter3";
+import { connect, type IClientOptions, type MqttClient } from "mqtt";
+import { z } from "zod";
+import type { MqttConfig } from "../config.js";
+import { AGENT_STATES } from "../events.js";
+import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
+
+const Display = z.looseObject({
+  deviceId: z.string(),
+  userCode: z.string().min(1),
+  verificationUri: z.string().min(1),
+  verificationUriComplete: z.string().optional(),
+  message: z.string(),
+  issuedAt: z.string(),
+  expiresAt: z.string(),
+});
+const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
+const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
+
+export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
+
+export interface DeviceWatcherEvents {
+  /** The prompt to show, or `null` when the display was cleared (or the code expired). */
+  display: [prompt: DisplayPayload | null];
+  state: [state: StatePayload];
+  availability: [availability: Availability];
+  event: [event: WatchedEvent];
+  /** A payload that does not follow the topic contract; shown nowhere, reported here. */
+  invalid: [topic: string, problem: string];
+  connection: [connected: boolean];
+}
+
+/**
+ * A read-only MQTT client for one device's topics: what every display and the demo build on.
+ * Payloads are validated, so a malformed message is reported, never shown and never a crash.
+ */
+export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
+  private client: MqttClient | undefined;
+
+  constructor(
+    private readonly config: MqttConfig,
+    private readonly topics: DeviceTopics,
+  ) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    const options: IClientOptions = {
+      protocolVersion: this.config.protocolVersion,
+      clientId: `${this.config.clientId}-watch-${Math.random().toString(16).slice(2, 8)}`,
+      reconnectPeriod: 2_000,
+      ...(this.config.username !== undefined ? { username: this.config.username } : {}),
+      ...(this.config.password !== undefined ? { password: this.config.password } : {}),
+      ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}),
+      ...(this.config.cert !== undefined ? { cert: this.config.cert } : {}),
+      ...(this.config.key !== undefined ? { key: this.config.key } : {}),
+    };
+    const client = connect(this.config.url, options);
+    this.client = client;
+    client.on("message", (topic, payload) => this.receive(topic, payload));
+    client.on("connect", () => this.emit("connection", true));
+    client.on("offline", () => this.emit("connection", false));
+    await new Promise<void>((resolve, reject) => {
+      client.once("connect", () => resolve());
+      client.once("error", reject);
+    });
+    const { base } = this.topics;
+    await client.subscribeAsync(
+      [this.topics.availability, this.topics.state, this.topics.display, `${base}/events/+`],
+      { qos: 1 },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.endAsync(true);
+    this.client = undefined;
+  }
+
+  private receive(topic: string, payload: Buffer): void {
+    const text = payload.toString("utf8");
+    if (topic === this.topics.availability) {
+      if (text === "online" || text === "offline") this.emit("availability", text);
+      else this.emit("invalid", topic, "expected online or offline");
+      return;
+    }
+    if (topic === this.topics.display && payload.length === 0) {
+      this.emit("display", null);
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      this.emit("invalid", topic, "not JSON");
+      return;
+    }
+    const schema = topic === this.topics.display ? Display : topic === this.topics.state ? State : Event;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.emit("invalid", topic, `${issue?.path.join(".") || "payload"}: ${issue?.message ?? "invalid"}`);
+      return;
+    }
+    if (topic === this.topics.display) this.emit("display", parsed.data as DisplayPayload);
+    else if (topic === this.topics.state) this.emit("state", parsed.data as StatePayload);
+    else this.emit("event", parsed.data as WatchedEvent);
+  }
+}

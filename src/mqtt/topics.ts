@@ -1,0 +1,69 @@
+import type { AccountSummary, AgentState, Claims, FailureReason } from "../events.js";
+
+/**
+ * The topic contract. Every topic the agent publishes to is built here from `{prefix}/{deviceId}`;
+ * the README's topic table documents the same names and payloads.
+ */
+export interface DeviceTopics {
+  readonly base: string;
+  /** Retained `online` / `offline`; `offline` is also the last will. */
+  readonly availability: string;
+  /** Retained {@link StatePayload}. */
+  readonly state: string;
+  /** Retained {@link DisplayPayload} while a code is valid; empty when none is. */
+  readonly display: string;
+  /** QoS 1, not retained: `{base}/events/{type}`. */
+  event(type: EventType): string;
+}
+
+export function deviceTopics(prefix: string, deviceId: string): DeviceTopics {
+  const base = `${prefix}/${deviceId}`;
+  return {
+    base,
+    availability: `${base}/availability`,
+    state: `${base}/state`,
+    display: `${base}/display`,
+    event: (type) => `${base}/events/${type}`,
+  };
+}
+
+export type Availability = "online" | "offline";
+
+export interface StatePayload {
+  readonly state: AgentState;
+  readonly since: string;
+  readonly deviceId: string;
+  readonly account?: AccountSummary;
+  readonly expiresAt?: string;
+  readonly reason?: FailureReason;
+  readonly message?: string;
+  readonly retryAt?: string;
+}
+
+export interface DisplayPayload {
+  readonly deviceId: string;
+  readonly userCode: string;
+  readonly verificationUri: string;
+  readonly verificationUriComplete?: string;
+  readonly message: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+}
+
+/** Fields every event carries; subscribers de-duplicate on `id`. */
+export interface EventEnvelope<T extends EventType> {
+  readonly id: string;
+  readonly type: T;
+  readonly deviceId: string;
+  readonly at: string;
+}
+
+export interface EventPayloads {
+  code_issued: { userCode: string; verificationUri: string; verificationUriComplete?: string; expiresAt: string };
+  authenticated: { method: "device_code"; claims: Claims; account: AccountSummary };
+  code_expired: { userCode: string; expiredAt: string; nextCodeAt: string };
+  sign_in_failed: { reason: FailureReason; message: string; retryAt: string };
+}
+
+export type EventType = keyof EventPayloads;
+export type EventPayload<T extends EventType> = EventEnvelope<T> & EventPayloads[T];

@@ -1,0 +1,100 @@
+import { randomUUID } from "node:crypto";
+import type { EventEmitter } from "eventemitter3";
+import type { Logger } from "pino";
+import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
+import type { MqttGateway } from "../mqtt/gateway.js";
+import type { DeviceTopics, DisplayPayload, EventPayload, EventPayloads, EventType, StatePayload } from "../mqtt/topics.js";
+import { subscribe, type Reporter } from "./reporter.js";
+
+/**
+ * Publishes the agent's events under the topic contract. It remembers the current state and prompt
+ * so that a broker that lost them (restart, no persistence) gets them again on reconnect.
+ */
+export class MqttReporter implements Reporter {
+  readonly name = "mqtt";
+  private unsubscribers: Array<() => void> = [];
+  private state: StateChange | undefined;
+  private prompt: SignInPrompt | undefined;
+
+  constructor(
+    private readonly gateway: MqttGateway,
+    private readonly topics: DeviceTopics,
+    private readonly deviceId: string,
+    private readonly log: Logger,
+  ) {}
+
+  async start(events: EventEmitter<AgentEvents>): Promise<void> {
+    const onError = (error: unknown) => this.log.error({ err: error }, "mqtt reporter failed");
+    this.unsubscribers = [
+      subscribe(events, "state", (change) => this.publishState(change), onError),
+      subscribe(events, "prompt", (prompt) => this.publishPrompt(prompt), onError),
+      subscribe(events, "prompt_cleared", () => this.clearPrompt(), onError),
+      subscribe(events, "authenticated", (e) => this.publishEvent("authenticated", e), onError),
+      subscribe(events, "code_expired", (e) => this.publishEvent("code_expired", e), onError),
+      subscribe(events, "sign_in_failed", (e) => this.publishEvent("sign_in_failed", e), onError),
+    ];
+    this.gateway.onConnect(() => this.republish());
+    await this.gateway.start();
+  }
+
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribers) unsubscribe();
+    this.unsubscribers = [];
+    await this.gateway.stop();
+  }
+
+  private publishState(change: StateChange): void {
+    this.state = change;
+    const payload: StatePayload = { ...change, deviceId: this.deviceId };
+    this.gateway.publishJson(this.topics.state, payload, { retain: true });
+  }
+
+  private publishPrompt(prompt: SignInPrompt): void {
+    this.prompt = prompt;
+    this.publishDisplay(prompt);
+    this.publishEvent("code_issued", {
+      userCode: prompt.userCode,
+      verificationUri: prompt.verificationUri,
+      ...(prompt.verificationUriComplete ? { verificationUriComplete: prompt.verificationUriComplete } : {}),
+      expiresAt: prompt.expiresAt,
+    });
+  }
+
+  /** Retained with MQTT 5 expiry = the code's remaining life: a late display never shows a dead code. */
+  private publishDisplay(prompt: SignInPrompt): void {
+    const secondsLeft = (Date.parse(prompt.expiresAt) - Date.now()) / 1000;
+    if (secondsLeft <= 0) return;
+    const payload: DisplayPayload = {
+      deviceId: this.deviceId,
+      userCode: prompt.userCode,
+      verificationUri: prompt.verificationUri,
+      ...(prompt.verificationUriComplete ? { verificationUriComplete: prompt.verificationUriComplete } : {}),
+      message: prompt.message,
+      issuedAt: prompt.issuedAt,
+      expiresAt: prompt.expiresAt,
+    };
+    this.gateway.publishJson(this.topics.display, payload, { retain: true, expirySeconds: secondsLeft });
+  }
+
+  private clearPrompt(): void {
+    this.prompt = undefined;
+    this.gateway.clearRetained(this.topics.display);
+  }
+
+  private publishEvent<T extends EventType>(type: T, data: EventPayloads[T]): void {
+    const payload = {
+      id: randomUUID(),
+      type,
+      deviceId: this.deviceId,
+      at: new Date().toISOString(),
+      ...data,
+    } as EventPayload<T>;
+    this.gateway.publishJson(this.topics.event(type), payload);
+  }
+
+  private republish(): void {
+    if (this.state) this.publishState(this.state);
+    if (this.prompt) this.publishDisplay(this.prompt);
+    else this.gateway.clearRetained(this.topics.display);
+  }
+}

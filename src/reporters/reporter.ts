@@ -1,0 +1,37 @@
+import type { EventEmitter } from "eventemitter3";
+import type { AgentEvents } from "../events.js";
+
+/**
+ * A consumer of the agent's event stream (MQTT, logs, and any a library user writes).
+ * `start` subscribes and may connect; `stop` releases everything `start` took.
+ */
+export interface Reporter {
+  readonly name: string;
+  start(events: EventEmitter<AgentEvents>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Listener<K extends keyof AgentEvents> = (...args: AgentEvents[K]) => void;
+
+/**
+ * Subscribes with a guard so one failing consumer cannot break the agent or the other consumers,
+ * and returns the unsubscribe for `stop()`.
+ */
+export function subscribe<K extends keyof AgentEvents>(
+  events: EventEmitter<AgentEvents>,
+  name: K,
+  listener: Listener<K>,
+  onError: (error: unknown) => void,
+): () => void {
+  const guarded = ((...args: AgentEvents[K]) => {
+    try {
+      listener(...args);
+    } catch (error) {
+      onError(error);
+    }
+  }) as EventEmitter.EventListener<AgentEvents, K>;
+  events.on(name, guarded);
+  return () => {
+    events.off(name, guarded);
+  };
+}
