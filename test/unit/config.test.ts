@@ -1,0 +1,108 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+const minimal = { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_CLIENT_ID: "11111111-2222-3333-4444-555555555555" };
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("configuration from the environment", () => {
+  it("builds the CIAM authority from the tenant subdomain and fills in defaults", () => {
+    const config = loadConfig({ ...minimal, EDGE_SIGNIN_DEVICE_ID: "tv-1" });
+    expect(config).toMatchObject({
+      authority: "https://contoso.ciamlogin.com/",
+      clientId: minimal.EDGE_SIGNIN_CLIENT_ID,
+      scopes: [],
+      deviceId: "tv-1",
+      topicPrefix: "edge-signin",
+      stateDir: "./state",
+      logLevel: "info",
+      httpTimeoutMs: 30_000,
+      retry: { initialDelayMs: 1_000, maxDelayMs: 300_000 },
+      mqtt: { url: "mqtt://localhost:1883", clientId: "edge-signin-tv-1", protocolVersion: 5 },
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.mqtt)).toBe(true);
+  });
+
+  it("defaults the device id to a topic-safe hostname", () => {
+    expect(loadConfig(minimal).deviceId).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+  });
+
+  it("lets AUTHORITY override TENANT and normalises it", () => {
+    const config = loadConfig({ ...minimal, EDGE_SIGNIN_AUTHORITY: "https://idp.example.com/realms/home" });
+    expect(config.authority).toBe("https://idp.example.com/realms/home/");
+  });
+
+  it("splits scopes on spaces and commas", () => {
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_SCOPES: "api://x/read, User.Read  email" }).scopes).toStrictEqual([
+      "api://x/read",
+      "User.Read",
+      "email",
+    ]);
+  });
+
+  it("names every wrong variable with what it expects", () => {
+    expect(
+      problemsOf({
+        EDGE_SIGNIN_AUTHORITY: "http://insecure.example.com/",
+        EDGE_SIGNIN_MQTT_URL: "http://broker:1883",
+        EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "3",
+        EDGE_SIGNIN_LOG_LEVEL: "loud",
+        EDGE_SIGNIN_TOPIC_PREFIX: "home/+/signin",
+        EDGE_SIGNIN_DEVICE_ID: "tv 1",
+        EDGE_SIGNIN_RETRY_MAX_SECONDS: "soon",
+      }),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL",
+      "EDGE_SIGNIN_CLIENT_ID: is required",
+      "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '.', '_' or '-'",
+      "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels without wildcards (+, #) or empty levels",
+      "EDGE_SIGNIN_MQTT_URL: expected a URL with scheme mqtt, mqtts, ws or wss",
+      "EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: expected 4 or 5",
+      "EDGE_SIGNIN_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent",
+      "EDGE_SIGNIN_RETRY_MAX_SECONDS: expected a number of seconds",
+      "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",
+    ]);
+  });
+
+  it("requires a tenant or an authority", () => {
+    expect(problemsOf({ EDGE_SIGNIN_CLIENT_ID: "x" })).toStrictEqual([
+      "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",
+    ]);
+  });
+
+  it("reads secrets from _FILE variables (Docker secrets) and trims the final newline", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
+    writeFileSync(join(dir, "password"), "s3cret\n");
+    const config = loadConfig({ ...minimal, EDGE_SIGNIN_MQTT_PASSWORD_FILE: join(dir, "password") });
+    expect(config.mqtt.password).toBe("s3cret");
+  });
+
+  it("refuses a secret given both ways, and a file that cannot be read", () => {
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_PASSWORD: "a", EDGE_SIGNIN_MQTT_PASSWORD_FILE: "/x" })).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_PASSWORD: set either EDGE_SIGNIN_MQTT_PASSWORD or EDGE_SIGNIN_MQTT_PASSWORD_FILE, not both",
+    ]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CA_FILE: "/nonexistent/ca.pem" })).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_CA_FILE: cannot read file /nonexistent/ca.pem (ENOENT)",
+    ]);
+  });
+
+  it("wants a key with a client certificate", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
+    writeFileSync(join(dir, "cert.pem"), "-----BEGIN CERTIFICATE-----\n");
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CERT_FILE: join(dir, "cert.pem") })).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_KEY_FILE: expected a key file to go with EDGE_SIGNIN_MQTT_CERT_FILE",
+    ]);
+  });
+});
