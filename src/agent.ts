@@ -37,7 +37,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   constructor(options: AgentOptions) {
     super();
     this.config = options.config;
-    this.log = (options.logger ?? createLogger(options.config.logLevel)).child({ deviceId: this.config.deviceId });
+    this.log = (options.logger ?? createLogger(options.config.logLevel)).child({
+      deviceId: this.config.deviceId,
+    });
     this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }));
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
     const gateway = new MqttGateway(this.config.mqtt, topics, this.log.child({ module: "mqtt" }));
@@ -116,10 +118,19 @@ export class Agent extends EventEmitter<AgentEvents> {
           failures += 1;
           delay = backoffDelay(failures, this.config.retry);
           this.clearPrompt("failed");
-          this.emit("sign_in_failed", { reason: failure.reason, message: failure.message, retryAt: at(delay) });
+          this.emit("sign_in_failed", {
+            reason: failure.reason,
+            message: failure.message,
+            retryAt: at(delay),
+          });
           this.log.debug({ err: failure.cause }, "sign-in attempt failed");
           if (failure.reason === "network" || failure.reason === "server") {
-            this.setState({ state: "error", reason: failure.reason, message: failure.message, retryAt: at(delay) });
+            this.setState({
+              state: "error",
+              reason: failure.reason,
+              message: failure.message,
+              retryAt: at(delay),
+            });
           }
         }
         await sleep(delay, undefined, { signal }).catch(() => undefined);

@@ -68,27 +68,97 @@ export interface SettingDoc {
  * keeps the README's configuration table identical to this list.
  */
 export const SETTINGS: readonly SettingDoc[] = [
-  { name: "TENANT", default: "", description: "External ID (CIAM) tenant subdomain: `contoso` means authority `https://contoso.ciamlogin.com/`. One of `TENANT` or `AUTHORITY` is required." },
-  { name: "AUTHORITY", default: "", description: "Full authority URL (https). Overrides `TENANT`. Any OpenID provider that speaks Entra's device-code dialect works." },
-  { name: "CLIENT_ID", default: "", description: "Application (client) id of the public client registration. Required." },
-  { name: "SCOPES", default: "", description: "Extra scopes, space or comma separated. `openid profile offline_access` are always requested." },
-  { name: "DEVICE_ID", default: "hostname", description: "This device's id in topics and events: letters, digits, `-`, `_`, `.`." },
-  { name: "TOPIC_PREFIX", default: "edge-signin", description: "First topic level(s); the base topic is `{TOPIC_PREFIX}/{DEVICE_ID}`. No wildcards." },
-  { name: "MQTT_URL", default: "mqtt://localhost:1883", description: "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`." },
+  {
+    name: "TENANT",
+    default: "",
+    description:
+      "External ID (CIAM) tenant subdomain: `contoso` means authority `https://contoso.ciamlogin.com/`. One of `TENANT` or `AUTHORITY` is required.",
+  },
+  {
+    name: "AUTHORITY",
+    default: "",
+    description:
+      "Full authority URL (https). Overrides `TENANT`. Any OpenID provider that speaks Entra's device-code dialect works.",
+  },
+  {
+    name: "CLIENT_ID",
+    default: "",
+    description: "Application (client) id of the public client registration. Required.",
+  },
+  {
+    name: "SCOPES",
+    default: "",
+    description:
+      "Extra scopes, space or comma separated. `openid profile offline_access` are always requested.",
+  },
+  {
+    name: "DEVICE_ID",
+    default: "hostname",
+    description: "This device's id in topics and events: letters, digits, `-`, `_`, `.`.",
+  },
+  {
+    name: "TOPIC_PREFIX",
+    default: "edge-signin",
+    description: "First topic level(s); the base topic is `{TOPIC_PREFIX}/{DEVICE_ID}`. No wildcards.",
+  },
+  {
+    name: "MQTT_URL",
+    default: "mqtt://localhost:1883",
+    description: "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`.",
+  },
   { name: "MQTT_CLIENT_ID", default: "edge-signin-{DEVICE_ID}", description: "MQTT client id." },
-  { name: "MQTT_PROTOCOL_VERSION", default: "5", description: "`5` (MQTT 5, retained prompts expire with the code) or `4` (MQTT 3.1.1)." },
+  {
+    name: "MQTT_PROTOCOL_VERSION",
+    default: "5",
+    description: "`5` (MQTT 5, retained prompts expire with the code) or `4` (MQTT 3.1.1).",
+  },
   { name: "MQTT_USERNAME", default: "", description: "Broker user name." },
   { name: "MQTT_PASSWORD", default: "", description: "Broker password.", fileVariant: true },
-  { name: "MQTT_CA_FILE", default: "", description: "PEM file of the CA that signed the broker's certificate (mqtts, wss)." },
+  {
+    name: "MQTT_CA_FILE",
+    default: "",
+    description: "PEM file of the CA that signed the broker's certificate (mqtts, wss).",
+  },
   { name: "MQTT_CERT_FILE", default: "", description: "PEM client certificate for mutual TLS." },
   { name: "MQTT_KEY_FILE", default: "", description: "PEM private key of the client certificate." },
-  { name: "STATE_DIR", default: "./state", description: "Writable directory for the agent's own files (the identity provider's cached metadata)." },
-  { name: "LOG_LEVEL", default: "info", description: "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. Logs are JSON lines on stdout." },
-  { name: "VERIFICATION_URI", default: "", description: "URL people are sent to, replacing the provider's. For a CIAM authority the default is `https://{tenant}.ciamlogin.com/common/oauth2/deviceauth` (see below)." },
-  { name: "IDP_CA_FILE", default: "", description: "PEM file of extra CAs to trust for the identity provider. `NODE_EXTRA_CA_CERTS` works too." },
-  { name: "HTTP_TIMEOUT_SECONDS", default: "30", description: "Timeout of one request to the identity provider." },
-  { name: "RETRY_INITIAL_SECONDS", default: "1", description: "First pause after a failed attempt (network, server, declined); doubles each time, with jitter." },
-  { name: "RETRY_MAX_SECONDS", default: "300", description: "Longest pause between attempts, also between new codes when codes keep expiring unused." },
+  {
+    name: "STATE_DIR",
+    default: "./state",
+    description: "Writable directory for the agent's own files (the identity provider's cached metadata).",
+  },
+  {
+    name: "LOG_LEVEL",
+    default: "info",
+    description:
+      "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. Logs are JSON lines on stdout.",
+  },
+  {
+    name: "VERIFICATION_URI",
+    default: "",
+    description:
+      "URL people are sent to, replacing the provider's. For a CIAM authority the default is `https://{tenant}.ciamlogin.com/common/oauth2/deviceauth` (see below).",
+  },
+  {
+    name: "IDP_CA_FILE",
+    default: "",
+    description: "PEM file of extra CAs to trust for the identity provider. `NODE_EXTRA_CA_CERTS` works too.",
+  },
+  {
+    name: "HTTP_TIMEOUT_SECONDS",
+    default: "30",
+    description: "Timeout of one request to the identity provider.",
+  },
+  {
+    name: "RETRY_INITIAL_SECONDS",
+    default: "1",
+    description:
+      "First pause after a failed attempt (network, server, declined); doubles each time, with jitter.",
+  },
+  {
+    name: "RETRY_MAX_SECONDS",
+    default: "300",
+    description: "Longest pause between attempts, also between new codes when codes keep expiring unused.",
+  },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -116,9 +186,15 @@ export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const read = new EnvReader(env, problems);
 
-  const tenant = read.optional("TENANT", z.string().regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso"));
+  const tenant = read.optional(
+    "TENANT",
+    z.string().regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso"),
+  );
   const authorityUrl = read.optional("AUTHORITY", httpsUrl);
-  const clientId = read.required("CLIENT_ID", z.string().trim().min(1, "expected the application (client) id"));
+  const clientId = read.required(
+    "CLIENT_ID",
+    z.string().trim().min(1, "expected the application (client) id"),
+  );
   const scopes = (read.optional("SCOPES", z.string()) ?? "").split(/[\s,]+/).filter(Boolean);
   const deviceId =
     read.optional("DEVICE_ID", z.string().regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")) ??
@@ -154,7 +230,8 @@ export function loadConfig(env: Env = process.env): Config {
   const retryInitial = read.optional("RETRY_INITIAL_SECONDS", seconds(0.01, 3600)) ?? 1;
   const retryMax = read.optional("RETRY_MAX_SECONDS", seconds(0.01, 86400)) ?? 300;
 
-  if (!tenant && !authorityUrl) problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
+  if (!tenant && !authorityUrl)
+    problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
 
   const config: Config = {
     authority: authorityUrl ? withTrailingSlash(authorityUrl) : `https://${tenant ?? ""}.ciamlogin.com/`,
@@ -205,7 +282,8 @@ class EnvReader {
   required<T>(name: string, schema: z.ZodType<T>): T | undefined {
     const value = this.optional(name, schema);
     const raw = this.env[ENV_PREFIX + name];
-    if (value === undefined && (raw === undefined || raw === "")) this.problems.push(`${ENV_PREFIX}${name}: is required`);
+    if (value === undefined && (raw === undefined || raw === ""))
+      this.problems.push(`${ENV_PREFIX}${name}: is required`);
     return value;
   }
 
@@ -214,7 +292,9 @@ class EnvReader {
     const direct = this.env[ENV_PREFIX + name];
     const file = this.env[`${ENV_PREFIX}${name}_FILE`];
     if (direct && file) {
-      this.problems.push(`${ENV_PREFIX}${name}: set either ${ENV_PREFIX}${name} or ${ENV_PREFIX}${name}_FILE, not both`);
+      this.problems.push(
+        `${ENV_PREFIX}${name}: set either ${ENV_PREFIX}${name} or ${ENV_PREFIX}${name}_FILE, not both`,
+      );
       return undefined;
     }
     if (file) return this.readFile(`${name}_FILE`, file)?.replace(/\r?\n$/, "");

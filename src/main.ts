@@ -10,7 +10,10 @@ import { ConfigError, ENV_PREFIX, SETTINGS } from "./config.js";
 function packageVersion(): string {
   for (const path of ["../package.json", "../../package.json"]) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === "edge-signin" && pkg.version) return pkg.version;
     } catch {
       // Try the next candidate: the layout differs between src/ (tsx) and dist/src/.
@@ -20,7 +23,9 @@ function packageVersion(): string {
 }
 
 function settingsHelp(): string {
-  const lines = SETTINGS.map((s) => `  ${(ENV_PREFIX + s.name).padEnd(38)} ${s.default ? `(default ${s.default})` : ""}`);
+  const lines = SETTINGS.map(
+    (s) => `  ${(ENV_PREFIX + s.name).padEnd(38)} ${s.default ? `(default ${s.default})` : ""}`,
+  );
   return `\nConfiguration (environment variables; secrets also accept NAME_FILE):\n${lines.join("\n")}\n`;
 }
 
@@ -31,7 +36,9 @@ const program = new Command("edge-signin")
 
 program
   .command("agent")
-  .description("Run the agent: connect to the broker, show a code on the display topic, publish who signed in.")
+  .description(
+    "Run the agent: connect to the broker, show a code on the display topic, publish who signed in.",
+  )
   .addHelpText("after", settingsHelp())
   .action(async () => {
     const { runAgent } = await import("./commands/agent.js");
@@ -43,7 +50,9 @@ program
   .description(
     "Show the whole story on one machine with no configuration: embedded broker, local identity provider, agent and a terminal display.",
   )
-  .addOption(new Option("--approve-as <name>", "sign in as this simulated person as soon as the code is shown"))
+  .addOption(
+    new Option("--approve-as <name>", "sign in as this simulated person as soon as the code is shown"),
+  )
   .addOption(new Option("--decline", "have the simulated person decline instead").conflicts("approveAs"))
   .action(async (options: { approveAs?: string; decline?: boolean }) => {
     const { runDemo } = await import("./commands/demo.js");

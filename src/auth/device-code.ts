@@ -1,4 +1,9 @@
-import { AuthError, PublicClientApplication, type DeviceCodeRequest, type AccountInfo } from "@azure/msal-node";
+import {
+  AuthError,
+  PublicClientApplication,
+  type DeviceCodeRequest,
+  type AccountInfo,
+} from "@azure/msal-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { AccountSummary, Claims, FailureReason, SignInPrompt } from "../events.js";
@@ -44,7 +49,10 @@ export class DeviceCodeSignIn {
   async prepare(): Promise<void> {
     if (this.client) return;
     const discovery = await discover(this.authority.discoveryUrl, this.http, this.config.stateDir);
-    this.log.debug({ source: discovery.source, issuer: discovery.document.issuer }, "authority metadata ready");
+    this.log.debug(
+      { source: discovery.source, issuer: discovery.document.issuer },
+      "authority metadata ready",
+    );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
     this.client = new PublicClientApplication({
       auth: {
@@ -75,7 +83,12 @@ export class DeviceCodeSignIn {
         onPrompt({
           userCode: response.userCode,
           verificationUri,
-          message: rewriteMessage(response.message, response.verificationUri, verificationUri, response.userCode),
+          message: rewriteMessage(
+            response.message,
+            response.verificationUri,
+            verificationUri,
+            response.userCode,
+          ),
           issuedAt: issuedAt.toISOString(),
           expiresAt: new Date(issuedAt.getTime() + response.expiresIn * 1000).toISOString(),
           intervalSeconds: response.interval,
@@ -121,8 +134,14 @@ function summarise(account: AccountInfo | null): AccountSummary {
   };
 }
 
-function rewriteMessage(message: string | undefined, original: string, shown: string, userCode: string): string {
-  if (!message) return `To sign in, use a web browser to open the page ${shown} and enter the code ${userCode}.`;
+function rewriteMessage(
+  message: string | undefined,
+  original: string,
+  shown: string,
+  userCode: string,
+): string {
+  if (!message)
+    return `To sign in, use a web browser to open the page ${shown} and enter the code ${userCode}.`;
   return original && original !== shown ? message.split(original).join(shown) : message;
 }
 
@@ -132,7 +151,8 @@ const EXPIRED = new Set(["expired_token", "code_expired", "device_code_expired"]
 /** Maps MSAL's and the network's errors onto the few outcomes the agent acts on. */
 export function translate(error: unknown): SignInError {
   if (error instanceof SignInError) return error;
-  if (error instanceof IdpUnreachableError) return new SignInError("network", error.message, { cause: error });
+  if (error instanceof IdpUnreachableError)
+    return new SignInError("network", error.message, { cause: error });
   if (error instanceof AuthError) {
     const code = error.errorCode;
     const serverError = error.errorMessage.split(/[\s:]/)[0] ?? "";
@@ -143,9 +163,13 @@ export function translate(error: unknown): SignInError {
       return new SignInError("declined", "the person declined the sign-in", { cause: error });
     if (code === "network_error" || code === "endpoints_resolution_error")
       return new SignInError("network", `identity provider unreachable (${code})`, { cause: error });
-    return new SignInError("server", `identity provider error: ${code}${serverError ? ` ${serverError}` : ""}`, {
-      cause: error,
-    });
+    return new SignInError(
+      "server",
+      `identity provider error: ${code}${serverError ? ` ${serverError}` : ""}`,
+      {
+        cause: error,
+      },
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   return new SignInError("server", message, { cause: error });

@@ -37,7 +37,8 @@ export interface DiscoveryResult {
  */
 export async function discover(url: string, http: NetworkClient, stateDir: string): Promise<DiscoveryResult> {
   const cached = await readCache(stateDir, url);
-  if (cached && Date.now() - cached.fetchedAt < FRESH_FOR_MS) return { document: cached.document, source: "cache" };
+  if (cached && Date.now() - cached.fetchedAt < FRESH_FOR_MS)
+    return { document: cached.document, source: "cache" };
   try {
     const document = await fetchDocument(url, http);
     await writeCache(stateDir, { url, fetchedAt: Date.now(), document });
@@ -55,7 +56,9 @@ async function fetchDocument(url: string, http: NetworkClient): Promise<Discover
   const parsed = DiscoveryDocument.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new DiscoveryError(`discovery document ${url} is invalid: ${issue?.path.join(".")}: ${issue?.message}`);
+    throw new DiscoveryError(
+      `discovery document ${url} is invalid: ${issue?.path.join(".")}: ${issue?.message}`,
+    );
   }
   return parsed.data;
 }

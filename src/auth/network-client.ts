@@ -26,7 +26,11 @@ export class NetworkClient implements INetworkModule {
     this.dispatcher = options.ca ? new Agent({ connect: { ca: trustedCas(options.ca) } }) : undefined;
   }
 
-  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
+  sendGetRequestAsync<T>(
+    url: string,
+    options?: NetworkRequestOptions,
+    timeout?: number,
+  ): Promise<NetworkResponse<T>> {
     return this.send<T>(url, "GET", options, timeout);
   }
 

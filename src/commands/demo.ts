@@ -31,7 +31,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     import("../dev/identity-provider.js"),
     import("../dev/person.js"),
   ]).catch((error: unknown) => {
-    throw new Error(`the demo needs the development dependencies (run npm install in a checkout): ${String(error)}`);
+    throw new Error(
+      `the demo needs the development dependencies (run npm install in a checkout): ${String(error)}`,
+    );
   });
   const stateDir = await mkdtemp(join(tmpdir(), "edge-signin-demo-"));
   const broker = await startEmbeddedBroker();
@@ -51,7 +53,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     `edge-signin demo\n  broker:            ${broker.url} (embedded)\n  identity provider: ${idp.authority} (local, oidc-provider)\n  display topic:     ${deviceTopics(config.topicPrefix, config.deviceId).display}\n\n`,
   );
 
-  const watcher = new DeviceWatcher({ ...config.mqtt, clientId: "demo-display" }, deviceTopics(config.topicPrefix, config.deviceId));
+  const watcher = new DeviceWatcher(
+    { ...config.mqtt, clientId: "demo-display" },
+    deviceTopics(config.topicPrefix, config.deviceId),
+  );
   const display = new TerminalDisplay(watcher, out);
   const agent = new Agent({ config, logger: createLogger("warn", process.stderr) });
   let finished: (code: number) => void = () => undefined;
@@ -62,7 +67,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (!prompt || acted || (!options.approveAs && !options.decline)) return;
     acted = true;
     const who = options.approveAs ?? "someone";
-    out.write(`[person]  ${who} reads the code from the display and ${options.decline ? "declines" : "signs in"} on a phone...\n`);
+    out.write(
+      `[person]  ${who} reads the code from the display and ${options.decline ? "declines" : "signs in"} on a phone...\n`,
+    );
     setTimeout(() => {
       const journey = options.decline
         ? person.declineSignIn(prompt.verificationUri, prompt.userCode, { ca: idp.caPem })

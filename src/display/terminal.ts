@@ -20,7 +20,8 @@ export class TerminalDisplay {
     const onState = (state: StatePayload) => this.line(`state: ${describeState(state)}`);
     const onEvent = (event: WatchedEvent) => this.renderEvent(event);
     const onAvailability = (availability: string) => this.line(`device is ${availability}`);
-    const onInvalid = (topic: string, problem: string) => this.line(`ignored a malformed message on ${topic}: ${problem}`);
+    const onInvalid = (topic: string, problem: string) =>
+      this.line(`ignored a malformed message on ${topic}: ${problem}`);
     this.watcher.on("display", onDisplay);
     this.watcher.on("state", onState);
     this.watcher.on("event", onEvent);
@@ -67,7 +68,9 @@ export class TerminalDisplay {
     if (event.type === "authenticated") {
       const account = event["account"] as { name?: string; username?: string } | undefined;
       this.line(`event authenticated: signed in as ${account?.name ?? "?"} <${account?.username ?? "?"}>`);
-      this.out.write(`  ID-token claims: ${JSON.stringify(event["claims"], null, 2).replace(/\n/g, "\n  ")}\n`);
+      this.out.write(
+        `  ID-token claims: ${JSON.stringify(event["claims"], null, 2).replace(/\n/g, "\n  ")}\n`,
+      );
       return;
     }
     const detail = event.type === "sign_in_failed" ? ` (${String(event["reason"])})` : "";

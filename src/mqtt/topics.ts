@@ -59,7 +59,12 @@ export interface EventEnvelope<T extends EventType> {
 }
 
 export interface EventPayloads {
-  code_issued: { userCode: string; verificationUri: string; verificationUriComplete?: string; expiresAt: string };
+  code_issued: {
+    userCode: string;
+    verificationUri: string;
+    verificationUriComplete?: string;
+    expiresAt: string;
+  };
   authenticated: { method: "device_code"; claims: Claims; account: AccountSummary };
   code_expired: { userCode: string; expiredAt: string; nextCodeAt: string };
   sign_in_failed: { reason: FailureReason; message: string; retryAt: string };

@@ -13,21 +13,36 @@ export class LogReporter implements Reporter {
   start(events: EventEmitter<AgentEvents>): Promise<void> {
     const onError = (error: unknown) => this.log.error({ err: error }, "log reporter failed");
     this.unsubscribers = [
-      subscribe(events, "state", (change) => this.log.info({ state: change }, `state ${change.state}`), onError),
+      subscribe(
+        events,
+        "state",
+        (change) => this.log.info({ state: change }, `state ${change.state}`),
+        onError,
+      ),
       subscribe(
         events,
         "prompt",
-        (p) => this.log.info({ userCode: p.userCode, verificationUri: p.verificationUri, expiresAt: p.expiresAt }, "code issued"),
+        (p) =>
+          this.log.info(
+            { userCode: p.userCode, verificationUri: p.verificationUri, expiresAt: p.expiresAt },
+            "code issued",
+          ),
         onError,
       ),
       subscribe(events, "prompt_cleared", (reason) => this.log.info({ reason }, "display cleared"), onError),
       subscribe(
         events,
         "authenticated",
-        (e) => this.log.info({ account: { username: e.account.username, name: e.account.name } }, "signed in"),
+        (e) =>
+          this.log.info({ account: { username: e.account.username, name: e.account.name } }, "signed in"),
         onError,
       ),
-      subscribe(events, "code_expired", (e) => this.log.info({ nextCodeAt: e.nextCodeAt }, "code expired"), onError),
+      subscribe(
+        events,
+        "code_expired",
+        (e) => this.log.info({ nextCodeAt: e.nextCodeAt }, "code expired"),
+        onError,
+      ),
       subscribe(
         events,
         "sign_in_failed",

@@ -3,7 +3,14 @@ import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
-import type { DeviceTopics, DisplayPayload, EventPayload, EventPayloads, EventType, StatePayload } from "../mqtt/topics.js";
+import type {
+  DeviceTopics,
+  DisplayPayload,
+  EventPayload,
+  EventPayloads,
+  EventType,
+  StatePayload,
+} from "../mqtt/topics.js";
 import { subscribe, type Reporter } from "./reporter.js";
 
 /**

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
-import { deviceTopics, type DisplayPayload, type EventPayload, type StatePayload } from "../../src/mqtt/topics.js";
+import {
+  deviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
 import { runCli, startCli } from "../helpers/cli.js";
 import { startTestBed, type TestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
@@ -30,7 +35,10 @@ describe("the edge-signin command", () => {
   });
 
   it("rejects bad configuration with one line per problem and no stack trace", async () => {
-    const result = await runCli(["agent"], { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_MQTT_URL: "http://x" });
+    const result = await runCli(["agent"], {
+      EDGE_SIGNIN_TENANT: "contoso",
+      EDGE_SIGNIN_MQTT_URL: "http://x",
+    });
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split("\n")).toStrictEqual([
       "edge-signin: EDGE_SIGNIN_CLIENT_ID: is required",
@@ -40,7 +48,9 @@ describe("the edge-signin command", () => {
   });
 
   it("signs a person in, trusting the provider through NODE_EXTRA_CA_CERTS, and exits 0 on SIGTERM", async () => {
-    const { EDGE_SIGNIN_IDP_CA_FILE: _notUsed, ...env } = bed.env({ EDGE_SIGNIN_LOG_LEVEL: "trace" });
+    // No EDGE_SIGNIN_IDP_CA_FILE: the provider's certificate is trusted only through Node's standard variable.
+    const env = bed.env({ EDGE_SIGNIN_LOG_LEVEL: "trace" });
+    delete env["EDGE_SIGNIN_IDP_CA_FILE"];
     const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
     const cli = startCli(["agent"], { ...env, NODE_EXTRA_CA_CERTS: bed.idp.caFile });
     try {
@@ -54,9 +64,9 @@ describe("the edge-signin command", () => {
       cli.child.kill("SIGTERM");
       expect(await cli.exited).toBe(0);
       expect(Date.now() - began).toBeLessThan(5_000);
-      expect((await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).payload.toString()).toBe(
-        "offline",
-      );
+      expect(
+        (await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).payload.toString(),
+      ).toBe("offline");
 
       // Every stdout line is a JSON log record; none carries a token or a claim.
       const lines = cli.stdout().trim().split("\n");
@@ -81,9 +91,9 @@ describe("the edge-signin command", () => {
       expect(await cli.exited).toBe(0);
       expect(Date.now() - began).toBeLessThan(5_000);
       expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
-      expect((await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).payload.toString()).toBe(
-        "offline",
-      );
+      expect(
+        (await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).payload.toString(),
+      ).toBe("offline");
     } finally {
       cli.child.kill("SIGKILL");
     }

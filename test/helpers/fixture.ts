@@ -3,7 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type Config, loadConfig } from "../../src/config.js";
-import { startDevIdentityProvider, type DevIdentityProvider, type DevIdentityProviderOptions } from "../../src/dev/identity-provider.js";
+import {
+  startDevIdentityProvider,
+  type DevIdentityProvider,
+  type DevIdentityProviderOptions,
+} from "../../src/dev/identity-provider.js";
 import { createLogger } from "../../src/logger.js";
 import type { Logger } from "pino";
 import { startTestBroker, type TestBroker } from "./broker.js";
@@ -53,7 +57,11 @@ export async function startTestBed(idpOptions: DevIdentityProviderOptions = {}):
 }
 
 /** A logger whose JSON lines are kept, parsed, for assertions (pino's own tests do the same). */
-export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {
+export function captureLogger(): {
+  logger: Logger;
+  lines: () => Array<Record<string, unknown>>;
+  text: () => string;
+} {
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {

@@ -2,7 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent.js";
 import { approveSignIn, declineSignIn } from "../../src/dev/person.js";
 import type { Authenticated } from "../../src/events.js";
-import { deviceTopics, type DisplayPayload, type EventPayload, type StatePayload } from "../../src/mqtt/topics.js";
+import {
+  deviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
 import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
@@ -66,11 +71,18 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
       deviceId: config.deviceId,
       at: expect.stringMatching(ISO),
       method: "device_code",
-      claims: expect.objectContaining({ sub: "alice", name: "Alice", iss: bed.idp.issuer, aud: bed.idp.clientId }),
+      claims: expect.objectContaining({
+        sub: "alice",
+        name: "Alice",
+        iss: bed.idp.issuer,
+        aud: bed.idp.clientId,
+      }),
       account: expect.objectContaining({ name: "Alice", username: "alice@example.com" }),
     });
     expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
-    const signedIn = (await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in")).json<StatePayload>();
+    const signedIn = (
+      await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in")
+    ).json<StatePayload>();
     expect(signedIn.account?.name).toBe("Alice");
     expect((await inProcess).claims["sub"]).toBe("alice");
 
@@ -82,7 +94,8 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
     await afterwards.close();
 
     // Nothing secret in the logs or on the wire.
-    const everything = log.text() + JSON.stringify(probe.all(topics.event("authenticated")).map((m) => m.payload.toString()));
+    const everything =
+      log.text() + JSON.stringify(probe.all(topics.event("authenticated")).map((m) => m.payload.toString()));
     expect(everything).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./); // a JWT (ID or access token)
     expect(everything).not.toMatch(/"(access|refresh|id)_?[tT]oken"\s*:\s*"[^[]/);
   });
@@ -136,7 +149,9 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
       (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
     ];
     expect(failures.map((f) => f.reason)).toStrictEqual(["network", "network"]);
-    const error = (await probe.next(topics.state, (m) => m.json<StatePayload>().state === "error")).json<StatePayload>();
+    const error = (
+      await probe.next(topics.state, (m) => m.json<StatePayload>().state === "error")
+    ).json<StatePayload>();
     expect(error).toMatchObject({ reason: "network", retryAt: expect.stringMatching(ISO) });
   });
 
@@ -150,6 +165,8 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
     await stopping.stop();
     expect(Date.now() - began).toBeLessThan(5_000);
     expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
-    expect((await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).retain).toBe(false);
+    expect((await probe.next(topics.availability, (m) => m.payload.toString() === "offline")).retain).toBe(
+      false,
+    );
   });
 });

@@ -6,7 +6,8 @@ describe("authority resolution", () => {
     expect(resolveAuthority("https://contoso.ciamlogin.com/")).toStrictEqual({
       kind: "ciam",
       url: "https://contoso.ciamlogin.com/",
-      discoveryUrl: "https://contoso.ciamlogin.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration",
+      discoveryUrl:
+        "https://contoso.ciamlogin.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration",
       verificationUri: "https://contoso.ciamlogin.com/common/oauth2/deviceauth",
     });
   });
@@ -19,10 +20,12 @@ describe("authority resolution", () => {
   });
 
   it("lets VERIFICATION_URI override any authority", () => {
-    expect(resolveAuthority("https://contoso.ciamlogin.com/", "https://aka.ms/x").verificationUri).toBe("https://aka.ms/x");
-    expect(resolveAuthority("https://idp.example.com/", "https://idp.example.com/activate").verificationUri).toBe(
-      "https://idp.example.com/activate",
+    expect(resolveAuthority("https://contoso.ciamlogin.com/", "https://aka.ms/x").verificationUri).toBe(
+      "https://aka.ms/x",
     );
+    expect(
+      resolveAuthority("https://idp.example.com/", "https://idp.example.com/activate").verificationUri,
+    ).toBe("https://idp.example.com/activate");
   });
 
   it("treats Entra workforce authorities as Microsoft and leaves their URL alone", () => {

@@ -9,8 +9,12 @@ describe("backoff", () => {
   });
 
   it("doubles the ceiling per failure and stays between half and all of it", () => {
-    expect([1, 2, 3, 4].map((n) => backoffDelay(n, retry, () => 0))).toStrictEqual([500, 1_000, 2_000, 4_000]);
-    expect([1, 2, 3, 4].map((n) => backoffDelay(n, retry, () => 1))).toStrictEqual([1_000, 2_000, 4_000, 8_000]);
+    expect([1, 2, 3, 4].map((n) => backoffDelay(n, retry, () => 0))).toStrictEqual([
+      500, 1_000, 2_000, 4_000,
+    ]);
+    expect([1, 2, 3, 4].map((n) => backoffDelay(n, retry, () => 1))).toStrictEqual([
+      1_000, 2_000, 4_000, 8_000,
+    ]);
   });
 
   it("never exceeds the maximum, however many failures", () => {

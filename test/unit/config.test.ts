@@ -4,7 +4,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
-const minimal = { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_CLIENT_ID: "11111111-2222-3333-4444-555555555555" };
+const minimal = {
+  EDGE_SIGNIN_TENANT: "contoso",
+  EDGE_SIGNIN_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
+};
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
@@ -45,11 +48,9 @@ describe("configuration from the environment", () => {
   });
 
   it("splits scopes on spaces and commas", () => {
-    expect(loadConfig({ ...minimal, EDGE_SIGNIN_SCOPES: "api://x/read, User.Read  email" }).scopes).toStrictEqual([
-      "api://x/read",
-      "User.Read",
-      "email",
-    ]);
+    expect(
+      loadConfig({ ...minimal, EDGE_SIGNIN_SCOPES: "api://x/read, User.Read  email" }).scopes,
+    ).toStrictEqual(["api://x/read", "User.Read", "email"]);
   });
 
   it("names every wrong variable with what it expects", () => {
@@ -90,7 +91,9 @@ describe("configuration from the environment", () => {
   });
 
   it("refuses a secret given both ways, and a file that cannot be read", () => {
-    expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_PASSWORD: "a", EDGE_SIGNIN_MQTT_PASSWORD_FILE: "/x" })).toStrictEqual([
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_PASSWORD: "a", EDGE_SIGNIN_MQTT_PASSWORD_FILE: "/x" }),
+    ).toStrictEqual([
       "EDGE_SIGNIN_MQTT_PASSWORD: set either EDGE_SIGNIN_MQTT_PASSWORD or EDGE_SIGNIN_MQTT_PASSWORD_FILE, not both",
     ]);
     expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CA_FILE: "/nonexistent/ca.pem" })).toStrictEqual([

@@ -24,7 +24,7 @@ describe("MSAL errors become the agent's reasons", () => {
     ["network_error", "network"],
     ["endpoints_resolution_error", "network"],
   ])("MSAL's own %s is %s", (code, reason) => {
-    expect(translate(new ClientAuthError(code)).reason).toBe(reason);
+    expect(translate(new ClientAuthError(code, "correlation-id")).reason).toBe(reason);
   });
 
   it("an unreachable provider is a network failure that keeps the cause", () => {

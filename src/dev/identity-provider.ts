@@ -1,0 +1,285 @@
+import { generateKeyPair } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import Provider from "oidc-provider";
+import type { Adapter, AdapterPayload, Configuration, JWK, KoaContextWithOIDC } from "oidc-provider";
+import { generate } from "selfsigned";
+
+export interface DevIdentityProviderOptions {
+  /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
+  port?: number;
+  /** Public client id registered in the provider. Default "edge-signin-dev". */
+  clientId?: string;
+  /** Device code lifetime in seconds. Default 600. */
+  deviceCodeTtlSeconds?: number;
+  /** `interval` added to the device authorization response (Entra always sends one). Default 5. */
+  pollIntervalSeconds?: number;
+  /** Directory to write the generated CA/cert PEM into. Default: a fresh temp dir. */
+  certDir?: string;
+}
+
+export interface DevIdentityProvider {
+  /** Authority to hand to the agent: `https://localhost:{port}/` */
+  readonly authority: string;
+  /** Issuer in the discovery document and ID tokens: `https://127.0.0.1:{port}`, a different host from the authority on purpose (External ID names its issuer by tenant GUID host). */
+  readonly issuer: string;
+  readonly clientId: string;
+  /** PEM of the self-signed certificate the server uses (DNS localhost, IP 127.0.0.1), to trust it. */
+  readonly caPem: string;
+  /** Path of a file holding caPem, suitable for NODE_EXTRA_CA_CERTS. */
+  readonly caFile: string;
+  /** Count of token-endpoint requests seen so far (for tests). */
+  tokenRequests(): number;
+  close(): Promise<void>;
+}
+
+// MSAL derives the device code URL from token_endpoint by replacing /token with /devicecode.
+const TOKEN_PATH = "/oauth2/v2.0/token";
+const SCOPES = ["openid", "profile", "email", "offline_access"];
+
+export async function startDevIdentityProvider(
+  options: DevIdentityProviderOptions = {},
+): Promise<DevIdentityProvider> {
+  const clientId = options.clientId ?? "edge-signin-dev";
+  const interval = options.pollIntervalSeconds ?? 5;
+  const [tls, jwk] = await Promise.all([generateCertificate(), generateSigningKey()]);
+  const ownsCertDir = options.certDir === undefined;
+  const certDir = options.certDir ?? (await mkdtemp(join(tmpdir(), "edge-signin-idp-")));
+  await mkdir(certDir, { recursive: true });
+  const caFile = join(certDir, "dev-idp-ca.pem");
+  await writeFile(caFile, tls.cert);
+
+  // The issuer embeds the port, so listen before the Provider exists and plug it in afterwards.
+  let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
+  const server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => handle(req, res));
+  const port = await listen(server, options.port ?? 0);
+  const issuer = `https://127.0.0.1:${port}`;
+
+  const provider = new Provider(issuer, configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk));
+  provider.use(async (ctx, next) => {
+    await next();
+    addEntraDeviceFields(ctx as KoaContextWithOIDC, interval);
+  });
+
+  let tokenRequests = 0;
+  const callback = provider.callback();
+  handle = (req, res) => {
+    if (req.method !== "POST" || new URL(req.url ?? "/", issuer).pathname !== TOKEN_PATH) {
+      void callback(req, res);
+      return;
+    }
+    tokenRequests += 1;
+    readBody(req).then(
+      (body) => {
+        // MSAL posts Entra's short grant type; oidc-provider only knows the RFC 8628 URN.
+        const form = new URLSearchParams(body);
+        if (form.get("grant_type") === "device_code") {
+          form.set("grant_type", "urn:ietf:params:oauth:grant-type:device_code");
+        }
+        // oidc-provider falls back to a pre-read req.body once the stream has been consumed.
+        (req as IncomingMessage & { body?: string }).body = form.toString();
+        void callback(req, res);
+      },
+      () => res.writeHead(400).end(),
+    );
+  };
+
+  return {
+    authority: `https://localhost:${port}/`,
+    issuer,
+    clientId,
+    caPem: tls.cert,
+    caFile,
+    tokenRequests: () => tokenRequests,
+    close: async () => {
+      await new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      });
+      if (ownsCertDir) await rm(certDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK): Configuration {
+  return {
+    adapter: memoryAdapter(),
+    jwks: { keys: [jwk] },
+    clients: [
+      {
+        client_id: clientId,
+        token_endpoint_auth_method: "none",
+        grant_types: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        response_types: [],
+        redirect_uris: [],
+      },
+    ],
+    routes: { token: TOKEN_PATH, device_authorization: "/oauth2/v2.0/devicecode" },
+    scopes: SCOPES,
+    claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"] },
+    conformIdTokenClaims: false,
+    features: {
+      devInteractions: { enabled: true },
+      deviceFlow: { enabled: true, userCodeInputSource, userCodeConfirmSource, successSource },
+    },
+    findAccount: (_ctx, sub) => ({
+      accountId: sub,
+      claims: () => ({
+        sub,
+        name: sub.charAt(0).toUpperCase() + sub.slice(1),
+        email: `${sub}@example.com`,
+        preferred_username: `${sub}@example.com`,
+      }),
+    }),
+    loadExistingGrant,
+    // Explicit lifetimes and pages, because oidc-provider prints a notice for every default it falls back on.
+    ttl: {
+      DeviceCode: deviceCodeTtl,
+      AccessToken: 3600,
+      IdToken: 3600,
+      RefreshToken: 14 * 86400,
+      Interaction: 3600,
+      Session: 14 * 86400,
+      Grant: 14 * 86400,
+    },
+    renderError: (ctx, out) => {
+      ctx.type = "html";
+      ctx.body = page("Sign-in Error", `<p class="error">${escape(out.error_description ?? out.error)}</p>`);
+    },
+  };
+}
+
+/** A development login must not stop at a consent screen: grant what the client asks for. */
+async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+  const { provider, client, session, params } = ctx.oidc;
+  if (!client || !session?.accountId) return undefined;
+  const grantId = session.grantIdFor(client.clientId);
+  const grant =
+    (grantId ? await provider.Grant.find(grantId) : undefined) ??
+    new provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+  const requested = typeof params?.scope === "string" ? params.scope.split(" ") : ["openid"];
+  grant.addOIDCScope(requested.filter((scope) => SCOPES.includes(scope)).join(" "));
+  await grant.save();
+  return grant;
+}
+
+function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "device_authorization" || ctx.status !== 200 || !body) return;
+  body.interval = interval;
+  body.message =
+    `To sign in, use a web browser to open the page ${String(body.verification_uri)} ` +
+    `and enter the code ${String(body.user_code)} to authenticate.`;
+}
+
+// The stock adapter prints a warning; models check their own expiry, so a plain Map is enough here.
+function memoryAdapter(): (model: string) => Adapter {
+  const store = new Map<string, AdapterPayload>();
+  const findBy = (field: "uid" | "userCode", value: string) =>
+    Promise.resolve([...store.values()].find((payload) => payload[field] === value));
+  return (model) => {
+    const key = (id: string) => `${model}:${id}`;
+    return {
+      upsert(id, payload) {
+        store.set(key(id), payload);
+        return Promise.resolve();
+      },
+      find: (id) => Promise.resolve(store.get(key(id))),
+      findByUid: (uid) => findBy("uid", uid),
+      findByUserCode: (userCode) => findBy("userCode", userCode),
+      consume(id) {
+        const payload = store.get(key(id));
+        if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+        return Promise.resolve();
+      },
+      destroy(id) {
+        store.delete(key(id));
+        return Promise.resolve();
+      },
+      revokeByGrantId(grantId) {
+        for (const [k, payload] of store) if (payload.grantId === grantId) store.delete(k);
+        return Promise.resolve();
+      },
+    };
+  };
+}
+
+const userCodeInputSource = (ctx: KoaContextWithOIDC, form: string, _out?: unknown, err?: Error) => {
+  const message = !err
+    ? "Enter the code displayed on your device"
+    : err.name === "AbortedError"
+      ? "The sign-in request was cancelled"
+      : err.name === "NoCodeError" || "userCode" in err
+        ? "The code you entered is incorrect. Try again"
+        : "There was an error processing your request";
+  const body = `<p class="${err ? "error" : "info"}">${message}</p>${form}`;
+  ctx.body = page("Sign-in", `${body}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+};
+
+const userCodeConfirmSource = (
+  ctx: KoaContextWithOIDC,
+  form: string,
+  _client: unknown,
+  _deviceInfo: unknown,
+  code: string,
+) => {
+  ctx.body = page(
+    "Confirm Device",
+    `<p>Check that your device shows <code>${escape(code)}</code></p>${form}` +
+      `<button type="submit" form="op.deviceConfirmForm">Continue</button>` +
+      `<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`,
+  );
+};
+
+const successSource = (ctx: KoaContextWithOIDC) => {
+  ctx.body = page("Sign-in Success", "<p>Your sign-in was successful, you can now close this page.</p>");
+};
+
+const page = (title: string, body: string) =>
+  `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${title}</title></head>` +
+  `<body><h1>${title}</h1>${body}</body></html>`;
+
+const escape = (text: unknown) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+
+async function generateCertificate() {
+  return generate([{ name: "commonName", value: "localhost" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 7, ip: "127.0.0.1" },
+        ],
+      },
+    ],
+  });
+}
+
+async function generateSigningKey(): Promise<JWK> {
+  // RS256, like Entra's ID tokens.
+  const { privateKey } = await promisify(generateKeyPair)("rsa", { modulusLength: 2048 });
+  return { ...privateKey.export({ format: "jwk" }), use: "sig", alg: "RS256" };
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
