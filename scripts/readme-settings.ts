@@ -21,7 +21,7 @@ export function withSettingsTable(readme: string): string {
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new Error("README.md lacks the settings markers");
-  return `${readme.slice(0, start + START.length)}\n${renderSettingsTable()}\n${readme.slice(end)}`;
+  return `${readme.slice(0, start + START.length)}\n\n${renderSettingsTable()}\n\n${readme.slice(end)}`;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
