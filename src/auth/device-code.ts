@@ -10,6 +10,7 @@ import type { AccountSummary, Claims, FailureReason, SignInPrompt } from "../eve
 import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
 import { IdpUnreachableError, NetworkClient } from "./network-client.js";
+import { Rfc8628NetworkModule } from "./rfc8628.js";
 
 /** A sign-in attempt that ended without a signed-in person, with a reason the agent can act on. */
 export class SignInError extends Error {
@@ -36,6 +37,8 @@ export class DeviceCodeSignIn {
   readonly authority: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
+  /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
+  private rfc8628: Rfc8628NetworkModule | undefined;
 
   constructor(
     private readonly config: Config,
@@ -54,6 +57,9 @@ export class DeviceCodeSignIn {
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
+    if (this.authority.kind === "oidc") {
+      this.rfc8628 ??= Rfc8628NetworkModule.fromDiscovery(this.http, discovery.document, { log: this.log });
+    }
     this.client = new PublicClientApplication({
       auth: {
         clientId: this.config.clientId,
@@ -62,7 +68,7 @@ export class DeviceCodeSignIn {
         authorityMetadata: JSON.stringify(discovery.document),
       },
       system: {
-        networkClient: this.http,
+        networkClient: this.rfc8628 ?? this.http,
         // Entra and External ID keep MSAL's default; any other provider needs plain OpenID Connect.
         ...(this.authority.kind === "oidc" ? { protocolMode: "OIDC" as const } : {}),
         loggerOptions: { piiLoggingEnabled: false, logLevel: 0, loggerCallback: () => undefined },
@@ -80,9 +86,14 @@ export class DeviceCodeSignIn {
       deviceCodeCallback: (response) => {
         const issuedAt = new Date();
         const verificationUri = this.authority.verificationUri ?? response.verificationUri;
+        // MSAL drops verification_uri_complete; the RFC 8628 translation kept it.
+        const complete = this.rfc8628?.takeVerificationUriComplete(response.userCode);
         onPrompt({
           userCode: response.userCode,
           verificationUri,
+          ...(complete && {
+            verificationUriComplete: rewritePrefix(complete, response.verificationUri, verificationUri),
+          }),
           message: rewriteMessage(
             response.message,
             response.verificationUri,
@@ -121,6 +132,7 @@ export class DeviceCodeSignIn {
   }
 
   async close(): Promise<void> {
+    this.rfc8628?.close();
     await this.http.close();
   }
 }
@@ -132,6 +144,13 @@ function summarise(account: AccountInfo | null): AccountSummary {
     tenantId: account?.tenantId ?? "",
     homeAccountId: account?.homeAccountId ?? "",
   };
+}
+
+/** A complete URI on the provider's page follows the page shown instead (EDGE_SIGNIN_VERIFICATION_URI). */
+function rewritePrefix(uri: string, original: string, shown: string): string {
+  return original && original !== shown && uri.startsWith(original)
+    ? shown + uri.slice(original.length)
+    : uri;
 }
 
 function rewriteMessage(

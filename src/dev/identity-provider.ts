@@ -17,8 +17,15 @@ export interface DevIdentityProviderOptions {
   clientId?: string;
   /** Device code lifetime in seconds. Default 600. */
   deviceCodeTtlSeconds?: number;
-  /** `interval` added to the device authorization response (Entra always sends one). Default 5. */
+  /** `interval` added to the device authorization response (Entra always sends one). Default 5. Entra dialect only. */
   pollIntervalSeconds?: number;
+  /**
+   * `"entra"` (default) emulates Entra's dialect of the device flow in front of oidc-provider: Entra's routes
+   * (`/oauth2/v2.0/token`, `/oauth2/v2.0/devicecode`), the short grant type accepted, `interval` and `message`
+   * added. `"rfc8628"` runs oidc-provider as it ships: default routes (`/token`, `/device/auth`), the RFC's
+   * grant type only, no `interval` or `message`, no request or response rewritten.
+   */
+  dialect?: "entra" | "rfc8628";
   /** Directory to write the generated CA/cert PEM into. Default: a fresh temp dir. */
   certDir?: string;
 }
@@ -60,15 +67,27 @@ export async function startDevIdentityProvider(
   const port = await listen(server, options.port ?? 0);
   const issuer = `https://127.0.0.1:${port}`;
 
-  const provider = new Provider(issuer, configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk));
-  provider.use(async (ctx, next) => {
-    await next();
-    addEntraDeviceFields(ctx as KoaContextWithOIDC, interval);
-  });
+  const entra = (options.dialect ?? "entra") === "entra";
+  const provider = new Provider(
+    issuer,
+    configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk, entra),
+  );
+  if (entra) {
+    provider.use(async (ctx, next) => {
+      await next();
+      addEntraDeviceFields(ctx as KoaContextWithOIDC, interval);
+    });
+  }
 
   let tokenRequests = 0;
   const callback = provider.callback();
   handle = (req, res) => {
+    if (!entra) {
+      // As it ships: count token requests (for tests), touch nothing.
+      if (req.method === "POST" && new URL(req.url ?? "/", issuer).pathname === "/token") tokenRequests += 1;
+      void callback(req, res);
+      return;
+    }
     if (req.method !== "POST" || new URL(req.url ?? "/", issuer).pathname !== TOKEN_PATH) {
       void callback(req, res);
       return;
@@ -106,7 +125,7 @@ export async function startDevIdentityProvider(
   };
 }
 
-function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK): Configuration {
+function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra: boolean): Configuration {
   return {
     adapter: memoryAdapter(),
     jwks: { keys: [jwk] },
@@ -119,7 +138,7 @@ function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK): Confi
         redirect_uris: [],
       },
     ],
-    routes: { token: TOKEN_PATH, device_authorization: "/oauth2/v2.0/devicecode" },
+    ...(entra && { routes: { token: TOKEN_PATH, device_authorization: "/oauth2/v2.0/devicecode" } }),
     scopes: SCOPES,
     claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"] },
     conformIdTokenClaims: false,

@@ -14,19 +14,46 @@ export async function approveSignIn(
 ): Promise<void> {
   await withBrowser(options.ca, async (browser) => {
     const confirm = await reachConfirmation(browser, verificationUri, userCode);
-    let page = await browser.submit(confirm, confirm.fields);
-    // Login, then consent if the provider still asks for it.
-    for (let step = 0; step < 3 && title(page) !== "Sign-in Success"; step++) {
-      const prompt = forms(page).find((form) => form.fields.prompt);
-      if (!prompt) break;
-      const credentials = { login: options.login, password: options.password ?? "password" };
-      page = await browser.submit(prompt, {
-        ...prompt.fields,
-        ...(prompt.fields.prompt === "login" && credentials),
-      });
-    }
-    if (title(page) !== "Sign-in Success") throw new Error(`Sign-in did not succeed: ${describe(page)}`);
+    await confirmAndLogIn(browser, confirm, options);
   });
+}
+
+/**
+ * The one-scan journey of a QR code: open `verification_uri_complete` (the code is in the URL) and sign in
+ * as `login` without typing the code. oidc-provider answers that URL with a page whose script submits a
+ * form at once; this submits it as a browser would.
+ */
+export async function approveByCompleteUri(
+  verificationUriComplete: string,
+  options: PersonOptions,
+): Promise<void> {
+  await withBrowser(options.ca, async (browser) => {
+    const landing = await browser.open(verificationUriComplete);
+    const [autoSubmitted] = forms(landing);
+    if (!autoSubmitted || !/document\.forms\[0\]\.submit\(\)/.test(landing.html)) {
+      throw new Error(`Expected a page that submits itself, got ${describe(landing)}`);
+    }
+    const confirm = formById(
+      await browser.submit(autoSubmitted, autoSubmitted.fields),
+      "op.deviceConfirmForm",
+    );
+    await confirmAndLogIn(browser, confirm, options);
+  });
+}
+
+/** Confirm the device, log in, consent if the provider still asks for it; ends on "Sign-in Success". */
+async function confirmAndLogIn(browser: Browser, confirm: Form, options: PersonOptions): Promise<void> {
+  let page = await browser.submit(confirm, confirm.fields);
+  for (let step = 0; step < 3 && title(page) !== "Sign-in Success"; step++) {
+    const prompt = forms(page).find((form) => form.fields.prompt);
+    if (!prompt) break;
+    const credentials = { login: options.login, password: options.password ?? "password" };
+    page = await browser.submit(prompt, {
+      ...prompt.fields,
+      ...(prompt.fields.prompt === "login" && credentials),
+    });
+  }
+  if (title(page) !== "Sign-in Success") throw new Error(`Sign-in did not succeed: ${describe(page)}`);
 }
 
 /** Same journey, but abort at the confirm step (`abort=yes`): the device's poll then gets access_denied. */
