@@ -178,7 +178,7 @@ async function readStreamBriefly(stream: NodeJS.ReadableStream): Promise<string>
 // ---------------------------------------------------------------------------------------------------------
 // Local binary
 
-function findMosquittoBinary(): string | undefined {
+export function findMosquittoBinary(): string | undefined {
   const candidates = [
     "/usr/sbin/mosquitto",
     "/usr/local/sbin/mosquitto",

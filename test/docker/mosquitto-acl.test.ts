@@ -1,0 +1,204 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import mqtt, { type MqttClient } from "mqtt";
+import { parse } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deviceTopics, type DeviceTopics } from "../../src/mqtt/topics.js";
+import { REPO, startComposeBroker, type ComposeBroker, type Role } from "./compose-broker.js";
+
+/**
+ * compose.yaml's broker, run from the files in docker/mosquitto/: every client gets only what it needs.
+ * A denial is proven by what a permitted subscriber does not receive: it first gets a marker sent after
+ * the forbidden message, so by then the forbidden one would have arrived (Mosquitto routes in order).
+ */
+interface Client {
+  readonly mqtt: MqttClient;
+  received(topic: string): string[];
+  waitFor(topic: string, payload: string): Promise<void>;
+}
+
+describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
+  let broker: ComposeBroker;
+  let topics: DeviceTopics;
+  let other: DeviceTopics;
+  const clients: MqttClient[] = [];
+
+  const connect = async (role: Role, protocolVersion: 4 | 5 = 5): Promise<Client> => {
+    const client = await mqtt.connectAsync(broker.url, {
+      ...broker.credentials(role),
+      protocolVersion,
+      clientId: `${role}-${Math.random().toString(16).slice(2, 10)}`,
+      reconnectPeriod: 0,
+    });
+    clients.push(client);
+    const messages: Array<{ topic: string; payload: string }> = [];
+    client.on("message", (topic, payload) => messages.push({ topic, payload: payload.toString() }));
+    return {
+      mqtt: client,
+      received: (topic) => messages.filter((m) => m.topic === topic).map((m) => m.payload),
+      waitFor: async (topic, payload) => {
+        const deadline = Date.now() + 10_000;
+        while (!messages.some((m) => m.topic === topic && m.payload === payload)) {
+          if (Date.now() > deadline)
+            throw new Error(`no "${payload}" on ${topic}; got ${JSON.stringify(messages)}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      },
+    };
+  };
+
+  /** Subscribes; Mosquitto 2.0 grants it and filters deliveries, a later version may refuse it outright. */
+  const subscribe = async (client: Client, filter: string) => {
+    await client.mqtt.subscribeAsync(filter, { qos: 1 });
+  };
+
+  beforeAll(async () => {
+    broker = await startComposeBroker();
+    topics = deviceTopics("edge-signin", broker.deviceId);
+    other = deviceTopics("edge-signin", "kitchen-tv");
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await broker?.close();
+  });
+
+  it.each([4, 5] as const)(
+    "refuses anonymous clients and wrong passwords (MQTT %s)",
+    async (protocolVersion) => {
+      const refused = async (options: mqtt.IClientOptions) => {
+        try {
+          const client = await mqtt.connectAsync(broker.url, {
+            ...options,
+            protocolVersion,
+            reconnectPeriod: 0,
+          });
+          await client.endAsync(true);
+          return "connected";
+        } catch (error) {
+          return (error as { code?: number }).code;
+        }
+      };
+      // 5 = "not authorized" in MQTT 3.1.1; 135 = "not authorized" and 134 = "bad user name or password" in MQTT 5.
+      const notAuthorised = protocolVersion === 5 ? [134, 135] : [4, 5];
+      expect(notAuthorised).toContain(await refused({}));
+      expect(notAuthorised).toContain(
+        await refused({ username: broker.credentials("agent").username, password: "not-the-password" }),
+      );
+    },
+  );
+
+  it("lets the agent publish its own topics: the display and the event consumer receive them", async () => {
+    const agent = await connect("agent");
+    const display = await connect("display");
+    const events = await connect("events");
+    for (const topic of [topics.display, topics.state, topics.availability]) await subscribe(display, topic);
+    await subscribe(events, "edge-signin/+/events/#");
+
+    await agent.mqtt.publishAsync(topics.availability, "online", { qos: 1, retain: true });
+    await agent.mqtt.publishAsync(topics.state, '{"state":"signed_out"}', { qos: 1, retain: true });
+    await agent.mqtt.publishAsync(topics.display, '{"userCode":"ABCD-EFGH"}', { qos: 1, retain: true });
+    await agent.mqtt.publishAsync(topics.event("authenticated"), '{"type":"authenticated"}', { qos: 1 });
+
+    await display.waitFor(topics.availability, "online");
+    await display.waitFor(topics.state, '{"state":"signed_out"}');
+    await display.waitFor(topics.display, '{"userCode":"ABCD-EFGH"}');
+    await events.waitFor(topics.event("authenticated"), '{"type":"authenticated"}');
+  });
+
+  it("keeps a display from publishing to its display topic", async () => {
+    const display = await connect("display");
+    const watcher = await connect("display");
+    const agent = await connect("agent");
+    await subscribe(watcher, topics.display);
+
+    // MQTT 5: the broker answers the publish with reason code 135 (not authorized).
+    await expect(display.mqtt.publishAsync(topics.display, "forged", { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
+    // MQTT 3.1.1: the publish is acknowledged and silently dropped.
+    const legacy = await connect("display", 4);
+    await legacy.mqtt.publishAsync(topics.display, "forged-3.1.1", { qos: 1 });
+
+    await agent.mqtt.publishAsync(topics.display, "marker", { qos: 1 });
+    await watcher.waitFor(topics.display, "marker");
+    expect(watcher.received(topics.display)).not.toContain("forged");
+    expect(watcher.received(topics.display)).not.toContain("forged-3.1.1");
+  });
+
+  it("keeps events (they carry the person's claims) away from a display", async () => {
+    const display = await connect("display");
+    const agent = await connect("agent");
+    // A wildcard over the whole base topic: only what the ACL lets it read may arrive.
+    await subscribe(display, `${topics.base}/#`);
+    await agent.mqtt.publishAsync(topics.event("authenticated"), "secret-claims", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.state, "marker", { qos: 1 });
+    await display.waitFor(topics.state, "marker");
+    expect(display.received(topics.event("authenticated"))).toStrictEqual([]);
+  });
+
+  it("lets an agent read its own requests but not another device's", async () => {
+    const agent = await connect("agent");
+    const controller = await connect("controller");
+    await subscribe(agent, "edge-signin/+/request/#");
+    await controller.mqtt.publishAsync(`${other.base}/request/sign_out`, "for-the-kitchen", { qos: 1 });
+    await controller.mqtt.publishAsync(`${topics.base}/request/sign_out`, "for-me", { qos: 1 });
+    await agent.waitFor(`${topics.base}/request/sign_out`, "for-me");
+    expect(agent.received(`${other.base}/request/sign_out`)).toStrictEqual([]);
+  });
+
+  it("keeps an agent out of another device's topics and a display out of another device's code", async () => {
+    const agent = await connect("agent");
+    const display = await connect("display");
+    const events = await connect("events");
+    await subscribe(display, "edge-signin/#");
+    await subscribe(events, "edge-signin/+/events/#");
+    await expect(agent.mqtt.publishAsync(other.display, "forged", { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
+    await expect(
+      agent.mqtt.publishAsync(other.event("authenticated"), "forged", { qos: 1 }),
+    ).rejects.toMatchObject({ code: 135 });
+    await agent.mqtt.publishAsync(topics.display, "marker", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.event("code_issued"), "marker", { qos: 1 });
+    await display.waitFor(topics.display, "marker");
+    await events.waitFor(topics.event("code_issued"), "marker");
+    expect(display.received(other.display)).toStrictEqual([]);
+    expect(events.received(other.event("authenticated"))).toStrictEqual([]);
+  });
+
+  it("lets the event consumer read events only", async () => {
+    const events = await connect("events");
+    const agent = await connect("agent");
+    await subscribe(events, "edge-signin/#");
+    await expect(
+      events.mqtt.publishAsync(topics.event("authenticated"), "forged", { qos: 1 }),
+    ).rejects.toMatchObject({ code: 135 });
+    await agent.mqtt.publishAsync(topics.display, '{"userCode":"WXYZ-ABCD"}', { qos: 1 });
+    await agent.mqtt.publishAsync(topics.event("code_issued"), "marker", { qos: 1 });
+    await events.waitFor(topics.event("code_issued"), "marker");
+    expect(events.received(topics.display)).toStrictEqual([]);
+    expect(events.received(topics.event("authenticated"))).toStrictEqual([]);
+  });
+
+  it("passes compose.yaml's broker healthcheck, which fails when no broker answers", async () => {
+    const compose = parse(await readFile(join(REPO, "compose.yaml"), "utf8")) as {
+      services: { mosquitto: { healthcheck: { test: [string, string] } } };
+    };
+    const [kind, command] = compose.services.mosquitto.healthcheck.test;
+    expect(kind).toBe("CMD-SHELL");
+    // Compose turns `$$` into `$`; the container's port 1883 is this broker's port here.
+    const port = new URL(broker.url).port;
+    const shell = (target: string) =>
+      promisify(execFile)("sh", [
+        "-c",
+        command.replaceAll("$$", "$").replace("-p 1883", `-p ${target}`),
+      ]).then(
+        () => 0,
+        (error: { code?: number }) => error.code ?? -1,
+      );
+    expect(await shell(port)).toBe(0);
+    expect(await shell("1")).not.toBe(0);
+  });
+});
