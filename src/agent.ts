@@ -1,13 +1,34 @@
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
-import { DeviceCodeSignIn, SignInError } from "./auth/device-code.js";
+import { TokenCacheStore } from "./auth/cache-store.js";
+import {
+  DeviceCodeSignIn,
+  SessionRejectedError,
+  SignInError,
+  translate,
+  type SignInResult,
+} from "./auth/device-code.js";
+import { StateDirLock } from "./auth/state-lock.js";
 import { backoffDelay } from "./backoff.js";
 import type { Config } from "./config.js";
-import type { AgentEvents, AgentState, PromptClearReason, SignInPrompt, StateChange } from "./events.js";
+import { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
+import type {
+  AccountSummary,
+  AgentEvents,
+  AgentState,
+  PromptClearReason,
+  SignedOutReason,
+  SignInPrompt,
+  StateChange,
+} from "./events.js";
 import { createLogger } from "./logger.js";
+import { CommandServer } from "./mqtt/command-server.js";
 import { MqttGateway } from "./mqtt/gateway.js";
+import { Outbox } from "./mqtt/outbox.js";
 import { deviceTopics } from "./mqtt/topics.js";
+import { HealthReporter } from "./reporters/health-reporter.js";
 import { LogReporter } from "./reporters/log-reporter.js";
 import { MqttReporter } from "./reporters/mqtt-reporter.js";
 import type { Reporter } from "./reporters/reporter.js";
@@ -21,18 +42,39 @@ export interface AgentOptions {
 }
 
 /**
+ * The phases of the sign-in state machine; each is one method that runs until it hands over to the next.
+ * - `resume`: a session is cached; renew it silently (no code on screen).
+ * - `sign_in`: device-code flows until someone signs in (codes, expiries, pauses after failures).
+ * - `idle`: signed out after `cancel`; nothing happens until `sign-in`.
+ * - `signed_in`: keep the session alive with a silent refresh every `REFRESH_INTERVAL_SECONDS`.
+ */
+type Phase = "resume" | "sign_in" | "idle" | "signed_in";
+
+/**
  * The composition root and the sign-in state machine. The constructor only wires parts;
  * `start()` connects and begins signing in; `stop()` undoes it in reverse order.
+ * Commands (`signIn()`, `cancel()`, `signOut()`, `refresh()`) interrupt the running phase and name the next.
  */
-export class Agent extends EventEmitter<AgentEvents> {
+export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   readonly config: Config;
   private readonly log: Logger;
   private readonly auth: DeviceCodeSignIn;
+  private readonly lock: StateDirLock;
+  private readonly cache: TokenCacheStore;
+  private readonly commands: CommandServer;
   private readonly reporters: readonly Reporter[];
   private readonly stopping = new AbortController();
   private current: StateChange = { state: "starting", since: new Date().toISOString() };
   private prompt: SignInPrompt | undefined;
   private loop: Promise<void> | undefined;
+  private phase: Phase = "resume";
+  /** Aborts the running phase; a command sets `requested` first to say what comes next. */
+  private phaseAbort = new AbortController();
+  private requested: Phase | undefined;
+  /** True during the pause between two device-code attempts, when `sign-in` may cut it short. */
+  private pausing = false;
+  private account: AccountSummary | undefined;
+  private refreshing: Promise<SignInResult> | undefined;
 
   constructor(options: AgentOptions) {
     super();
@@ -40,12 +82,37 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log = (options.logger ?? createLogger(options.config.logLevel)).child({
       deviceId: this.config.deviceId,
     });
-    this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }));
+    this.lock = new StateDirLock(this.config.stateDir);
+    this.cache = new TokenCacheStore({
+      stateDir: this.config.stateDir,
+      key: this.config.cacheKey,
+      log: this.log.child({ module: "cache" }),
+    });
+    this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }), this.cache);
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
     const gateway = new MqttGateway(this.config.mqtt, topics, this.log.child({ module: "mqtt" }));
+    this.commands = new CommandServer(gateway, topics, this, this.log.child({ module: "commands" }));
+    gateway.onConnect(() => this.emit("broker", { connected: true }));
+    gateway.onDisconnect(() => this.emit("broker", { connected: false }));
     this.reporters = [
       new LogReporter(this.log.child({ module: "events" })),
-      new MqttReporter(gateway, topics, this.config.deviceId, this.log.child({ module: "mqtt" })),
+      // Before the MQTT reporter, which connects: health must hear the first `broker` event.
+      new HealthReporter(
+        this.config.stateDir,
+        this.config.healthIntervalMs,
+        this.log.child({ module: "health" }),
+      ),
+      new MqttReporter(
+        gateway,
+        topics,
+        this.config.deviceId,
+        this.log.child({ module: "mqtt" }),
+        new Outbox(
+          join(this.config.stateDir, "outbox"),
+          { maxEvents: this.config.outboxMaxEvents },
+          this.log.child({ module: "outbox" }),
+        ),
+      ),
       ...(options.reporters ?? []),
     ];
   }
@@ -59,10 +126,25 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.prompt;
   }
 
-  /** Connects every reporter (the broker first of all), then starts signing in in the background. */
+  /**
+   * Takes the state directory (one agent per directory), reads the token cache, connects every reporter
+   * (the broker first of all), then signs in in the background: silently when a session is cached.
+   * @throws StateDirLockedError when another agent holds the state directory; CacheKeyError when the cache
+   *   key does not open the token cache.
+   */
   async start(): Promise<void> {
-    for (const reporter of this.reporters) await reporter.start(this);
+    this.lock.acquire();
+    try {
+      await this.cache.load();
+      this.commands.start();
+      for (const reporter of this.reporters) await reporter.start(this);
+    } catch (error) {
+      this.commands.stop();
+      this.lock.release();
+      throw error;
+    }
     this.setState({ state: "starting" });
+    this.phase = this.cache.isEmpty ? "sign_in" : "resume";
     this.loop = this.run().catch((error: unknown) => {
       // The loop handles its own failures; reaching here is a bug, reported rather than crashing the device.
       this.log.error({ err: error }, "sign-in loop stopped unexpectedly");
@@ -74,7 +156,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   async stop(): Promise<void> {
     if (this.stopping.signal.aborted) return;
     this.stopping.abort();
+    this.phaseAbort.abort();
     await this.loop;
+    this.commands.stop();
     this.clearPrompt("cancelled");
     for (const reporter of [...this.reporters].reverse()) {
       try {
@@ -84,10 +168,139 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }
     await this.auth.close();
+    await this.cache.flush();
+    this.lock.release();
   }
 
+  // ---- commands (AgentControl) -------------------------------------------------------------------
+
+  status(): AgentStatus {
+    return {
+      ...this.current,
+      idle: this.phase === "idle",
+      ...(this.account && this.phase === "signed_in" ? { account: this.account } : {}),
+    };
+  }
+
+  signIn(): AgentStatus {
+    this.assertRunning();
+    if (this.phase === "signed_in")
+      throw new CommandRefusedError(`already signed in as ${describeAccount(this.account)}; sign out first`);
+    if (this.phase === "resume")
+      throw new CommandRefusedError("renewing the saved session; sign out first to sign in as someone else");
+    if (this.phase === "sign_in" && !this.pausing)
+      throw new CommandRefusedError(
+        this.prompt
+          ? `a code is already shown (${this.prompt.userCode}, valid until ${this.prompt.expiresAt})`
+          : "a sign-in is already starting",
+      );
+    this.interrupt("sign_in");
+    return this.status();
+  }
+
+  cancel(): AgentStatus {
+    this.assertRunning();
+    if (this.phase !== "sign_in") throw new CommandRefusedError("no sign-in to cancel");
+    this.interrupt("idle");
+    // Clear at once rather than when the loop gets round to it: the answer should find the display empty.
+    this.clearPrompt("cancelled");
+    this.setState({ state: "signed_out" });
+    return this.status();
+  }
+
+  async signOut(): Promise<AgentStatus> {
+    this.assertRunning();
+    if (this.phase !== "signed_in" && this.phase !== "resume") throw new CommandRefusedError("not signed in");
+    const phase = this.phase;
+    await this.auth.signOut();
+    // The session may have ended on its own while the cache was written; report the sign-out only once.
+    if (this.phase !== phase) return this.status();
+    this.interrupt("sign_in");
+    this.endSession("requested", "signed out on request");
+    return this.status();
+  }
+
+  async refresh(): Promise<{ readonly account: AccountSummary }> {
+    this.assertRunning();
+    if (this.phase !== "signed_in") throw new CommandRefusedError("not signed in");
+    try {
+      const result = await this.refreshSession(this.phaseAbort.signal);
+      this.emitAuthenticated(result);
+      return { account: result.account };
+    } catch (error) {
+      if (error instanceof SessionRejectedError)
+        throw new CommandRefusedError(`${error.message}; signed out, a new code follows`);
+      throw new CommandRefusedError(`refresh failed, still signed in: ${translate(error).message}`);
+    }
+  }
+
+  private assertRunning(): void {
+    if (!this.loop || this.stopping.signal.aborted) throw new CommandRefusedError("the agent is not running");
+  }
+
+  /** Ends the running phase early and names the next one. */
+  private interrupt(next: Phase): void {
+    // Switch at once, so the next command is judged by the phase it will find, not the one ending.
+    this.phase = next;
+    this.requested = next;
+    this.phaseAbort.abort();
+  }
+
+  // ---- the state machine -------------------------------------------------------------------------
+
   private async run(): Promise<void> {
-    const signal = this.stopping.signal;
+    const stopping = this.stopping.signal;
+    while (!stopping.aborted) {
+      const control = new AbortController();
+      this.phaseAbort = control;
+      const signal = AbortSignal.any([stopping, control.signal]);
+      let next = await this.phases[this.phase](signal);
+      if (control.signal.aborted && this.requested) next = this.requested;
+      this.requested = undefined;
+      this.pausing = false;
+      this.phase = next;
+    }
+  }
+
+  private readonly phases: Record<Phase, (signal: AbortSignal) => Promise<Phase>> = {
+    resume: (signal) => this.resume(signal),
+    sign_in: (signal) => this.signInWithCode(signal),
+    idle: (signal) => this.idle(signal),
+    signed_in: (signal) => this.keepAlive(signal),
+  };
+
+  /** A session is cached: renew it without bothering anyone. Trouble reaching the provider is no sign-out. */
+  private async resume(signal: AbortSignal): Promise<Phase> {
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const account = await this.auth.cachedAccount();
+        if (!account) return "sign_in";
+        const result = await this.refreshSession(signal);
+        this.signedIn(result);
+        return "signed_in";
+      } catch (error) {
+        if (error instanceof SessionRejectedError) return "sign_in";
+        const failure = translate(error);
+        if (failure.reason === "cancelled" || signal.aborted) break;
+        failures += 1;
+        const delay = backoffDelay(failures, this.config.retry);
+        this.emit("sign_in_failed", { reason: failure.reason, message: failure.message, retryAt: at(delay) });
+        this.setState({
+          state: "error",
+          reason: failure.reason,
+          message: failure.message,
+          retryAt: at(delay),
+        });
+        this.log.debug({ err: failure.cause }, "silent sign-in failed");
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+    return "idle";
+  }
+
+  /** Device-code flows until someone signs in; expired codes and failures lead to new codes, with backoff. */
+  private async signInWithCode(signal: AbortSignal): Promise<Phase> {
     let failures = 0;
     let expiries = 0;
     while (!signal.aborted) {
@@ -95,12 +308,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         const result = await this.auth.signIn(signal, (prompt) => this.showPrompt(prompt));
         this.clearPrompt("used");
-        this.emit("authenticated", { method: "device_code", claims: result.claims, account: result.account });
-        this.setState({ state: "signed_in", account: result.account });
-        return;
+        this.signedIn(result);
+        return "signed_in";
       } catch (error) {
         const failure = error instanceof SignInError ? error : new SignInError("server", String(error));
-        if (failure.reason === "cancelled") return;
+        if (failure.reason === "cancelled" || signal.aborted) break;
         const expiredPrompt = this.prompt;
         let delay: number;
         if (failure.reason === "expired" && expiredPrompt) {
@@ -133,9 +345,96 @@ export class Agent extends EventEmitter<AgentEvents> {
             });
           }
         }
+        this.pausing = true;
         await sleep(delay, undefined, { signal }).catch(() => undefined);
+        this.pausing = false;
       }
     }
+    return "idle";
+  }
+
+  /** After `cancel`: signed out, no code, until a `sign-in` command (which interrupts this wait). */
+  private async idle(signal: AbortSignal): Promise<Phase> {
+    this.clearPrompt("cancelled");
+    if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    return "idle";
+  }
+
+  /**
+   * Signed in: refresh silently every `REFRESH_INTERVAL_SECONDS`, so an idle device never falls past the
+   * refresh token's inactivity limit. A rejected refresh ends the session; a failed one is retried sooner.
+   */
+  private async keepAlive(signal: AbortSignal): Promise<Phase> {
+    let failures = 0;
+    while (!signal.aborted) {
+      const delay =
+        failures === 0 ? this.config.refreshIntervalMs : backoffDelay(failures, this.config.retry);
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) break;
+      try {
+        const result = await this.refreshSession(signal);
+        failures = 0;
+        this.account = result.account;
+        this.log.debug("session refreshed");
+      } catch (error) {
+        if (error instanceof SessionRejectedError) return "sign_in";
+        if (signal.aborted) break;
+        failures += 1;
+        const failure = translate(error);
+        this.log.warn(
+          { reason: failure.reason, retryInMs: backoffDelay(failures, this.config.retry) },
+          `session refresh failed, still signed in: ${failure.message}`,
+        );
+      }
+    }
+    return "signed_in";
+  }
+
+  /**
+   * One silent refresh at a time, shared by the keep-alive and the `refresh` command. A rejected session is
+   * reported here, once, whoever asked.
+   */
+  private refreshSession(signal: AbortSignal): Promise<SignInResult> {
+    this.refreshing ??= this.auth
+      .refresh(signal)
+      .catch((error: unknown) => {
+        if (error instanceof SessionRejectedError) {
+          this.interrupt("sign_in");
+          this.endSession("rejected", error.message);
+        }
+        throw error;
+      })
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  private signedIn(result: SignInResult): void {
+    this.account = result.account;
+    this.phase = "signed_in";
+    this.emitAuthenticated(result);
+    this.setState({ state: "signed_in", account: result.account });
+  }
+
+  private emitAuthenticated(result: SignInResult): void {
+    this.emit("authenticated", {
+      method: result.method,
+      claims: result.claims,
+      account: result.account,
+      verified: result.verified,
+      ...(result.idToken !== undefined ? { idToken: result.idToken } : {}),
+    });
+  }
+
+  private endSession(reason: SignedOutReason, message: string): void {
+    this.account = undefined;
+    this.emit("signed_out", { reason, message });
+    this.setState({ state: "signed_out" });
   }
 
   private showPrompt(prompt: SignInPrompt): void {
@@ -154,6 +453,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.current = { ...change, since: new Date().toISOString() };
     this.emit("state", this.current);
   }
+}
+
+function describeAccount(account: AccountSummary | undefined): string {
+  return account?.username || account?.name || "someone";
 }
 
 function at(delayMs: number): string {

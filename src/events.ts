@@ -7,7 +7,7 @@ export const AGENT_STATES = ["starting", "signed_out", "awaiting_user", "signed_
 export type AgentState = (typeof AGENT_STATES)[number];
 
 /** Why a sign-in attempt ended without a signed-in person. */
-export type FailureReason = "declined" | "expired" | "network" | "server" | "cancelled";
+export type FailureReason = "declined" | "expired" | "network" | "server" | "cancelled" | "invalid_token";
 
 /** ID-token claims, as the provider issued them. */
 export type Claims = Readonly<Record<string, unknown>>;
@@ -44,10 +44,18 @@ export interface StateChange {
   readonly retryAt?: string;
 }
 
+/** `device_code`: a person just entered the code; `refresh`: the cached session was renewed silently. */
+export type SignInMethod = "device_code" | "refresh";
+
 export interface Authenticated {
-  readonly method: "device_code";
+  readonly method: SignInMethod;
+  /** The claims the claims policy lets leave the device (`EDGE_SIGNIN_CLAIMS`; all by default). */
   readonly claims: Claims;
   readonly account: AccountSummary;
+  /** The ID token's signature, issuer, audience and lifetime were checked against the issuer's JWKS. */
+  readonly verified: true;
+  /** The raw ID token, only with `EDGE_SIGNIN_PUBLISH_ID_TOKEN=true`, for consumers that verify it themselves. */
+  readonly idToken?: string;
 }
 
 export interface SignInFailed {
@@ -57,11 +65,26 @@ export interface SignInFailed {
   readonly retryAt: string;
 }
 
+/**
+ * `requested`: the `sign-out` command; `rejected`: the provider refused the cached session (refresh token
+ * revoked, expired or missing), so the person has to sign in again.
+ */
+export type SignedOutReason = "requested" | "rejected";
+
+export interface SignedOut {
+  readonly reason: SignedOutReason;
+  readonly message: string;
+}
+
 export interface CodeExpired {
   readonly userCode: string;
   readonly expiredAt: string;
   /** When the agent issues the next code. */
   readonly nextCodeAt: string;
+}
+
+export interface BrokerStatus {
+  readonly connected: boolean;
 }
 
 export type PromptClearReason = "used" | "expired" | "cancelled" | "failed";
@@ -75,6 +98,10 @@ export interface AgentEvents {
   authenticated: [event: Authenticated];
   code_expired: [event: CodeExpired];
   sign_in_failed: [event: SignInFailed];
+  /** The session ended: the account is gone from the token cache. */
+  signed_out: [event: SignedOut];
+  /** The broker connection came up or went down (the agent keeps reconnecting on its own). */
+  broker: [status: BrokerStatus];
 }
 
 export type AgentEventName = keyof AgentEvents;

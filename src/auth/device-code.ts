@@ -1,14 +1,19 @@
 import {
   AuthError,
+  InteractionRequiredAuthError,
   PublicClientApplication,
+  type AuthenticationResult,
   type DeviceCodeRequest,
   type AccountInfo,
+  type ICachePlugin,
 } from "@azure/msal-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import type { AccountSummary, Claims, FailureReason, SignInPrompt } from "../events.js";
+import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
+import { applyClaimsPolicy } from "./claims-policy.js";
+import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
 import { IdpUnreachableError, NetworkClient } from "./network-client.js";
 import { Rfc8628NetworkModule } from "./rfc8628.js";
 
@@ -24,9 +29,53 @@ export class SignInError extends Error {
   }
 }
 
+/** The provider no longer accepts the cached session (refresh token revoked, expired or missing). */
+export class SessionRejectedError extends Error {
+  override readonly name = "SessionRejectedError";
+}
+
 export interface SignInResult {
+  readonly method: SignInMethod;
   readonly claims: Claims;
   readonly account: AccountSummary;
+  /** Always true: a result whose ID token fails verification is a SignInError (`invalid_token`) instead. */
+  readonly verified: true;
+  /** Only with `EDGE_SIGNIN_PUBLISH_ID_TOKEN=true`. */
+  readonly idToken?: string;
+}
+
+/** What turns MSAL's unchecked ID token into claims the agent may publish. */
+export interface ClaimsCheck {
+  readonly verifier: IdTokenVerifier;
+  /** `EDGE_SIGNIN_CLAIMS`; undefined = all. */
+  readonly allowedClaims: readonly string[] | undefined;
+  readonly publishIdToken: boolean;
+}
+
+/**
+ * The one place an MSAL result becomes the agent's `SignInResult`, for device-code and silent sign-ins alike:
+ * the raw tokens stop here and go no further.
+ */
+export async function toSignInResult(
+  result: AuthenticationResult | null,
+  method: SignInMethod,
+  check: ClaimsCheck,
+): Promise<SignInResult> {
+  if (!result) throw new SignInError("server", "the identity provider returned no result");
+  // MSAL only decodes the ID token: the claims we publish are the ones whose signature we checked ourselves.
+  const verifiedClaims = await check.verifier.verify(result.idToken);
+  const { claims, account } = applyClaimsPolicy(
+    verifiedClaims,
+    summarise(result.account),
+    check.allowedClaims,
+  );
+  return {
+    method,
+    claims,
+    account,
+    verified: true,
+    ...(check.publishIdToken ? { idToken: result.idToken } : {}),
+  };
 }
 
 /**
@@ -37,15 +86,24 @@ export class DeviceCodeSignIn {
   readonly authority: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
+  private claimsCheck: ClaimsCheck | undefined;
   /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
   private rfc8628: Rfc8628NetworkModule | undefined;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
+    /** Where MSAL's token cache lives between runs; without one the session ends with the process. */
+    private readonly cachePlugin?: ICachePlugin,
   ) {
     this.authority = resolveAuthority(config.authority, config.verificationUri);
-    this.http = new NetworkClient({ ca: config.idpCa, timeoutMs: config.httpTimeoutMs });
+    this.http = new NetworkClient({
+      ca: config.idpCa,
+      timeoutMs: config.httpTimeoutMs,
+      proxy: config.proxy,
+      pollRetry: config.retry,
+      log: this.log.child({ module: "http" }),
+    });
   }
 
   /** Fetches the provider's metadata (or reads it from the state directory) and builds the MSAL client. */
@@ -60,6 +118,18 @@ export class DeviceCodeSignIn {
     if (this.authority.kind === "oidc") {
       this.rfc8628 ??= Rfc8628NetworkModule.fromDiscovery(this.http, discovery.document, { log: this.log });
     }
+    this.claimsCheck = {
+      verifier: new IdTokenVerifier({
+        issuer: discovery.document.issuer,
+        jwksUri: discovery.document.jwks_uri,
+        audience: this.config.clientId,
+        clockToleranceSeconds: this.config.idTokenClockToleranceSeconds,
+        timeoutMs: this.config.httpTimeoutMs,
+        fetch: this.http.fetch,
+      }),
+      allowedClaims: this.config.claims,
+      publishIdToken: this.config.publishIdToken,
+    };
     this.client = new PublicClientApplication({
       auth: {
         clientId: this.config.clientId,
@@ -67,6 +137,7 @@ export class DeviceCodeSignIn {
         knownAuthorities: [...hosts],
         authorityMetadata: JSON.stringify(discovery.document),
       },
+      ...(this.cachePlugin ? { cache: { cachePlugin: this.cachePlugin } } : {}),
       system: {
         networkClient: this.rfc8628 ?? this.http,
         // Entra and External ID keep MSAL's default; any other provider needs plain OpenID Connect.
@@ -124,17 +195,102 @@ export class DeviceCodeSignIn {
       // After a cancel MSAL still rejects at its next poll; nobody awaits that any more.
       flow.catch(() => undefined);
       const result = await Promise.race([flow, cancelled]);
-      if (!result) throw new SignInError("server", "the identity provider returned no result");
-      return { claims: { ...(result.idTokenClaims as Claims) }, account: summarise(result.account) };
+      return await toSignInResult(result, "device_code", this.claimsCheck as ClaimsCheck);
     } catch (error) {
       throw translate(error);
     }
+  }
+
+  /** The account in the token cache, if a person signed in earlier (on this run or a previous one). */
+  async cachedAccount(): Promise<AccountSummary | undefined> {
+    const account = await this.account();
+    return account ? summarise(account) : undefined;
+  }
+
+  /**
+   * Signs the cached account in again with its refresh token, always asking the provider (so a revoked
+   * session is noticed, and an idle device's refresh token stays inside its inactivity limit).
+   * @throws SessionRejectedError when the provider refuses the refresh token; SignInError for trouble that
+   *   may pass (network, server), which must not sign anyone out.
+   */
+  async refresh(signal: AbortSignal): Promise<SignInResult> {
+    try {
+      await abortable(this.prepare(), signal);
+      const account = await this.account();
+      if (!account) throw new SessionRejectedError("no account in the token cache");
+      const client = this.client as PublicClientApplication;
+      const silent = client.acquireTokenSilent({
+        account,
+        scopes: [...this.config.scopes],
+        forceRefresh: true,
+      });
+      silent.catch(() => undefined);
+      return await toSignInResult(
+        await abortable(silent, signal),
+        "refresh",
+        this.claimsCheck as ClaimsCheck,
+      );
+    } catch (error) {
+      if (error instanceof SessionRejectedError) throw error;
+      if (isRejection(error))
+        throw new SessionRejectedError(
+          `the identity provider rejected the session (${rejectionCode(error)})`,
+          {
+            cause: error,
+          },
+        );
+      throw translate(error);
+    }
+  }
+
+  /** Forgets the cached account and its tokens (the cache plugin writes the file). */
+  async signOut(): Promise<void> {
+    await this.prepare();
+    const client = this.client as PublicClientApplication;
+    const cache = client.getTokenCache();
+    for (const account of await cache.getAllAccounts()) await cache.removeAccount(account);
+  }
+
+  private async account(): Promise<AccountInfo | undefined> {
+    await this.prepare();
+    const accounts = await (this.client as PublicClientApplication).getTokenCache().getAllAccounts();
+    return accounts[0];
   }
 
   async close(): Promise<void> {
     this.rfc8628?.close();
     await this.http.close();
   }
+}
+
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new SignInError("cancelled", "cancelled"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new SignInError("cancelled", "cancelled"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+/** invalid_grant and "interaction required" mean the refresh token is dead; anything else may pass. */
+function isRejection(error: unknown): boolean {
+  if (error instanceof InteractionRequiredAuthError) return true;
+  return error instanceof AuthError && rejectionCode(error) === "invalid_grant";
+}
+
+function rejectionCode(error: unknown): string {
+  if (!(error instanceof AuthError)) return "unknown";
+  if (error.errorCode && error.errorCode !== "post_request_failed") return error.errorCode;
+  return error.errorMessage.split(/[\s:]/)[0] || error.errorCode;
 }
 
 function summarise(account: AccountInfo | null): AccountSummary {
@@ -172,6 +328,7 @@ export function translate(error: unknown): SignInError {
   if (error instanceof SignInError) return error;
   if (error instanceof IdpUnreachableError)
     return new SignInError("network", error.message, { cause: error });
+  if (error instanceof IdTokenError) return new SignInError(error.reason, error.message, { cause: error });
   if (error instanceof AuthError) {
     const code = error.errorCode;
     const serverError = error.errorMessage.split(/[\s:]/)[0] ?? "";

@@ -1,13 +1,21 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
-import { Agent, fetch, type Dispatcher } from "undici";
+import type { Logger } from "pino";
+import { EnvHttpProxyAgent, fetch, type Dispatcher } from "undici";
+import type { ProxyConfig, RetryConfig } from "../config.js";
+import { isDeviceCodePoll, PollGuard } from "./poll-guard.js";
 
 export interface NetworkClientOptions {
   /** Extra PEM CAs to trust on top of the system's and NODE_EXTRA_CA_CERTS. */
   readonly ca?: string | undefined;
   /** Timeout of one request, in ms. MSAL itself has none on POSTs, so a hung poll would hang forever. */
   readonly timeoutMs: number;
+  /** HTTP(S) proxy to reach the provider through (HTTPS_PROXY, NO_PROXY); none when undefined. */
+  readonly proxy?: ProxyConfig | undefined;
+  /** Backoff of device-code polls while the provider is in trouble; without it, polls are not guarded. */
+  readonly pollRetry?: RetryConfig | undefined;
+  readonly log?: Logger | undefined;
 }
 
 /** Raised when the identity provider could not be reached or did not answer in time. */
@@ -17,13 +25,16 @@ export class IdpUnreachableError extends Error {
 
 /**
  * MSAL's `system.networkClient`: the one place the agent's HTTP to the identity provider goes through,
- * so timeouts and trusted CAs are ours to set (MSAL's own client reads neither).
+ * so timeouts, trusted CAs and the proxy are ours to set (MSAL's own client reads none of them), and a
+ * device-code poll that meets trouble keeps the code alive instead of ending the flow (see PollGuard).
  */
 export class NetworkClient implements INetworkModule {
   private readonly dispatcher: Dispatcher | undefined;
+  private readonly pollGuard: PollGuard | undefined;
 
   constructor(private readonly options: NetworkClientOptions) {
-    this.dispatcher = options.ca ? new Agent({ connect: { ca: trustedCas(options.ca) } }) : undefined;
+    this.dispatcher = createDispatcher(options.ca, options.proxy);
+    this.pollGuard = options.pollRetry ? new PollGuard(options.pollRetry, options.log) : undefined;
   }
 
   sendGetRequestAsync<T>(
@@ -34,8 +45,19 @@ export class NetworkClient implements INetworkModule {
     return this.send<T>(url, "GET", options, timeout);
   }
 
-  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, "POST", options);
+  async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const guard = this.pollGuard;
+    if (!guard || !isDeviceCodePoll(options?.body)) return this.send<T>(url, "POST", options);
+    const held = guard.hold<T>(options?.body);
+    if (held) return held;
+    try {
+      return guard.review(await this.exchange<T>(url, "POST", options));
+    } catch (error) {
+      return guard.review<T>({
+        kind: "network",
+        detail: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
 
   /** Fetches a JSON document (the discovery document) with the same timeouts and CAs. */
@@ -43,6 +65,31 @@ export class NetworkClient implements INetworkModule {
     const response = await this.send<unknown>(url, "GET");
     return { status: response.status, body: response.body };
   }
+
+  /**
+   * A plain fetch with the same trusted CAs, for libraries that take one (jose's JWKS fetch).
+   * A request that never reaches the provider rejects with IdpUnreachableError.
+   */
+  readonly fetch = async (
+    url: string,
+    init: { headers: Headers; method: "GET"; redirect: "manual"; signal: AbortSignal },
+  ): Promise<Response> => {
+    try {
+      const response = await fetch(url, {
+        method: init.method,
+        headers: Object.fromEntries(init.headers.entries()),
+        redirect: init.redirect,
+        signal: AbortSignal.any([init.signal, AbortSignal.timeout(this.options.timeoutMs)]),
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+      });
+      // undici's Response is the global Response's implementation; only their TypeScript declarations differ.
+      return response;
+    } catch (error) {
+      throw new IdpUnreachableError(`GET ${new URL(url).origin}: ${describeFetchError(error)}`, {
+        cause: error,
+      });
+    }
+  };
 
   async close(): Promise<void> {
     await this.dispatcher?.close();
@@ -54,6 +101,16 @@ export class NetworkClient implements INetworkModule {
     options?: NetworkRequestOptions,
     timeout?: number,
   ): Promise<NetworkResponse<T>> {
+    return (await this.exchange<T>(url, method, options, timeout)).response;
+  }
+
+  /** One request; `json` tells whether the body really was JSON (a proxy's HTML error page is not). */
+  private async exchange<T>(
+    url: string,
+    method: "GET" | "POST",
+    options?: NetworkRequestOptions,
+    timeout?: number,
+  ): Promise<{ response: NetworkResponse<T>; json: boolean }> {
     const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
     let response;
     try {
@@ -71,17 +128,19 @@ export class NetworkClient implements INetworkModule {
     }
     const text = await response.text();
     let body: T;
+    let json = true;
     try {
       body = (text === "" ? {} : JSON.parse(text)) as T;
     } catch {
       // An HTML error page from a proxy or a load balancer: keep the status, let MSAL report it as a server error.
       body = { error: "invalid_response", error_description: `HTTP ${response.status}, not JSON` } as T;
+      json = false;
     }
     const headers: Record<string, string> = {};
     response.headers.forEach((value, key) => {
       headers[key] = value;
     });
-    return { headers, body, status: response.status };
+    return { response: { headers, body, status: response.status }, json };
   }
 }
 
@@ -93,6 +152,22 @@ function describeFetchError(error: unknown): string {
     return error.message;
   }
   return String(error);
+}
+
+/**
+ * undici's EnvHttpProxyAgent with the proxy settings passed in explicitly ("" where unset: it would otherwise
+ * read process.env itself), so the agent's configuration is the one place they come from. The extra CAs
+ * apply to the provider's TLS whether it is reached directly or through the proxy's tunnel, and to an
+ * https:// proxy.
+ */
+function createDispatcher(ca: string | undefined, proxy: ProxyConfig | undefined): Dispatcher {
+  const tls = ca ? { ca: trustedCas(ca) } : undefined;
+  return new EnvHttpProxyAgent({
+    httpProxy: proxy?.httpProxy ?? "",
+    httpsProxy: proxy?.httpsProxy ?? "",
+    noProxy: proxy?.noProxy ?? "",
+    ...(tls ? { connect: tls, requestTls: tls, proxyTls: tls } : {}),
+  });
 }
 
 /** Giving `ca` replaces Node's trust store, so add back the system roots and NODE_EXTRA_CA_CERTS. */

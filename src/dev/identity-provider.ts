@@ -1,14 +1,16 @@
-import { generateKeyPair } from "node:crypto";
+import { createPrivateKey, generateKeyPair, randomUUID, type JsonWebKey } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import Provider from "oidc-provider";
 import type { Adapter, AdapterPayload, Configuration, JWK, KoaContextWithOIDC } from "oidc-provider";
 import { generate } from "selfsigned";
+import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 
 export interface DevIdentityProviderOptions {
   /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
@@ -28,6 +30,8 @@ export interface DevIdentityProviderOptions {
   dialect?: "entra" | "rfc8628";
   /** Directory to write the generated CA/cert PEM into. Default: a fresh temp dir. */
   certDir?: string;
+  /** Issue faulty ID tokens from the start (see {@link DevIdentityProvider.setIdTokenFault}). */
+  idTokenFault?: IdTokenFault;
 }
 
 export interface DevIdentityProvider {
@@ -42,7 +46,34 @@ export interface DevIdentityProvider {
   readonly caFile: string;
   /** Count of token-endpoint requests seen so far (for tests). */
   tokenRequests(): number;
+  /** Test hook: forgets every refresh token issued so far, so refreshing with one gets `invalid_grant`. */
+  revokeRefreshTokens(): void;
+  /**
+   * Benchmark hook: marks the code as approved by `login`, as the provider's own pages would after a login
+   * and consent, without the HTML journey. Lets a benchmark approve hundreds of codes at one instant.
+   * Rejects when no valid, unused code matches.
+   */
+  approve(userCode: string, login: string): Promise<void>;
+  /**
+   * Benchmark hook: `listener` hears of every token-endpoint response once it has been handed to the OS,
+   * with `performance.now()` of that moment. Returns the unsubscribe.
+   */
+  onTokenResponse(listener: (response: TokenResponseInfo) => void): () => void;
+  /**
+   * Test hook: from now on the token endpoint hands out ID tokens that a careful client must refuse:
+   * `forged` is signed by a key that is not in the provider's JWKS (under the real key's `kid`), `expired`
+   * is signed by the real key but expired an hour ago. `undefined` goes back to honest tokens.
+   */
+  setIdTokenFault(fault: IdTokenFault | undefined): void;
   close(): Promise<void>;
+}
+
+export interface TokenResponseInfo {
+  readonly status: number;
+  /** The grant type as the client sent it (`device_code` from MSAL, `refresh_token`, ...). */
+  readonly grantType: string;
+  /** `performance.now()` when the last byte of the response was written. */
+  readonly sentAt: number;
 }
 
 // MSAL derives the device code URL from token_endpoint by replacing /token with /devicecode.
@@ -68,10 +99,12 @@ export async function startDevIdentityProvider(
   const issuer = `https://127.0.0.1:${port}`;
 
   const entra = (options.dialect ?? "entra") === "entra";
-  const provider = new Provider(
-    issuer,
-    configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk, entra),
-  );
+  // Kept here so tests can revoke what the provider issued.
+  const store = new Map<string, AdapterPayload>();
+  const provider = new Provider(issuer, {
+    ...configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk, entra),
+    adapter: memoryAdapter(store),
+  });
   if (entra) {
     provider.use(async (ctx, next) => {
       await next();
@@ -79,7 +112,14 @@ export async function startDevIdentityProvider(
     });
   }
 
+  let idTokenFault = options.idTokenFault;
+  provider.use(async (ctx, next) => {
+    await next();
+    if (idTokenFault) await spoilIdToken(ctx as KoaContextWithOIDC, idTokenFault, jwk);
+  });
+
   let tokenRequests = 0;
+  const tokenListeners = new Set<(response: TokenResponseInfo) => void>();
   const callback = provider.callback();
   handle = (req, res) => {
     if (!entra) {
@@ -97,7 +137,14 @@ export async function startDevIdentityProvider(
       (body) => {
         // MSAL posts Entra's short grant type; oidc-provider only knows the RFC 8628 URN.
         const form = new URLSearchParams(body);
-        if (form.get("grant_type") === "device_code") {
+        const grantType = form.get("grant_type") ?? "";
+        if (tokenListeners.size > 0) {
+          res.once("finish", () => {
+            const info: TokenResponseInfo = { status: res.statusCode, grantType, sentAt: performance.now() };
+            for (const listener of tokenListeners) listener(info);
+          });
+        }
+        if (grantType === "device_code") {
           form.set("grant_type", "urn:ietf:params:oauth:grant-type:device_code");
         }
         // oidc-provider falls back to a pre-read req.body once the stream has been consumed.
@@ -115,6 +162,17 @@ export async function startDevIdentityProvider(
     caPem: tls.cert,
     caFile,
     tokenRequests: () => tokenRequests,
+    revokeRefreshTokens: () => {
+      for (const key of [...store.keys()]) if (key.startsWith("RefreshToken:")) store.delete(key);
+    },
+    setIdTokenFault: (fault) => {
+      idTokenFault = fault;
+    },
+    approve: (userCode, login) => approveDeviceCode(provider, clientId, userCode, login),
+    onTokenResponse: (listener) => {
+      tokenListeners.add(listener);
+      return () => tokenListeners.delete(listener);
+    },
     close: async () => {
       await new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -123,6 +181,34 @@ export async function startDevIdentityProvider(
       if (ownsCertDir) await rm(certDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What the provider's device pages do once a person has logged in and consented (oidc-provider's
+ * `deviceVerificationResponse`): a grant for the client, and the device code bound to the account.
+ */
+async function approveDeviceCode(
+  provider: Provider,
+  clientId: string,
+  userCode: string,
+  login: string,
+): Promise<void> {
+  // oidc-provider stores user codes upper-case without separators, as its input page normalises them.
+  const normalized = userCode.toUpperCase().replace(/\W/g, "");
+  const code = await provider.DeviceCode.findByUserCode(normalized);
+  if (!code || code.accountId || code.error) throw new Error(`no pending device code ${userCode}`);
+  const grant = new provider.Grant({ clientId, accountId: login });
+  const requested = typeof code.params?.["scope"] === "string" ? code.params["scope"].split(" ") : ["openid"];
+  grant.addOIDCScope(requested.filter((scope) => SCOPES.includes(scope)).join(" "));
+  const grantId = await grant.save();
+  Object.assign(code, {
+    accountId: login,
+    authTime: Math.floor(Date.now() / 1000),
+    grantId,
+    scope: requested.filter((scope) => SCOPES.includes(scope)).join(" "),
+    sessionUid: randomUUID(),
+  });
+  await code.save();
 }
 
 function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra: boolean): Configuration {
@@ -187,6 +273,25 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   return grant;
 }
 
+export type IdTokenFault = "forged" | "expired";
+
+/** Re-signs the ID token of a successful token response so that it fails verification (see setIdTokenFault). */
+async function spoilIdToken(ctx: KoaContextWithOIDC, fault: IdTokenFault, realKey: JWK): Promise<void> {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "token" || ctx.status !== 200 || typeof body?.id_token !== "string") return;
+  const header = decodeProtectedHeader(body.id_token);
+  const claims = decodeJwt(body.id_token);
+  const now = Math.floor(Date.now() / 1000);
+  const key =
+    fault === "forged"
+      ? (await promisify(generateKeyPair)("rsa", { modulusLength: 2048 })).privateKey
+      : createPrivateKey({ key: realKey as unknown as JsonWebKey, format: "jwk" });
+  const lifetime = fault === "expired" ? { iat: now - 7200, exp: now - 3600 } : {};
+  body.id_token = await new SignJWT({ ...claims, ...lifetime })
+    .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
+    .sign(key);
+}
+
 function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {
   const body = ctx.body as Record<string, unknown> | undefined;
   if (ctx.oidc?.route !== "device_authorization" || ctx.status !== 200 || !body) return;
@@ -197,8 +302,7 @@ function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {
 }
 
 // The stock adapter prints a warning; models check their own expiry, so a plain Map is enough here.
-function memoryAdapter(): (model: string) => Adapter {
-  const store = new Map<string, AdapterPayload>();
+function memoryAdapter(store = new Map<string, AdapterPayload>()): (model: string) => Adapter {
   const findBy = (field: "uid" | "userCode", value: string) =>
     Promise.resolve([...store.values()].find((payload) => payload[field] === value));
   return (model) => {

@@ -1,4 +1,11 @@
-import type { AccountSummary, AgentState, Claims, FailureReason } from "../events.js";
+import type {
+  AccountSummary,
+  AgentState,
+  Claims,
+  FailureReason,
+  SignedOutReason,
+  SignInMethod,
+} from "../events.js";
 
 /**
  * The topic contract. Every topic the agent publishes to is built here from `{prefix}/{deviceId}`;
@@ -14,6 +21,12 @@ export interface DeviceTopics {
   readonly display: string;
   /** QoS 1, not retained: `{base}/events/{type}`. */
   event(type: EventType): string;
+  /** The agent subscribes to this filter, `{base}/request/+`, for commands. */
+  readonly requests: string;
+  /** `{base}/request/{command}`. */
+  request(command: string): string;
+  /** Where a command's answer goes when the request names no MQTT 5 response topic. */
+  response(command: string): string;
 }
 
 export function deviceTopics(prefix: string, deviceId: string): DeviceTopics {
@@ -24,6 +37,9 @@ export function deviceTopics(prefix: string, deviceId: string): DeviceTopics {
     state: `${base}/state`,
     display: `${base}/display`,
     event: (type) => `${base}/events/${type}`,
+    requests: `${base}/request/+`,
+    request: (command) => `${base}/request/${command}`,
+    response: (command) => `${base}/response/${command}`,
   };
 }
 
@@ -65,9 +81,16 @@ export interface EventPayloads {
     verificationUriComplete?: string;
     expiresAt: string;
   };
-  authenticated: { method: "device_code"; claims: Claims; account: AccountSummary };
+  authenticated: {
+    method: SignInMethod;
+    claims: Claims;
+    account: AccountSummary;
+    verified: true;
+    idToken?: string;
+  };
   code_expired: { userCode: string; expiredAt: string; nextCodeAt: string };
   sign_in_failed: { reason: FailureReason; message: string; retryAt: string };
+  signed_out: { reason: SignedOutReason; message: string };
 }
 
 export type EventType = keyof EventPayloads;
