@@ -59,6 +59,17 @@ program
     process.exitCode = await runDemo(options);
   });
 
+program
+  .command("health")
+  .description(
+    "Check a running agent through STATE_DIR/health.json (for a container HEALTHCHECK): exit 0 when healthy, 1 when not.",
+  )
+  .addOption(new Option("--file <path>", "health file to read instead of $EDGE_SIGNIN_STATE_DIR/health.json"))
+  .action(async (options: { file?: string }) => {
+    const { runHealth } = await import("./commands/health.js");
+    process.exitCode = await runHealth(options);
+  });
+
 try {
   await program.parseAsync();
 } catch (error) {

@@ -26,6 +26,7 @@ export interface PublishOptions {
 export class MqttGateway {
   private client: MqttClient | undefined;
   private readonly connectListeners: Array<() => void> = [];
+  private readonly disconnectListeners: Array<() => void> = [];
 
   constructor(
     private readonly config: MqttConfig,
@@ -57,6 +58,10 @@ export class MqttGateway {
       this.publish(this.topics.availability, "online", { retain: true });
       for (const listener of this.connectListeners) listener();
     });
+    // "close" fires on every lost or failed connection, also while reconnecting: health reads it.
+    client.on("close", () => {
+      for (const listener of this.disconnectListeners) listener();
+    });
     client.on("reconnect", () => this.log.debug("reconnecting to broker"));
     client.on("offline", () => this.log.warn("broker unreachable; messages are queued until it is back"));
     return new Promise<void>((resolve, reject) => {
@@ -75,6 +80,11 @@ export class MqttGateway {
   /** Called on every connect, the first included: re-send whatever retained state a new broker lacks. */
   onConnect(listener: () => void): void {
     this.connectListeners.push(listener);
+  }
+
+  /** Called whenever the connection is lost or an attempt fails. */
+  onDisconnect(listener: () => void): void {
+    this.disconnectListeners.push(listener);
   }
 
   /** QoS 1 always: a prompt or an event that never arrives is worse than one that arrives twice. */

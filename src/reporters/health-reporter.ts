@@ -1,0 +1,114 @@
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { EventEmitter } from "eventemitter3";
+import type { Logger } from "pino";
+import type { AgentEvents, AgentState } from "../events.js";
+import { subscribe, type Reporter } from "./reporter.js";
+
+/** The file `edge-signin health` reads, inside `STATE_DIR` (the one writable place in the container). */
+export const HEALTH_FILE_NAME = "health.json";
+
+/** What the agent says about itself, rewritten on every change and on every heartbeat. */
+export interface HealthFile {
+  readonly pid: number;
+  readonly state: AgentState;
+  /** When `state` began (ISO 8601). */
+  readonly since: string;
+  readonly broker: "connected" | "disconnected";
+  /** When `broker` last changed (ISO 8601). */
+  readonly brokerSince: string;
+  /** Written by a timer: a stale heartbeat means a stuck or frozen process. */
+  readonly heartbeatAt: string;
+  readonly heartbeatSeconds: number;
+}
+
+/**
+ * Keeps `STATE_DIR/health.json` current so a container health check can read the agent's status
+ * without a port, a network client or any tool besides node. Writes are atomic (write, then rename),
+ * so a reader never sees half a file.
+ */
+export class HealthReporter implements Reporter {
+  readonly name = "health";
+  readonly path: string;
+  private unsubscribers: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writes: Promise<void> = Promise.resolve();
+  private warned = false;
+  private status: Omit<HealthFile, "heartbeatAt">;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {
+    this.path = join(stateDir, HEALTH_FILE_NAME);
+    const now = new Date().toISOString();
+    this.status = {
+      pid: process.pid,
+      state: "starting",
+      since: now,
+      broker: "disconnected",
+      brokerSince: now,
+      heartbeatSeconds: intervalMs / 1000,
+    };
+  }
+
+  async start(events: EventEmitter<AgentEvents>): Promise<void> {
+    const onError = (error: unknown) => this.log.error({ err: error }, "health reporter failed");
+    await mkdir(this.stateDir, { recursive: true });
+    this.unsubscribers = [
+      subscribe(
+        events,
+        "state",
+        (change) => this.update({ state: change.state, since: change.since }),
+        onError,
+      ),
+      subscribe(
+        events,
+        "broker",
+        ({ connected }) => {
+          const broker = connected ? "connected" : "disconnected";
+          // mqtt.js reports every failed reconnect: keep the time the link first went down.
+          if (broker !== this.status.broker) this.update({ broker, brokerSince: new Date().toISOString() });
+        },
+        onError,
+      ),
+    ];
+    this.write();
+    // Unref'd: the heartbeat must never be what keeps the process alive.
+    this.timer = setInterval(() => this.write(), this.intervalMs).unref();
+    await this.writes;
+  }
+
+  /** A stopped agent is not a healthy one: the file goes with it. */
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribers) unsubscribe();
+    this.unsubscribers = [];
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.writes;
+    await rm(this.path, { force: true });
+  }
+
+  private update(change: Partial<HealthFile>): void {
+    this.status = { ...this.status, ...change };
+    this.write();
+  }
+
+  /** Serialised, so an older status can never overwrite a newer one. */
+  private write(): void {
+    const body: HealthFile = { ...this.status, heartbeatAt: new Date().toISOString() };
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    this.writes = this.writes
+      .then(async () => {
+        await writeFile(temporary, `${JSON.stringify(body)}\n`);
+        await rename(temporary, this.path);
+        this.warned = false;
+      })
+      .catch((error: unknown) => {
+        // Once per outage: a full or read-only disk must not flood the log every heartbeat.
+        if (!this.warned) this.log.warn({ err: error, path: this.path }, "cannot write the health file");
+        this.warned = true;
+      });
+  }
+}
