@@ -60,14 +60,25 @@ program
   });
 
 program
-  .command("health")
+  .command("display")
   .description(
-    "Check a running agent through STATE_DIR/health.json (for a container HEALTHCHECK): exit 0 when healthy, 1 when not.",
+    "Show a device's sign-in screen (code, URL, QR code, state): on this terminal, or with --web as a page for a TV.",
   )
-  .addOption(new Option("--file <path>", "health file to read instead of $EDGE_SIGNIN_STATE_DIR/health.json"))
-  .action(async (options: { file?: string }) => {
-    const { runHealth } = await import("./commands/health.js");
-    process.exitCode = await runHealth(options);
+  .addOption(
+    new Option(
+      "--device <id>",
+      "device to show (repeatable; default $EDGE_SIGNIN_DISPLAY_DEVICES)",
+    ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  )
+  .addOption(
+    new Option(
+      "--web",
+      "serve the page at http://$EDGE_SIGNIN_DISPLAY_HOST:$EDGE_SIGNIN_DISPLAY_PORT/devices/{id} instead",
+    ),
+  )
+  .action(async (options: { device?: string[]; web?: boolean }) => {
+    const { runDisplay } = await import("./commands/display.js");
+    process.exitCode = await runDisplay(options);
   });
 
 try {

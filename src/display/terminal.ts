@@ -1,6 +1,7 @@
 import type { Writable } from "node:stream";
 import type { DeviceWatcher, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
+import { qrText } from "./qr.js";
 
 /**
  * Renders one device's display, state and events as plain lines on a terminal: what a person in front
@@ -20,6 +21,8 @@ export class TerminalDisplay {
     const onState = (state: StatePayload) => this.line(`state: ${describeState(state)}`);
     const onEvent = (event: WatchedEvent) => this.renderEvent(event);
     const onAvailability = (availability: string) => this.line(`device is ${availability}`);
+    const onConnection = (connected: boolean) =>
+      this.line(connected ? "connected to the broker" : "lost the broker; reconnecting…");
     const onInvalid = (topic: string, problem: string) =>
       this.line(`ignored a malformed message on ${topic}: ${problem}`);
     this.watcher.on("display", onDisplay);
@@ -27,12 +30,14 @@ export class TerminalDisplay {
     this.watcher.on("event", onEvent);
     this.watcher.on("availability", onAvailability);
     this.watcher.on("invalid", onInvalid);
+    this.watcher.on("connection", onConnection);
     this.unsubscribe = () => {
       this.watcher.off("display", onDisplay);
       this.watcher.off("state", onState);
       this.watcher.off("event", onEvent);
       this.watcher.off("availability", onAvailability);
       this.watcher.off("invalid", onInvalid);
+      this.watcher.off("connection", onConnection);
     };
   }
 
@@ -47,18 +52,26 @@ export class TerminalDisplay {
       return;
     }
     this.showing = true;
-    const minutes = Math.max(0, Math.round((Date.parse(prompt.expiresAt) - Date.now()) / 60_000));
+    const seconds = Math.max(0, Math.round((Date.parse(prompt.expiresAt) - Date.now()) / 1000));
+    const expiry = seconds >= 120 ? `about ${Math.round(seconds / 60)} min` : `${seconds} s`;
+    // The QR code holds the URL with the code in it when the provider gives one, so a phone needs no typing.
+    const qrUrl = prompt.verificationUriComplete ?? prompt.verificationUri;
+    const qr = qrText(qrUrl)
+      .split("\n")
+      .map((row) => `  ${row}`);
     this.out.write(
       [
         "",
         "  ┌──────────────────────────────────────────────",
-        `  │  To sign in, open  ${prompt.verificationUriComplete ?? prompt.verificationUri}`,
+        `  │  To sign in, open  ${prompt.verificationUri}`,
         `  │  and enter the code`,
         `  │`,
         `  │      ${prompt.userCode}`,
         `  │`,
-        `  │  The code expires in about ${minutes} min.`,
+        `  │  The code expires in ${expiry} (${prompt.expiresAt}).`,
+        `  │  Or scan the QR code below (it opens ${qrUrl}).`,
         "  └──────────────────────────────────────────────",
+        ...qr,
         "",
       ].join("\n") + "\n",
     );

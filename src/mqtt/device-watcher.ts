@@ -17,6 +17,9 @@ const Display = z.looseObject({
 const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
 const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
 
+/** CONNACK codes that mean "fix the configuration" (bad credentials, not authorised), as in the gateway. */
+const FATAL_CONNACK = new Set([4, 5, 134, 135, 138, 140]);
+
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
 export interface DeviceWatcherEvents {
@@ -60,9 +63,21 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
     client.on("message", (topic, payload) => this.receive(topic, payload));
     client.on("connect", () => this.emit("connection", true));
     client.on("offline", () => this.emit("connection", false));
+    // An unreachable broker is waited for (mqtt.js retries every 2 s): a display that starts before its broker
+    // simply shows "reconnecting". Only a refusal that retrying cannot fix fails the start.
     await new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
+      const onError = (error: Error & { code?: unknown }) => {
+        if (typeof error.code !== "number" || !FATAL_CONNACK.has(error.code)) return;
+        client.off("connect", onConnect);
+        client.end(true);
+        reject(new Error(`broker refused the connection: ${error.message}`));
+      };
+      const onConnect = () => {
+        client.off("error", onError);
+        resolve();
+      };
+      client.once("connect", onConnect);
+      client.on("error", onError);
     });
     const { base } = this.topics;
     await client.subscribeAsync(

@@ -1,0 +1,102 @@
+import { EventEmitter } from "eventemitter3";
+import type { DeviceWatcher } from "../mqtt/device-watcher.js";
+import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
+import { qrSvg } from "./qr.js";
+
+/** The prompt as a display shows it: the payload plus the QR code of the URL to open. */
+export interface ShownPrompt extends DisplayPayload {
+  /** What the QR code holds: `verificationUriComplete` when the provider gives one, else `verificationUri`. */
+  readonly qrUrl: string;
+  /** The QR code as a standalone SVG document (black on white, with a quiet zone). */
+  readonly qrSvg: string;
+}
+
+/** Everything a display needs to draw one device, at one moment. Sent whole, so a late page is right at once. */
+export interface DeviceSnapshot {
+  readonly deviceId: string;
+  /** Whether the display's own MQTT connection is up; when down, everything else may be stale. */
+  readonly brokerConnected: boolean;
+  /** `unknown` until the device's retained availability arrives (or when it never published one). */
+  readonly availability: Availability | "unknown";
+  readonly state: StatePayload | null;
+  readonly prompt: ShownPrompt | null;
+  /** The display server's clock, so a page on a TV with a wrong clock still counts down correctly. */
+  readonly serverTime: string;
+}
+
+interface DeviceViewEvents {
+  change: [snapshot: DeviceSnapshot];
+}
+
+/**
+ * Folds one device's MQTT messages into the snapshot a display draws. The QR code is made here, once per
+ * code, so every open page gets the same image without generating it again.
+ */
+export class DeviceView extends EventEmitter<DeviceViewEvents> {
+  private brokerConnected = false;
+  private availability: Availability | "unknown" = "unknown";
+  private state: StatePayload | null = null;
+  private prompt: ShownPrompt | null = null;
+  private unsubscribe: () => void = () => undefined;
+
+  constructor(
+    readonly deviceId: string,
+    private readonly watcher: DeviceWatcher,
+  ) {
+    super();
+  }
+
+  /** Listens to the watcher; call before the watcher starts so no retained message is missed. */
+  start(): void {
+    const onDisplay = (prompt: DisplayPayload | null) => {
+      this.prompt = prompt && show(prompt);
+      this.changed();
+    };
+    const onState = (state: StatePayload) => {
+      this.state = state;
+      this.changed();
+    };
+    const onAvailability = (availability: Availability) => {
+      this.availability = availability;
+      this.changed();
+    };
+    const onConnection = (connected: boolean) => {
+      this.brokerConnected = connected;
+      this.changed();
+    };
+    this.watcher.on("display", onDisplay);
+    this.watcher.on("state", onState);
+    this.watcher.on("availability", onAvailability);
+    this.watcher.on("connection", onConnection);
+    this.unsubscribe = () => {
+      this.watcher.off("display", onDisplay);
+      this.watcher.off("state", onState);
+      this.watcher.off("availability", onAvailability);
+      this.watcher.off("connection", onConnection);
+    };
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  snapshot(): DeviceSnapshot {
+    return {
+      deviceId: this.deviceId,
+      brokerConnected: this.brokerConnected,
+      availability: this.availability,
+      state: this.state,
+      prompt: this.prompt,
+      serverTime: new Date().toISOString(),
+    };
+  }
+
+  private changed(): void {
+    this.emit("change", this.snapshot());
+  }
+}
+
+function show(prompt: DisplayPayload): ShownPrompt {
+  const qrUrl = prompt.verificationUriComplete ?? prompt.verificationUri;
+  return { ...prompt, qrUrl, qrSvg: qrSvg(qrUrl) };
+}
