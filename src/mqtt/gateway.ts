@@ -1,4 +1,10 @@
-import { connect, type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
+import {
+  connect,
+  type IClientOptions,
+  type IClientPublishOptions,
+  type IPublishPacket,
+  type MqttClient,
+} from "mqtt";
 import type { Logger } from "pino";
 import type { MqttConfig } from "../config.js";
 import type { Availability, DeviceTopics } from "./topics.js";
@@ -12,11 +18,40 @@ export class MqttRefusedError extends Error {
 const FATAL_CONNACK = new Set([4, 5, 134, 135, 138, 140]);
 
 const STOP_GRACE_MS = 2_000;
+/** Reconnect backoff: the first retry after 1 s, doubling up to 30 s, back to 1 s once connected. */
+const RECONNECT_INITIAL_MS = 1_000;
+const RECONNECT_MAX_MS = 30_000;
+
+/** The broker answered a publish with an error reason code (not authorised, quota, ...): resending is futile. */
+export class MqttPublishRefusedError extends Error {
+  override readonly name = "MqttPublishRefusedError";
+}
 
 export interface PublishOptions {
   readonly retain?: boolean;
   /** MQTT 5 message expiry, in seconds; a retained prompt must vanish with its code. Ignored on MQTT 3.1.1. */
   readonly expirySeconds?: number;
+  /** MQTT 5 correlation data, echoed from a request to its response. Ignored on MQTT 3.1.1. */
+  readonly correlationData?: Buffer;
+  /**
+   * Drop the message instead of queueing it while the broker is unreachable: for retained state that its
+   * owner re-publishes on every connect, so an outage does not pile up stale copies (a prompt with an
+   * expiry that is no longer true) in memory.
+   */
+  readonly onlyIfConnected?: boolean;
+}
+
+/** A message on a subscribed topic, with the MQTT 5 request/response properties when it had them. */
+export interface IncomingMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly responseTopic?: string;
+  readonly correlationData?: Buffer;
+}
+
+interface Subscription {
+  readonly filter: string;
+  readonly handler: (message: IncomingMessage) => void;
 }
 
 /**
@@ -26,6 +61,7 @@ export interface PublishOptions {
 export class MqttGateway {
   private client: MqttClient | undefined;
   private readonly connectListeners: Array<() => void> = [];
+  private readonly subscriptions: Subscription[] = [];
   private readonly disconnectListeners: Array<() => void> = [];
 
   constructor(
@@ -42,7 +78,7 @@ export class MqttGateway {
       protocolVersion: this.config.protocolVersion,
       clean: true,
       keepalive: 30,
-      reconnectPeriod: 2_000,
+      reconnectPeriod: RECONNECT_INITIAL_MS,
       connectTimeout: 10_000,
       will: { topic: this.topics.availability, payload: Buffer.from(offline), qos: 1, retain: true },
       ...(this.config.username !== undefined ? { username: this.config.username } : {}),
@@ -53,8 +89,12 @@ export class MqttGateway {
     };
     const client = connect(this.config.url, options);
     this.client = client;
+    // Sent once connected; with a clean session mqtt.js subscribes again after every reconnect (`resubscribe`).
+    for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
+    client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
     client.on("connect", () => {
       this.log.info({ url: redactUrl(this.config.url) }, "connected to broker");
+      client.options.reconnectPeriod = RECONNECT_INITIAL_MS;
       this.publish(this.topics.availability, "online", { retain: true });
       for (const listener of this.connectListeners) listener();
     });
@@ -62,8 +102,15 @@ export class MqttGateway {
     client.on("close", () => {
       for (const listener of this.disconnectListeners) listener();
     });
-    client.on("reconnect", () => this.log.debug("reconnecting to broker"));
-    client.on("offline", () => this.log.warn("broker unreachable; messages are queued until it is back"));
+    client.on("reconnect", () => {
+      // mqtt.js reads reconnectPeriod afresh before every wait, so doubling it here makes its fixed retry a backoff.
+      const next = Math.min((client.options.reconnectPeriod ?? RECONNECT_INITIAL_MS) * 2, RECONNECT_MAX_MS);
+      client.options.reconnectPeriod = next;
+      this.log.debug({ nextAttemptInMs: next }, "reconnecting to broker");
+    });
+    client.on("offline", () =>
+      this.log.warn("broker unreachable; reconnecting with backoff, events wait in the outbox"),
+    );
     return new Promise<void>((resolve, reject) => {
       client.once("connect", () => resolve());
       client.on("error", (error: Error & { code?: number }) => {
@@ -73,6 +120,31 @@ export class MqttGateway {
           return;
         }
         this.log.warn({ err: { message: error.message, code: error.code } }, "broker connection error");
+      });
+    });
+  }
+
+  /** True while a connection to the broker is up. */
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /**
+   * Publishes with QoS 1 and resolves once the broker acknowledged it (PUBACK). mqtt.js keeps an unacknowledged
+   * message across reconnects and resends it, so this settles after the outage. Rejects with
+   * MqttPublishRefusedError when the broker refused the message, with another error when the client ended.
+   */
+  publishAcknowledged(topic: string, payload: string): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error("MqttGateway.publishAcknowledged before start()"));
+    if (/[+#]/.test(topic))
+      return Promise.reject(new Error(`refusing to publish to a wildcard topic: ${topic}`));
+    return new Promise<void>((resolve, reject) => {
+      client.publish(topic, payload, { qos: 1 }, (error) => {
+        if (!error) resolve();
+        else if (typeof (error as Error & { code?: unknown }).code === "number")
+          reject(new MqttPublishRefusedError(error.message, { cause: error }));
+        else reject(error);
       });
     });
   }
@@ -87,14 +159,65 @@ export class MqttGateway {
     this.disconnectListeners.push(listener);
   }
 
+  /**
+   * Subscribes (QoS 1) to `filter` and hands every matching message to `handler`; a handler that throws is
+   * logged, never allowed to break the connection. Returns the unsubscribe.
+   */
+  subscribe(filter: string, handler: (message: IncomingMessage) => void): () => void {
+    const subscription: Subscription = { filter, handler };
+    this.subscriptions.push(subscription);
+    if (this.client) this.subscribeOn(this.client, filter);
+    return () => {
+      const index = this.subscriptions.indexOf(subscription);
+      if (index >= 0) this.subscriptions.splice(index, 1);
+      if (this.client && !this.subscriptions.some((s) => s.filter === filter))
+        this.client.unsubscribe(filter, () => undefined);
+    };
+  }
+
+  private subscribeOn(client: MqttClient, filter: string): void {
+    client.subscribe(filter, { qos: 1 }, (error, granted) => {
+      const refused = granted?.find((g) => g.qos >= 0x80);
+      if (error || refused)
+        this.log.warn(
+          { filter, err: error ? { message: error.message } : { reasonCode: refused?.qos } },
+          "subscription refused",
+        );
+    });
+  }
+
+  private dispatch(topic: string, payload: Buffer, properties: IPublishPacket["properties"]): void {
+    const message: IncomingMessage = {
+      topic,
+      payload,
+      ...(properties?.responseTopic !== undefined ? { responseTopic: properties.responseTopic } : {}),
+      ...(properties?.correlationData !== undefined ? { correlationData: properties.correlationData } : {}),
+    };
+    for (const { filter, handler } of this.subscriptions) {
+      if (!topicMatches(filter, topic)) continue;
+      try {
+        handler(message);
+      } catch (error) {
+        this.log.error({ err: error, topic }, "message handler failed");
+      }
+    }
+  }
+
   /** QoS 1 always: a prompt or an event that never arrives is worse than one that arrives twice. */
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
     const client = this.client;
     if (!client) throw new Error("MqttGateway.publish before start()");
     if (/[+#]/.test(topic)) throw new Error(`refusing to publish to a wildcard topic: ${topic}`);
+    if (options.onlyIfConnected && !client.connected) {
+      this.log.debug({ topic }, "broker unreachable; not queueing, re-published on reconnect");
+      return;
+    }
     const publishOptions: IClientPublishOptions = { qos: 1, retain: options.retain ?? false };
     if (options.expirySeconds !== undefined && this.config.protocolVersion === 5) {
       publishOptions.properties = { messageExpiryInterval: Math.max(1, Math.ceil(options.expirySeconds)) };
+    }
+    if (options.correlationData !== undefined && this.config.protocolVersion === 5) {
+      publishOptions.properties = { ...publishOptions.properties, correlationData: options.correlationData };
     }
     client.publish(topic, payload, publishOptions, (error) => {
       if (error) this.log.warn({ topic, err: { message: error.message } }, "publish failed");
@@ -106,8 +229,8 @@ export class MqttGateway {
   }
 
   /** Removes a retained message (a zero-length retained publish). */
-  clearRetained(topic: string): void {
-    this.publish(topic, Buffer.alloc(0), { retain: true });
+  clearRetained(topic: string, options: PublishOptions = {}): void {
+    this.publish(topic, Buffer.alloc(0), { ...options, retain: true });
   }
 
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */
@@ -129,6 +252,18 @@ export class MqttGateway {
       await client.endAsync(true);
     }
   }
+}
+
+/** MQTT topic filter matching: `+` is one level, a trailing `#` any number of levels (also none). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return i === f.length - 1;
+    if (i >= t.length) return false;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
 }
 
 /** Broker URLs may carry credentials (`mqtt://user:pass@host`); logs must not. */

@@ -3,6 +3,8 @@ import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
+import type { Outbox } from "../mqtt/outbox.js";
+import { OutboxSender } from "../mqtt/outbox-sender.js";
 import type {
   DeviceTopics,
   DisplayPayload,
@@ -15,20 +17,25 @@ import { subscribe, type Reporter } from "./reporter.js";
 
 /**
  * Publishes the agent's events under the topic contract. It remembers the current state and prompt
- * so that a broker that lost them (restart, no persistence) gets them again on reconnect.
+ * so that a broker that lost them (restart, no persistence) gets them again on reconnect. Events go
+ * through the durable outbox: written to disk first, removed once the broker acknowledged them.
  */
 export class MqttReporter implements Reporter {
   readonly name = "mqtt";
   private unsubscribers: Array<() => void> = [];
   private state: StateChange | undefined;
   private prompt: SignInPrompt | undefined;
+  private readonly sender: OutboxSender;
 
   constructor(
     private readonly gateway: MqttGateway,
     private readonly topics: DeviceTopics,
     private readonly deviceId: string,
     private readonly log: Logger,
-  ) {}
+    private readonly outbox: Outbox,
+  ) {
+    this.sender = new OutboxSender(outbox, gateway, log);
+  }
 
   async start(events: EventEmitter<AgentEvents>): Promise<void> {
     const onError = (error: unknown) => this.log.error({ err: error }, "mqtt reporter failed");
@@ -39,21 +46,28 @@ export class MqttReporter implements Reporter {
       subscribe(events, "authenticated", (e) => this.publishEvent("authenticated", e), onError),
       subscribe(events, "code_expired", (e) => this.publishEvent("code_expired", e), onError),
       subscribe(events, "sign_in_failed", (e) => this.publishEvent("sign_in_failed", e), onError),
+      subscribe(events, "signed_out", (e) => this.publishEvent("signed_out", e), onError),
     ];
-    this.gateway.onConnect(() => this.republish());
+    // Events a previous run raised and the broker never acknowledged go out first, with their original ids.
+    this.outbox.open();
+    this.gateway.onConnect(() => {
+      this.republish();
+      this.sender.kick();
+    });
     await this.gateway.start();
   }
 
   async stop(): Promise<void> {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
+    this.sender.stop();
     await this.gateway.stop();
   }
 
   private publishState(change: StateChange): void {
     this.state = change;
     const payload: StatePayload = { ...change, deviceId: this.deviceId };
-    this.gateway.publishJson(this.topics.state, payload, { retain: true });
+    this.gateway.publishJson(this.topics.state, payload, { retain: true, onlyIfConnected: true });
   }
 
   private publishPrompt(prompt: SignInPrompt): void {
@@ -80,12 +94,16 @@ export class MqttReporter implements Reporter {
       issuedAt: prompt.issuedAt,
       expiresAt: prompt.expiresAt,
     };
-    this.gateway.publishJson(this.topics.display, payload, { retain: true, expirySeconds: secondsLeft });
+    this.gateway.publishJson(this.topics.display, payload, {
+      retain: true,
+      expirySeconds: secondsLeft,
+      onlyIfConnected: true,
+    });
   }
 
   private clearPrompt(): void {
     this.prompt = undefined;
-    this.gateway.clearRetained(this.topics.display);
+    this.gateway.clearRetained(this.topics.display, { onlyIfConnected: true });
   }
 
   private publishEvent<T extends EventType>(type: T, data: EventPayloads[T]): void {
@@ -96,7 +114,8 @@ export class MqttReporter implements Reporter {
       at: new Date().toISOString(),
       ...data,
     } as EventPayload<T>;
-    this.gateway.publishJson(this.topics.event(type), payload);
+    this.outbox.append(this.topics.event(type), payload);
+    this.sender.kick();
   }
 
   private republish(): void {

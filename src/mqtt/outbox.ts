@@ -1,0 +1,213 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { z } from "zod";
+
+/** One event waiting for the broker's acknowledgement. */
+export interface OutboxEntry {
+  /** Position in the outbox: entries go out in this order, across restarts too. */
+  readonly seq: number;
+  readonly topic: string;
+  /** The event as published, `id` included: a redelivery after a restart carries the same `id`. */
+  readonly payload: { readonly id: string };
+  /** Bytes on disk, for the size bound. */
+  readonly bytes: number;
+}
+
+export interface OutboxOptions {
+  /** Most entries kept; the oldest are dropped beyond it. */
+  readonly maxEvents: number;
+  /** Most bytes kept; the oldest are dropped beyond it. */
+  readonly maxBytes?: number;
+}
+
+/** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
+const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+const ENTRY = /^(\d{16})\.json$/;
+const StoredEntry = z.object({
+  v: z.literal(1),
+  topic: z.string().min(1),
+  payload: z.looseObject({ id: z.string().min(1) }),
+});
+
+/**
+ * The durable outbox of MQTT events: one file per event in a directory of `STATE_DIR`, named by a sequence
+ * number so a directory listing gives the order back. An event is written (temp file, fsync, rename, fsync of
+ * the directory) before anyone tries to publish it, and removed only once the broker acknowledged it, so an
+ * event survives a broker outage, a crash or a SIGKILL. File operations are synchronous on purpose: events are
+ * few, and an event must be on disk before the code that raised it goes on.
+ *
+ * A disk that refuses writes does not stop delivery: the entry is kept in memory and an error is logged.
+ */
+export class Outbox {
+  private readonly entries: OutboxEntry[] = [];
+  private nextSeq = 1;
+  private bytes = 0;
+  private durable = true;
+  private readonly maxBytes: number;
+
+  constructor(
+    private readonly dir: string,
+    private readonly options: OutboxOptions,
+    private readonly log: Logger,
+  ) {
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  }
+
+  /** Reads what a previous run left; a corrupt entry is moved aside with a warning, never a crash. */
+  open(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      this.degrade(error, "cannot create the outbox directory");
+      return;
+    }
+    for (const name of readdirSync(this.dir).sort()) {
+      const match = ENTRY.exec(name);
+      if (!match) {
+        // A temp file from a write cut short by a crash: its event was never handed to anyone.
+        if (name.endsWith(".tmp")) this.tryUnlink(name);
+        continue;
+      }
+      const seq = Number(match[1]);
+      this.nextSeq = Math.max(this.nextSeq, seq + 1);
+      const entry = this.read(name, seq);
+      if (entry) {
+        this.entries.push(entry);
+        this.bytes += entry.bytes;
+      }
+    }
+    if (this.entries.length > 0)
+      this.log.info(
+        { events: this.entries.length },
+        "outbox holds events not yet acknowledged by the broker",
+      );
+    this.enforceBounds();
+  }
+
+  /** Stores an event durably; returns its entry. Beyond the bounds the oldest entries are dropped. */
+  append(topic: string, payload: OutboxEntry["payload"]): OutboxEntry {
+    const seq = this.nextSeq++;
+    const text = JSON.stringify({ v: 1, topic, payload });
+    const entry: OutboxEntry = { seq, topic, payload, bytes: Buffer.byteLength(text) };
+    if (this.durable) {
+      try {
+        this.write(fileName(seq), text);
+      } catch (error) {
+        this.degrade(error, "cannot write to the outbox");
+      }
+    }
+    this.entries.push(entry);
+    this.bytes += entry.bytes;
+    this.enforceBounds();
+    return entry;
+  }
+
+  /** The oldest entry, the next to publish. */
+  first(): OutboxEntry | undefined {
+    return this.entries[0];
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /** The broker acknowledged the entry (or it can never be delivered): forget it. */
+  remove(seq: number): void {
+    const index = this.entries.findIndex((entry) => entry.seq === seq);
+    if (index < 0) return;
+    const [entry] = this.entries.splice(index, 1);
+    this.bytes -= entry?.bytes ?? 0;
+    if (this.durable) this.tryUnlink(fileName(seq));
+  }
+
+  private enforceBounds(): void {
+    while (
+      this.entries.length > 1 &&
+      (this.entries.length > this.options.maxEvents || this.bytes > this.maxBytes)
+    ) {
+      const oldest = this.entries[0] as OutboxEntry;
+      this.log.warn(
+        { id: oldest.payload.id, topic: oldest.topic, events: this.entries.length, bytes: this.bytes },
+        "outbox full; dropping its oldest event, which the broker never acknowledged",
+      );
+      this.remove(oldest.seq);
+    }
+  }
+
+  private read(name: string, seq: number): OutboxEntry | undefined {
+    let text: string;
+    try {
+      text = readFileSync(join(this.dir, name), "utf8");
+      const parsed = StoredEntry.safeParse(JSON.parse(text));
+      if (parsed.success) {
+        return {
+          seq,
+          topic: parsed.data.topic,
+          payload: parsed.data.payload,
+          bytes: Buffer.byteLength(text),
+        };
+      }
+    } catch {
+      // Unreadable or not JSON: handled below like an entry of the wrong shape.
+    }
+    this.log.warn({ file: name }, "outbox entry is corrupt; skipping it (kept aside as .corrupt)");
+    try {
+      renameSync(join(this.dir, name), join(this.dir, `${name}.corrupt`));
+    } catch {
+      // Still skipped; it is read (and skipped) again at the next start.
+    }
+    return undefined;
+  }
+
+  private write(name: string, text: string): void {
+    const target = join(this.dir, name);
+    const temp = `${target}.tmp`;
+    const fd = openSync(temp, "w", 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, target);
+    // The rename itself must reach the disk, or a power cut could forget the file.
+    const dirFd = openSync(this.dir, "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  }
+
+  private tryUnlink(name: string): void {
+    try {
+      unlinkSync(join(this.dir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        this.log.warn({ file: name, err: error }, "cannot remove an outbox entry; it may be delivered again");
+    }
+  }
+
+  private degrade(error: unknown, what: string): void {
+    this.durable = false;
+    this.log.error(
+      { dir: this.dir, err: error },
+      `${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
+    );
+  }
+}
+
+function fileName(seq: number): string {
+  return `${String(seq).padStart(16, "0")}.json`;
+}

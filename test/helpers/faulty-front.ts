@@ -1,0 +1,183 @@
+/**
+ * A thin HTTPS front between the agent and the dev identity provider that can make the next token polls fail,
+ * the way a provider or a network in trouble does, and otherwise passes everything through unchanged.
+ *
+ * The agent's AUTHORITY points at the front. The provider's discovery document names its endpoints by the
+ * provider's own address, so the front rewrites those URLs to itself (never the `issuer`, which the ID token
+ * must match). The provider's pages (`verification_uri`) stay on the provider, so the person signs in there.
+ */
+import { writeFile } from "node:fs/promises";
+import { createServer, request, type Server } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { join } from "node:path";
+import { generate } from "selfsigned";
+import type { DevIdentityProvider } from "../../src/dev/identity-provider.js";
+
+/** What a failing poll gets: a 503 with an OAuth-style JSON body or a load balancer's HTML page, a TCP reset, or no answer. */
+export type Fault = "503-json" | "503-html" | "reset" | "hang";
+
+export interface FaultyFront {
+  /** `https://localhost:{port}/`: the agent's AUTHORITY. */
+  readonly authority: string;
+  /** PEM file trusting the front (and the provider), for EDGE_SIGNIN_IDP_CA_FILE. */
+  readonly caFile: string;
+  /** The next device-code polls get these faults, in order; resolves once all of them were served. */
+  failPolls(faults: readonly Fault[]): Promise<void>;
+  /** Device-code polls that reached the front, failed or passed through. */
+  polls(): number;
+  /** Polls passed through to the provider. */
+  passedPolls(): number;
+  close(): Promise<void>;
+}
+
+const DEVICE_CODE_GRANTS = new Set(["device_code", "urn:ietf:params:oauth:grant-type:device_code"]);
+
+export async function startFaultyFront(idp: DevIdentityProvider, dir: string): Promise<FaultyFront> {
+  const tls = await generate([{ name: "commonName", value: "localhost" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 7, ip: "127.0.0.1" },
+        ],
+      },
+    ],
+  });
+  const upstream = new URL(idp.issuer);
+  const sockets = new Set<Socket>();
+  const faults: Fault[] = [];
+  let allServed: (() => void) | undefined;
+  let polls = 0;
+  let passed = 0;
+
+  const server: Server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => {
+    readBody(req).then(
+      (body) => {
+        const isPoll =
+          req.method === "POST" && DEVICE_CODE_GRANTS.has(new URLSearchParams(body).get("grant_type") ?? "");
+        if (isPoll) {
+          polls += 1;
+          const fault = faults.shift();
+          if (faults.length === 0) allServed?.();
+          if (fault) {
+            inject(fault, req, res);
+            return;
+          }
+          passed += 1;
+        }
+        forward(req, res, body);
+      },
+      () => res.destroy(),
+    );
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  // The authority's host, so every endpoint MSAL is handed is on the host it was configured with.
+  const origin = `https://localhost:${port}`;
+  const caFile = join(dir, `faulty-front-${port}.pem`);
+  await writeFile(caFile, `${tls.cert}\n${idp.caPem}`);
+
+  function forward(req: IncomingMessage, res: ServerResponse, body: string): void {
+    const headers = { ...req.headers, host: upstream.host };
+    delete headers["content-length"];
+    const isDiscovery = (req.url ?? "").includes("/.well-known/openid-configuration");
+    const out = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...headers, "content-length": Buffer.byteLength(body) },
+        ca: idp.caPem,
+      },
+      (answer) => {
+        if (!isDiscovery) {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          return;
+        }
+        readBody(answer).then(
+          (text) => {
+            const rewritten = rewriteDiscovery(text, upstream.origin, origin);
+            const answerHeaders = {
+              ...answer.headers,
+              "content-length": String(Buffer.byteLength(rewritten)),
+            };
+            delete answerHeaders["etag"];
+            res.writeHead(answer.statusCode ?? 502, answerHeaders).end(rewritten);
+          },
+          () => res.destroy(),
+        );
+      },
+    );
+    out.on("error", () => res.destroy());
+    out.end(body);
+  }
+
+  return {
+    authority: `https://localhost:${port}/`,
+    caFile,
+    failPolls(next) {
+      faults.push(...next);
+      return new Promise<void>((resolve) => {
+        allServed = resolve;
+        if (faults.length === 0) resolve();
+      });
+    },
+    polls: () => polls,
+    passedPolls: () => passed,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function inject(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
+  switch (fault) {
+    case "503-json":
+      res
+        .writeHead(503, { "content-type": "application/json", "retry-after": "1" })
+        .end(JSON.stringify({ error: "temporarily_unavailable", error_description: "try again later" }));
+      return;
+    case "503-html":
+      res
+        .writeHead(503, { "content-type": "text/html" })
+        .end("<html><body><h1>503 Service Unavailable</h1></body></html>");
+      return;
+    case "reset":
+      // A TCP RST, as a dropped Wi-Fi or a restarting load balancer gives.
+      req.socket.resetAndDestroy();
+      return;
+    case "hang":
+      // Never answer: only the agent's own request timeout ends this one (close() ends the socket).
+      return;
+  }
+}
+
+/** Endpoint URLs on the provider's origin now point at the front; the issuer stays the provider's. */
+function rewriteDiscovery(text: string, from: string, to: string): string {
+  const document = JSON.parse(text) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(document)) {
+    if (key !== "issuer" && typeof value === "string" && value.startsWith(from))
+      document[key] = to + value.slice(from.length);
+  }
+  return JSON.stringify(document);
+}
+
+async function readBody(stream: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,107 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Outbox } from "../../src/mqtt/outbox.js";
+import { captureLogger } from "../helpers/fixture.js";
+
+describe("the durable outbox", () => {
+  let root: string;
+  let dir: string;
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), "edge-signin-outbox-"));
+    dir = join(root, "outbox");
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const event = (id: string) => ({ id, type: "authenticated", deviceId: "tv" });
+
+  it("keeps unacknowledged events on disk, in order, for the next run", async () => {
+    const first = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    first.open();
+    first.append("edge-signin/tv/events/code_issued", event("a"));
+    first.append("edge-signin/tv/events/authenticated", event("b"));
+    first.append("edge-signin/tv/events/signed_out", event("c"));
+    first.remove(first.first()?.seq ?? 0);
+
+    const files = await readdir(dir);
+    expect(files).toHaveLength(2);
+    expect(JSON.parse(await readFile(join(dir, files[0] ?? ""), "utf8"))).toStrictEqual({
+      v: 1,
+      topic: "edge-signin/tv/events/authenticated",
+      payload: event("b"),
+    });
+
+    const second = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    second.open();
+    expect(second.size).toBe(2);
+    expect(second.first()?.payload).toStrictEqual(event("b"));
+    // New events go after the old ones, even across runs.
+    const next = second.append("edge-signin/tv/events/code_expired", event("d"));
+    expect(next.seq).toBeGreaterThan(second.first()?.seq ?? Infinity);
+  });
+
+  it("drops the oldest events beyond its bound, with a warning", () => {
+    const log = captureLogger();
+    const outbox = new Outbox(dir, { maxEvents: 3 }, log.logger);
+    outbox.open();
+    for (const id of ["1", "2", "3", "4", "5"]) outbox.append("t/events/x", event(id));
+    expect(outbox.size).toBe(3);
+    expect(outbox.first()?.payload.id).toBe("3");
+    const warnings = log
+      .lines()
+      .filter(
+        (l) => l["msg"] === "outbox full; dropping its oldest event, which the broker never acknowledged",
+      );
+    expect(warnings.map((w) => w["id"])).toStrictEqual(["1", "2"]);
+  });
+
+  it("bounds its size on disk too", () => {
+    const outbox = new Outbox(dir, { maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
+    outbox.open();
+    for (let i = 0; i < 20; i++) outbox.append("t/events/x", { id: String(i), filler: "x".repeat(200) });
+    expect(outbox.size).toBeLessThanOrEqual(4);
+    expect(outbox.first()?.payload.id).not.toBe("0");
+  });
+
+  it("skips a corrupt entry with a warning and loads the rest", async () => {
+    const seed = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    seed.open();
+    seed.append("t/events/x", event("good-1"));
+    seed.append("t/events/x", event("good-2"));
+    await writeFile(join(dir, "0000000000000002.json"), '{"v":1,"topic":"t/events/x","payl');
+    await writeFile(join(dir, "0000000000000009.json"), JSON.stringify({ v: 1, topic: "t", payload: {} }));
+    await writeFile(join(dir, "0000000000000010.json.tmp"), "half a wri");
+
+    const log = captureLogger();
+    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    outbox.open();
+    expect(outbox.size).toBe(1);
+    expect(outbox.first()?.payload.id).toBe("good-1");
+    const corrupt = log
+      .lines()
+      .filter((l) => l["msg"] === "outbox entry is corrupt; skipping it (kept aside as .corrupt)");
+    expect(corrupt.map((l) => l["file"])).toStrictEqual(["0000000000000002.json", "0000000000000009.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual([
+      "0000000000000001.json",
+      "0000000000000002.json.corrupt",
+      "0000000000000009.json.corrupt",
+    ]);
+    // Sequence numbers never go back, so nothing new sorts before what is already there.
+    expect(outbox.append("t/events/x", event("new")).seq).toBe(10);
+  });
+
+  it("keeps events in memory when the state directory cannot be written", async () => {
+    const blocker = join(root, "not-a-directory");
+    await writeFile(blocker, "");
+    const log = captureLogger();
+    const outbox = new Outbox(join(blocker, "outbox"), { maxEvents: 10 }, log.logger);
+    outbox.open();
+    outbox.append("t/events/x", event("a"));
+    expect(outbox.first()?.payload.id).toBe("a");
+    expect(log.lines().some((l) => l["level"] === 50)).toBe(true);
+  });
+});
