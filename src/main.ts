@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { ConfigError, ENV_PREFIX, SETTINGS } from "./config.js";
+import { StartupError } from "./startup-error.js";
 
 /**
  * The process shell: parses the command line, runs one command, and is the only place that exits.
@@ -81,6 +82,17 @@ program
     process.exitCode = await runDisplay(options);
   });
 
+program
+  .command("health")
+  .description(
+    "Check a running agent through STATE_DIR/health.json (for a container HEALTHCHECK): exit 0 when healthy, 1 when not.",
+  )
+  .addOption(new Option("--file <path>", "health file to read instead of $EDGE_SIGNIN_STATE_DIR/health.json"))
+  .action(async (options: { file?: string }) => {
+    const { runHealth } = await import("./commands/health.js");
+    process.exitCode = await runHealth(options);
+  });
+
 try {
   await program.parseAsync();
 } catch (error) {
@@ -88,6 +100,10 @@ try {
     // One line per problem, no stack trace: the person reading it is configuring a device, not debugging us.
     for (const problem of error.problems) process.stderr.write(`edge-signin: ${problem}\n`);
     process.exitCode = 2;
+  } else if (error instanceof StartupError) {
+    // Another agent on the state directory, a cache key that does not fit: one line, the person fixes it.
+    process.stderr.write(`edge-signin: ${error.message}\n`);
+    process.exitCode = error.exitCode;
   } else {
     process.stderr.write(`edge-signin: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;

@@ -49,6 +49,12 @@ export class LogReporter implements Reporter {
         (e) => this.log.warn({ reason: e.reason, retryAt: e.retryAt }, `sign-in failed: ${e.message}`),
         onError,
       ),
+      subscribe(
+        events,
+        "signed_out",
+        (e) => this.log.info({ reason: e.reason }, `signed out: ${e.message}`),
+        onError,
+      ),
     ];
     return Promise.resolve();
   }

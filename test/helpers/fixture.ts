@@ -36,7 +36,8 @@ export async function startTestBed(idpOptions: DevIdentityProviderOptions = {}):
     EDGE_SIGNIN_CLIENT_ID: idp.clientId,
     EDGE_SIGNIN_DEVICE_ID: `tv-${process.pid}-${++counter}`,
     EDGE_SIGNIN_MQTT_URL: broker.url,
-    EDGE_SIGNIN_STATE_DIR: join(stateDir, "state"),
+    // Each agent its own state directory (its own token cache and lock); reuse one env() for a restart.
+    EDGE_SIGNIN_STATE_DIR: join(stateDir, `state-${counter}`),
     EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
     EDGE_SIGNIN_LOG_LEVEL: "debug",
     EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "0.2",

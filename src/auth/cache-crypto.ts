@@ -1,0 +1,92 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+
+/**
+ * Encryption at rest of the token cache: AES-256-GCM in a small versioned JSON envelope.
+ *
+ * The key is exactly 32 random bytes, written as base64 (44 characters, `openssl rand -base64 32`) or hex
+ * (64 characters, `openssl rand -hex 32`). No passphrases: a device has nobody to type one, and a random key
+ * needs no key stretching. The envelope carries a key check value (an HMAC of a constant under the key) so a
+ * wrong key is told apart from a damaged file: the first stops the agent, the second only signs it out.
+ */
+export const ENVELOPE_FORMAT = "edge-signin-token-cache";
+export const ENVELOPE_VERSION = 1;
+const ALGORITHM = "aes-256-gcm";
+const AAD = Buffer.from(`${ENVELOPE_FORMAT}/v${ENVELOPE_VERSION}`);
+
+export interface Envelope {
+  readonly format: typeof ENVELOPE_FORMAT;
+  readonly version: typeof ENVELOPE_VERSION;
+  readonly alg: "A256GCM";
+  /** First 16 hex digits of HMAC-SHA256(key, "edge-signin key check"). */
+  readonly kcv: string;
+  readonly iv: string;
+  readonly tag: string;
+  readonly ciphertext: string;
+}
+
+/** Returns the 32-byte key, or undefined when `text` is neither 32 bytes of base64 nor of hex. */
+export function decodeCacheKey(text: string): Buffer | undefined {
+  const trimmed = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, "hex");
+  if (/^[A-Za-z0-9+/]{43}=$/.test(trimmed) || /^[A-Za-z0-9_-]{43}$/.test(trimmed)) {
+    const key = Buffer.from(trimmed, trimmed.includes("=") ? "base64" : "base64url");
+    return key.length === 32 ? key : undefined;
+  }
+  return undefined;
+}
+
+function keyCheckValue(key: Buffer): string {
+  return createHmac("sha256", key).update("edge-signin key check").digest("hex").slice(0, 16);
+}
+
+export function seal(plaintext: string, key: Buffer): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv(ALGORITHM, key, iv);
+  cipher.setAAD(AAD);
+  const ciphertext = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+  const envelope: Envelope = {
+    format: ENVELOPE_FORMAT,
+    version: ENVELOPE_VERSION,
+    alg: "A256GCM",
+    kcv: keyCheckValue(key),
+    iv: iv.toString("base64"),
+    tag: cipher.getAuthTag().toString("base64"),
+    ciphertext: ciphertext.toString("base64"),
+  };
+  return JSON.stringify(envelope);
+}
+
+/** True for anything that claims to be our envelope, whole or not: it must never be read as a plain cache. */
+export function looksSealed(parsed: unknown): parsed is Partial<Envelope> {
+  return typeof parsed === "object" && parsed !== null && (parsed as Envelope).format === ENVELOPE_FORMAT;
+}
+
+export type OpenResult =
+  | { readonly ok: true; readonly plaintext: string }
+  | { readonly ok: false; readonly problem: "wrong_key" | "damaged" | "unsupported" };
+
+export function open(envelope: Partial<Envelope>, key: Buffer): OpenResult {
+  if (envelope.version !== ENVELOPE_VERSION || envelope.alg !== "A256GCM")
+    return { ok: false, problem: "unsupported" };
+  if (typeof envelope.kcv !== "string" || envelope.kcv !== keyCheckValue(key))
+    return { ok: false, problem: typeof envelope.kcv === "string" ? "wrong_key" : "damaged" };
+  if (
+    typeof envelope.iv !== "string" ||
+    typeof envelope.tag !== "string" ||
+    typeof envelope.ciphertext !== "string"
+  )
+    return { ok: false, problem: "damaged" };
+  try {
+    const decipher = createDecipheriv(ALGORITHM, key, Buffer.from(envelope.iv, "base64"));
+    decipher.setAAD(AAD);
+    decipher.setAuthTag(Buffer.from(envelope.tag, "base64"));
+    const plaintext = Buffer.concat([
+      decipher.update(Buffer.from(envelope.ciphertext, "base64")),
+      decipher.final(),
+    ]);
+    return { ok: true, plaintext: plaintext.toString("utf8") };
+  } catch {
+    // The key is right (the check value matched), so a failed tag means the bytes were damaged.
+    return { ok: false, problem: "damaged" };
+  }
+}

@@ -1,0 +1,187 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
+import type { Logger } from "pino";
+import { StartupError } from "../startup-error.js";
+import { decodeCacheKey, looksSealed, open as openEnvelope, seal } from "./cache-crypto.js";
+
+export const CACHE_FILE = "token-cache.json";
+
+/** The configured cache key cannot open the cache (or none is set for an encrypted cache). */
+export class CacheKeyError extends StartupError {
+  override readonly name = "CacheKeyError";
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+export interface TokenCacheStoreOptions {
+  readonly stateDir: string;
+  /** `EDGE_SIGNIN_CACHE_KEY` as configured (base64 or hex of 32 bytes); undefined: the file is plain JSON. */
+  readonly key: string | undefined;
+  readonly log: Logger;
+}
+
+/**
+ * MSAL's token cache, kept in `STATE_DIR/token-cache.json` through MSAL's cache plugin hooks. The agent holds
+ * the state directory's lock, so this is the only writer: the file is read once at `load()` and afterwards
+ * only written, atomically (temp file, fsync, rename), mode 0600, sealed with AES-256-GCM when a key is set.
+ */
+export class TokenCacheStore implements ICachePlugin {
+  readonly path: string;
+  private readonly key: Buffer | undefined;
+  /** MSAL's serialised cache as last read or written; undefined until there is one. */
+  private contents: string | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: TokenCacheStoreOptions) {
+    this.path = join(options.stateDir, CACHE_FILE);
+    this.key = options.key === undefined ? undefined : decodeCacheKey(options.key);
+    if (options.key !== undefined && !this.key)
+      throw new CacheKeyError(
+        "EDGE_SIGNIN_CACHE_KEY: expected 32 bytes as base64 (44 characters) or hex (64)",
+      );
+  }
+
+  /**
+   * Reads the cache file. A missing file is an empty cache; a damaged one is moved aside (the agent starts
+   * signed out); an encrypted one that the key cannot open stops the agent, because signing the person out
+   * over a configuration mistake would lose their session for nothing.
+   * @throws CacheKeyError
+   */
+  async load(): Promise<void> {
+    await mkdir(this.options.stateDir, { recursive: true });
+    let text: string;
+    try {
+      text = await readFile(this.path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      await this.moveAside("not JSON (truncated or damaged)");
+      return;
+    }
+    if (looksSealed(parsed)) {
+      if (!this.key)
+        throw new CacheKeyError(
+          `EDGE_SIGNIN_CACHE_KEY: the token cache ${this.path} is encrypted; set the key it was written with`,
+        );
+      const opened = openEnvelope(parsed, this.key);
+      if (!opened.ok) {
+        if (opened.problem === "wrong_key")
+          throw new CacheKeyError(
+            `EDGE_SIGNIN_CACHE_KEY: this key does not open the token cache ${this.path} (it was written with another key)`,
+          );
+        if (opened.problem === "unsupported")
+          throw new CacheKeyError(
+            `EDGE_SIGNIN_CACHE_KEY: the token cache ${this.path} was written by a newer edge-signin`,
+          );
+        await this.moveAside("encrypted contents damaged");
+        return;
+      }
+      parsed = safeParse(opened.plaintext);
+      if (!isCacheShape(parsed)) {
+        await this.moveAside("decrypted contents are not a token cache");
+        return;
+      }
+      this.contents = opened.plaintext;
+      return;
+    }
+    if (!isCacheShape(parsed)) {
+      await this.moveAside("not a token cache");
+      return;
+    }
+    this.contents = text;
+    // A plain cache and a key now: seal it at once rather than leave it readable until the next sign-in.
+    if (this.key) {
+      this.options.log.info({ path: this.path }, "encrypting the existing token cache");
+      await this.write(text);
+    }
+  }
+
+  /** Whether the last read or write left anything in the cache. */
+  get isEmpty(): boolean {
+    return this.contents === undefined;
+  }
+
+  async beforeCacheAccess(context: TokenCacheContext): Promise<void> {
+    if (this.contents !== undefined) context.tokenCache.deserialize(this.contents);
+    return Promise.resolve();
+  }
+
+  async afterCacheAccess(context: TokenCacheContext): Promise<void> {
+    if (!context.cacheHasChanged) return;
+    const contents = context.tokenCache.serialize();
+    this.contents = contents;
+    // Serialise the writes: two renames racing could leave the older cache in place.
+    const next = this.writing.then(() => this.write(contents));
+    this.writing = next.catch(() => undefined);
+    try {
+      await next;
+    } catch (error) {
+      // The session stays good in memory; only a restart would lose it. Say so, do not fail the sign-in.
+      this.options.log.error(
+        { err: { message: (error as Error).message }, path: this.path },
+        "could not write the token cache; a restart will need a new sign-in",
+      );
+    }
+  }
+
+  /** Waits for pending writes (before the lock is released). */
+  async flush(): Promise<void> {
+    await this.writing;
+  }
+
+  private async write(contents: string): Promise<void> {
+    const data = this.key ? seal(contents, this.key) : contents;
+    const temp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    const handle = await open(temp, "wx", 0o600);
+    try {
+      await handle.writeFile(data, "utf8");
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await rename(temp, this.path);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    // The rename is durable only once the directory entry is on disk too.
+    const dir = await open(this.options.stateDir, "r");
+    try {
+      await dir.sync().catch(() => undefined);
+    } finally {
+      await dir.close();
+    }
+  }
+
+  private async moveAside(problem: string): Promise<void> {
+    const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    await rename(this.path, aside);
+    this.options.log.warn(
+      { path: this.path, movedTo: aside, problem },
+      "token cache unreadable; moved aside, starting signed out",
+    );
+  }
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** MSAL's serialised cache is an object of sections (`Account`, `RefreshToken`, ...), each an object. */
+function isCacheShape(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  return Object.values(value).every((section) => typeof section === "object" && section !== null);
+}

@@ -1,0 +1,237 @@
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../src/agent.js";
+import { CacheKeyError, CACHE_FILE } from "../../src/auth/cache-store.js";
+import { StateDirLockedError } from "../../src/auth/state-lock.js";
+import { loadConfig } from "../../src/config.js";
+import { approveSignIn } from "../../src/dev/person.js";
+import type { Authenticated } from "../../src/events.js";
+import {
+  deviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
+import { runCli } from "../helpers/cli.js";
+import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+
+const KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="; // 32 bytes, base64
+const OTHER_KEY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; // 32 bytes, hex
+
+const stateDirOf = (env: Record<string, string>) => env["EDGE_SIGNIN_STATE_DIR"] ?? "";
+const deviceIdOf = (env: Record<string, string>) => env["EDGE_SIGNIN_DEVICE_ID"] ?? "";
+
+describe("staying signed in: token cache in STATE_DIR", () => {
+  let bed: TestBed;
+  let probe: MqttProbe;
+  const running: Agent[] = [];
+
+  beforeAll(async () => {
+    bed = await startTestBed();
+    probe = await connectProbe(bed.broker.url);
+    await probe.subscribe("edge-signin/#");
+  });
+  afterEach(async () => {
+    for (const agent of running.splice(0)) await agent.stop();
+  });
+  afterAll(async () => {
+    await probe.close();
+    await bed.close();
+  });
+
+  async function startAgent(env: Record<string, string>, log = captureLogger()): Promise<Agent> {
+    const agent = new Agent({ config: loadConfig(env), logger: log.logger });
+    running.push(agent);
+    await agent.start();
+    return agent;
+  }
+
+  async function stopAgent(agent: Agent): Promise<void> {
+    running.splice(running.indexOf(agent), 1);
+    await agent.stop();
+  }
+
+  /** Starts an agent, has alice sign in with the code from the display, stops the agent. */
+  async function signInOnce(env: Record<string, string>): Promise<void> {
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    const agent = await startAgent(env);
+    const signedIn = new Promise<Authenticated>((resolve) => agent.once("authenticated", resolve));
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
+    expect((await signedIn).method).toBe("device_code");
+    await stopAgent(agent);
+  }
+
+  it("signs in again after a restart without a prompt, with method refresh", async () => {
+    const env = bed.env();
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await signInOnce(env);
+
+    const cacheFile = join(stateDirOf(env), CACHE_FILE);
+    expect((await stat(cacheFile)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(cacheFile, "utf8"))).toMatchObject({ RefreshToken: expect.any(Object) });
+
+    const log = captureLogger();
+    const prompts: unknown[] = [];
+    const agent = new Agent({ config: loadConfig(env), logger: log.logger });
+    agent.on("prompt", (p) => prompts.push(p));
+    const again = new Promise<Authenticated>((resolve) => agent.once("authenticated", resolve));
+    running.push(agent);
+    await agent.start();
+
+    const event = (
+      await probe.next(
+        topics.event("authenticated"),
+        (m) => m.json<{ method: string }>().method === "refresh",
+      )
+    ).json<EventPayload<"authenticated">>();
+    expect(event).toMatchObject({
+      type: "authenticated",
+      method: "refresh",
+      claims: expect.objectContaining({ sub: "alice", iss: bed.idp.issuer }),
+      account: expect.objectContaining({ name: "Alice", username: "alice@example.com" }),
+    });
+    expect((await again).method).toBe("refresh");
+    const state = await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
+    expect(state.json<StatePayload>().account?.name).toBe("Alice");
+    expect(prompts).toStrictEqual([]);
+    // No code went to the display in this run: every display message since the first sign-in is a clear.
+    const displays = probe.all(topics.display);
+    expect(displays.at(-1)?.payload.length).toBe(0);
+    expect(agent.state.state).toBe("signed_in");
+    expect(log.text()).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
+  });
+
+  it("publishes signed_out and shows a new code when the provider rejects the refresh token", async () => {
+    const env = bed.env();
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await signInOnce(env);
+    bed.idp.revokeRefreshTokens();
+
+    await startAgent(env);
+    const signedOut = (await probe.next(topics.event("signed_out"))).json<EventPayload<"signed_out">>();
+    expect(signedOut).toStrictEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      type: "signed_out",
+      deviceId: deviceIdOf(env),
+      at: expect.any(String),
+      reason: "rejected",
+      message: expect.stringContaining("invalid_grant"),
+    });
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    expect(display.userCode).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
+    await probe.next(topics.state, (m) => m.json<StatePayload>().state === "awaiting_user");
+  });
+
+  it("keeps the session alive with silent refreshes, and starts over when one is rejected", async () => {
+    const env = bed.env({ EDGE_SIGNIN_REFRESH_INTERVAL_SECONDS: "1" });
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await signInOnce(env);
+    const agent = await startAgent(env);
+    await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
+    const before = bed.idp.tokenRequests();
+    await expect.poll(() => bed.idp.tokenRequests(), { timeout: 15_000 }).toBeGreaterThanOrEqual(before + 2);
+    expect(agent.state.state).toBe("signed_in");
+
+    bed.idp.revokeRefreshTokens();
+    const signedOut = (await probe.next(topics.event("signed_out"))).json<EventPayload<"signed_out">>();
+    expect(signedOut.reason).toBe("rejected");
+    await probe.next(topics.display, (m) => m.payload.length > 0);
+  });
+
+  it("moves a corrupt cache aside, warns, and starts signed out", async () => {
+    const env = bed.env();
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await signInOnce(env);
+    const cacheFile = join(stateDirOf(env), CACHE_FILE);
+    const whole = await readFile(cacheFile, "utf8");
+    await writeFile(cacheFile, whole.slice(0, Math.floor(whole.length / 2))); // truncated mid-write
+
+    const log = captureLogger();
+    await startAgent(env, log);
+    await probe.next(topics.display, (m) => m.payload.length > 0);
+    const files = await readdir(stateDirOf(env));
+    expect(files.filter((f) => f.startsWith(`${CACHE_FILE}.corrupt-`))).toHaveLength(1);
+    expect(
+      log.lines().find((l) => l["msg"] === "token cache unreadable; moved aside, starting signed out"),
+    ).toMatchObject({
+      level: 40,
+      problem: "not JSON (truncated or damaged)",
+    });
+  });
+
+  it("encrypts the cache with CACHE_KEY and signs in again from it", async () => {
+    const env = bed.env({ EDGE_SIGNIN_CACHE_KEY: KEY });
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await signInOnce(env);
+    const text = await readFile(join(stateDirOf(env), CACHE_FILE), "utf8");
+    expect(JSON.parse(text)).toStrictEqual({
+      format: "edge-signin-token-cache",
+      version: 1,
+      alg: "A256GCM",
+      kcv: expect.stringMatching(/^[0-9a-f]{16}$/),
+      iv: expect.any(String),
+      tag: expect.any(String),
+      ciphertext: expect.any(String),
+    });
+    expect(text).not.toMatch(/RefreshToken|alice|secret/);
+
+    await startAgent(env);
+    await probe.next(topics.event("authenticated"), (m) => m.json<{ method: string }>().method === "refresh");
+  });
+
+  it("refuses to start with a wrong key or no key for an encrypted cache, and leaves the cache alone", async () => {
+    const env = bed.env({ EDGE_SIGNIN_CACHE_KEY: KEY });
+    await signInOnce(env);
+    const cacheFile = join(stateDirOf(env), CACHE_FILE);
+    const sealed = await readFile(cacheFile, "utf8");
+
+    const wrong = new Agent({
+      config: loadConfig({ ...env, EDGE_SIGNIN_CACHE_KEY: OTHER_KEY }),
+      logger: captureLogger().logger,
+    });
+    const failure = await wrong.start().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(CacheKeyError);
+    expect((failure as Error).message).toMatch(
+      /^EDGE_SIGNIN_CACHE_KEY: this key does not open the token cache/,
+    );
+
+    const withoutKey = { ...env };
+    delete withoutKey["EDGE_SIGNIN_CACHE_KEY"];
+    const keyless = new Agent({ config: loadConfig(withoutKey), logger: captureLogger().logger });
+    await expect(keyless.start()).rejects.toThrow(/^EDGE_SIGNIN_CACHE_KEY: the token cache .* is encrypted/);
+
+    expect(await readFile(cacheFile, "utf8")).toBe(sealed);
+    // The refused agents let go of the state directory: the right key still works.
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    await startAgent(env);
+    await probe.next(topics.event("authenticated"), (m) => m.json<{ method: string }>().method === "refresh");
+  });
+
+  it("allows one agent per state directory", async () => {
+    const env = bed.env();
+    const first = await startAgent(env);
+    const second = new Agent({ config: loadConfig(env), logger: captureLogger().logger });
+    await expect(second.start()).rejects.toBeInstanceOf(StateDirLockedError);
+
+    const cli = await runCli(["agent"], { ...env, EDGE_SIGNIN_LOG_LEVEL: "silent" });
+    expect(cli.code).toBe(3);
+    expect(cli.stderr.trim().split("\n")).toStrictEqual([
+      `edge-signin: another edge-signin agent (pid ${process.pid}) is using the state directory ${join(
+        stateDirOf(env),
+        "agent.lock",
+      )}; give each agent its own EDGE_SIGNIN_STATE_DIR`,
+    ]);
+
+    // A lock left by a dead process (SIGKILL, power cut) is taken over.
+    await stopAgent(first);
+    await writeFile(join(stateDirOf(env), "agent.lock"), "999999\n");
+    const third = await startAgent(env);
+    expect(third.state.state).not.toBe("error");
+  });
+});
