@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { decodeCacheKey } from "./auth/cache-crypto.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";
@@ -27,6 +28,48 @@ export interface Config {
   /** Timeout of one HTTP request to the identity provider, in ms. */
   readonly httpTimeoutMs: number;
   readonly retry: RetryConfig;
+  /** 32-byte key (base64 or hex) sealing `STATE_DIR/token-cache.json` with AES-256-GCM; undefined: plain file. */
+  readonly cacheKey: string | undefined;
+  /** How often a signed-in agent refreshes its session silently, in ms. */
+  readonly refreshIntervalMs: number;
+  /** Seconds of clock difference tolerated when checking the ID token's `exp`, `nbf` and `iat`. */
+  readonly idTokenClockToleranceSeconds: number;
+  /** ID-token claims that may leave the device; undefined means all of them. */
+  readonly claims: readonly string[] | undefined;
+  /** Put the raw ID token into `authenticated` events (`idToken`), for consumers that verify it themselves. */
+  readonly publishIdToken: boolean;
+  /** POST every event to this receiver; undefined when `WEBHOOK_URL` is not set. */
+  readonly webhook: WebhookConfig | undefined;
+  readonly homeAssistant: HomeAssistantConfig;
+  /** How often the agent refreshes `STATE_DIR/health.json`, in ms; `edge-signin health` reads it. */
+  readonly healthIntervalMs: number;
+  /** Proxy to the identity provider, from the standard `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`. */
+  readonly proxy: ProxyConfig;
+  /** Most unacknowledged MQTT events kept in `STATE_DIR/outbox/`; the oldest are dropped beyond it. */
+  readonly outboxMaxEvents: number;
+}
+
+/** undici's EnvHttpProxyAgent settings; undefined means "not set" (no proxy, nothing exempt). */
+export interface ProxyConfig {
+  readonly httpsProxy: string | undefined;
+  readonly httpProxy: string | undefined;
+  readonly noProxy: string | undefined;
+}
+
+export interface WebhookConfig {
+  readonly url: string;
+  /** HMAC-SHA256 key for the `X-Edge-Signin-Signature` header. */
+  readonly secret: string;
+  /** Timeout of one delivery, in ms. */
+  readonly timeoutMs: number;
+  /** Most undelivered events kept in `STATE_DIR/webhook-queue/`; the oldest are dropped beyond it. */
+  readonly queueMax: number;
+}
+
+export interface HomeAssistantConfig {
+  /** Publish retained MQTT discovery configs; when false, remove any this device published before. */
+  readonly discovery: boolean;
+  readonly discoveryPrefix: string;
 }
 
 export interface MqttConfig {
@@ -78,7 +121,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUTHORITY",
     default: "",
     description:
-      "Full authority URL (https). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
+      "Full authority URL (https). Overrides `TENANT`. Any OpenID provider that speaks Entra's device-code dialect works.",
   },
   {
     name: "CLIENT_ID",
@@ -160,6 +203,70 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "Longest pause between attempts, also between new codes when codes keep expiring unused.",
   },
   {
+    name: "CACHE_KEY",
+    default: "",
+    description:
+      "Encrypts the token cache in `STATE_DIR` (AES-256-GCM): 32 random bytes as base64 or hex, e.g. `openssl rand -base64 32`.",
+    fileVariant: true,
+  },
+  {
+    name: "REFRESH_INTERVAL_SECONDS",
+    default: "86400",
+    description:
+      "While signed in, refresh the session silently this often, so an idle device stays within the refresh token's inactivity limit.",
+  },
+  {
+    name: "ID_TOKEN_CLOCK_TOLERANCE_SECONDS",
+    default: "60",
+    description:
+      "Clock difference tolerated when checking the ID token's `exp` and `nbf` (the token's signature, `iss` and `aud` are always checked).",
+  },
+  {
+    name: "CLAIMS",
+    default: "all",
+    description:
+      "ID-token claims that leave the device in `authenticated` events, space or comma separated, e.g. `sub,name,preferred_username`.",
+  },
+  {
+    name: "PUBLISH_ID_TOKEN",
+    default: "false",
+    description:
+      "`true` adds the raw ID token (`idToken`) to `authenticated` events, for consumers that verify it themselves. Never logged.",
+  },
+  {
+    name: "WEBHOOK_URL",
+    default: "",
+    description: "POST every event as signed JSON to this URL (http or https). Needs `WEBHOOK_SECRET`.",
+  },
+  {
+    name: "WEBHOOK_SECRET",
+    default: "",
+    description: "Key of the HMAC-SHA256 signature in the `X-Edge-Signin-Signature` header.",
+    fileVariant: true,
+  },
+  {
+    name: "WEBHOOK_TIMEOUT_SECONDS",
+    default: "10",
+    description: "Timeout of one webhook delivery; a timeout is retried like a network error.",
+  },
+  {
+    name: "WEBHOOK_QUEUE_MAX",
+    default: "10000",
+    description:
+      "Most undelivered webhook events kept in `STATE_DIR/webhook-queue/` (oldest dropped beyond it, with a warning).",
+  },
+  {
+    name: "HA_DISCOVERY",
+    default: "false",
+    description:
+      "`true` publishes Home Assistant MQTT discovery configs (retained); `false` removes any this device published.",
+  },
+  {
+    name: "HA_DISCOVERY_PREFIX",
+    default: "homeassistant",
+    description: "Home Assistant's discovery prefix.",
+  },
+  {
     name: "DISPLAY_DEVICES",
     default: "",
     description:
@@ -176,6 +283,18 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "8080",
     description: "`display --web`: TCP port of the web display (`0` picks a free one).",
   },
+  {
+    name: "OUTBOX_MAX_EVENTS",
+    default: "1000",
+    description:
+      "Most events kept in `STATE_DIR/outbox/` until the broker acknowledges them (oldest dropped beyond it, with a warning).",
+  },
+  {
+    name: "HEALTH_INTERVAL_SECONDS",
+    default: "10",
+    description:
+      "How often the agent refreshes `STATE_DIR/health.json`; `edge-signin health` fails after 3 missed refreshes.",
+  },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -186,6 +305,15 @@ const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const httpsUrl = z
   .string()
   .refine((value) => URL.canParse(value) && new URL(value).protocol === "https:", "expected an https:// URL");
+
+const bool = z.enum(["true", "false"], { message: "expected true or false" }).transform((v) => v === "true");
+
+const claimNames = z
+  .string()
+  .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+  .refine((names) => names.length > 0 && names.every((n) => /^[A-Za-z0-9_.:-]+$/.test(n)), {
+    message: "expected claim names separated by spaces or commas, e.g. sub,name,preferred_username",
+  });
 
 const seconds = (min: number, max: number) =>
   z.coerce
@@ -223,6 +351,38 @@ export function loadConfig(env: Env = process.env): Config {
   const httpTimeoutSeconds = read.optional("HTTP_TIMEOUT_SECONDS", seconds(1, 600)) ?? 30;
   const retryInitial = read.optional("RETRY_INITIAL_SECONDS", seconds(0.01, 3600)) ?? 1;
   const retryMax = read.optional("RETRY_MAX_SECONDS", seconds(0.01, 86400)) ?? 300;
+  const healthInterval = read.optional("HEALTH_INTERVAL_SECONDS", seconds(0.1, 3600)) ?? 10;
+
+  const webhookUrl = read.optional(
+    "WEBHOOK_URL",
+    z
+      .string()
+      .refine(
+        (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol),
+        "expected an http:// or https:// URL",
+      ),
+  );
+  const webhookSecret = read.secret("WEBHOOK_SECRET");
+  const webhookTimeout = read.optional("WEBHOOK_TIMEOUT_SECONDS", seconds(1, 600)) ?? 10;
+  const webhookQueueMax =
+    read.optional(
+      "WEBHOOK_QUEUE_MAX",
+      z.coerce.number().int("expected a whole number").min(1, "expected at least 1").max(1_000_000),
+    ) ?? 10_000;
+  if (webhookUrl && !webhookSecret)
+    problems.push(
+      `${ENV_PREFIX}WEBHOOK_SECRET: is required with ${ENV_PREFIX}WEBHOOK_URL (receivers must be able to verify what they get)`,
+    );
+  const haPrefix =
+    read.optional(
+      "HA_DISCOVERY_PREFIX",
+      z
+        .string()
+        .refine(
+          (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
+          "expected topic levels without wildcards",
+        ),
+    ) ?? "homeassistant";
 
   if (!tenant && !authorityUrl)
     problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
@@ -240,6 +400,29 @@ export function loadConfig(env: Env = process.env): Config {
     idpCa: read.file("IDP_CA_FILE"),
     httpTimeoutMs: httpTimeoutSeconds * 1000,
     retry: { initialDelayMs: retryInitial * 1000, maxDelayMs: Math.max(retryMax, retryInitial) * 1000 },
+    cacheKey: readCacheKey(read),
+    refreshIntervalMs: (read.optional("REFRESH_INTERVAL_SECONDS", seconds(1, 90 * 86400)) ?? 86400) * 1000,
+    idTokenClockToleranceSeconds: read.optional("ID_TOKEN_CLOCK_TOLERANCE_SECONDS", seconds(0, 3600)) ?? 60,
+    // "all" (the documented default) is the same as leaving it unset.
+    claims: ((names) => (names?.join() === "all" ? undefined : names))(read.optional("CLAIMS", claimNames)),
+    publishIdToken: read.optional("PUBLISH_ID_TOKEN", bool) ?? false,
+    webhook:
+      webhookUrl && webhookSecret
+        ? {
+            url: webhookUrl,
+            secret: webhookSecret,
+            timeoutMs: webhookTimeout * 1000,
+            queueMax: webhookQueueMax,
+          }
+        : undefined,
+    homeAssistant: { discovery: read.optional("HA_DISCOVERY", bool) ?? false, discoveryPrefix: haPrefix },
+    healthIntervalMs: healthInterval * 1000,
+    proxy: readProxy(env, problems),
+    outboxMaxEvents:
+      read.optional(
+        "OUTBOX_MAX_EVENTS",
+        z.coerce.number().int("expected a whole number").min(1, "expected at least 1").max(1_000_000),
+      ) ?? 1000,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -297,6 +480,32 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+function readCacheKey(read: EnvReader): string | undefined {
+  const key = read.secret("CACHE_KEY");
+  if (key !== undefined && !decodeCacheKey(key))
+    read.problem(
+      `${ENV_PREFIX}CACHE_KEY: expected 32 random bytes as base64 (44 characters) or hex (64), e.g. from openssl rand -base64 32`,
+    );
+  return key;
+}
+
+/**
+ * The proxy variables every HTTP client knows, without our prefix; lower case wins, as in curl and undici.
+ * A malformed proxy URL is a configuration error here rather than a crash when the first request goes out.
+ */
+function readProxy(env: Env, problems: string[]): ProxyConfig {
+  const value = (name: string) => env[name.toLowerCase()] || env[name] || undefined;
+  const url = (name: string) => {
+    const raw = value(name);
+    if (raw && !(URL.canParse(raw) && ["http:", "https:"].includes(new URL(raw).protocol))) {
+      problems.push(`${name}: expected an http:// or https:// proxy URL`);
+      return undefined;
+    }
+    return raw;
+  };
+  return { httpsProxy: url("HTTPS_PROXY"), httpProxy: url("HTTP_PROXY"), noProxy: value("NO_PROXY") };
 }
 
 function readTopicPrefix(read: EnvReader): string {

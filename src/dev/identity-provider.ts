@@ -299,6 +299,8 @@ function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {
   body.message =
     `To sign in, use a web browser to open the page ${String(body.verification_uri)} ` +
     `and enter the code ${String(body.user_code)} to authenticate.`;
+  // Entra documents verification_uri_complete as not supported, and never sends it.
+  delete body.verification_uri_complete;
 }
 
 // The stock adapter prints a warning; models check their own expiry, so a plain Map is enough here.
