@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
@@ -26,11 +25,8 @@ import type {
 import { createLogger } from "./logger.js";
 import { CommandServer } from "./mqtt/command-server.js";
 import { MqttGateway } from "./mqtt/gateway.js";
-import { Outbox } from "./mqtt/outbox.js";
 import { deviceTopics } from "./mqtt/topics.js";
-import { HealthReporter } from "./reporters/health-reporter.js";
-import { LogReporter } from "./reporters/log-reporter.js";
-import { MqttReporter } from "./reporters/mqtt-reporter.js";
+import { createReporters } from "./reporters/index.js";
 import type { Reporter } from "./reporters/reporter.js";
 
 export interface AgentOptions {
@@ -94,25 +90,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.commands = new CommandServer(gateway, topics, this, this.log.child({ module: "commands" }));
     gateway.onConnect(() => this.emit("broker", { connected: true }));
     gateway.onDisconnect(() => this.emit("broker", { connected: false }));
+    // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
     this.reporters = [
-      new LogReporter(this.log.child({ module: "events" })),
-      // Before the MQTT reporter, which connects: health must hear the first `broker` event.
-      new HealthReporter(
-        this.config.stateDir,
-        this.config.healthIntervalMs,
-        this.log.child({ module: "health" }),
-      ),
-      new MqttReporter(
-        gateway,
-        topics,
-        this.config.deviceId,
-        this.log.child({ module: "mqtt" }),
-        new Outbox(
-          join(this.config.stateDir, "outbox"),
-          { maxEvents: this.config.outboxMaxEvents },
-          this.log.child({ module: "outbox" }),
-        ),
-      ),
+      ...createReporters(this.config, { log: this.log, gateway, topics }),
       ...(options.reporters ?? []),
     ];
   }

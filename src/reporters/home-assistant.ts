@@ -1,0 +1,110 @@
+import type { Logger } from "pino";
+import type { HomeAssistantConfig } from "../config.js";
+import type { MqttGateway } from "../mqtt/gateway.js";
+import type { DeviceTopics } from "../mqtt/topics.js";
+import type { Reporter } from "./reporter.js";
+
+/** One Home Assistant entity of this device: its discovery topic and config. */
+export interface DiscoveryEntry {
+  readonly topic: string;
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Home Assistant's MQTT discovery (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery): retained
+ * configs that make the device appear with a sign-in state sensor, a signed-in user sensor, and sign-in and
+ * sign-out buttons wired to the agent's command topics. Switched off, it removes the configs this device
+ * published before (empty retained messages), so the entities disappear from Home Assistant too.
+ * It publishes through the MQTT gateway, on every connect, so a broker that lost its retained messages gets them again.
+ */
+export class HomeAssistantReporter implements Reporter {
+  readonly name = "home-assistant";
+
+  constructor(
+    private readonly gateway: MqttGateway,
+    private readonly entries: readonly DiscoveryEntry[],
+    private readonly settings: HomeAssistantConfig,
+    private readonly log: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    this.gateway.onConnect(() => this.announce());
+    if (this.gateway.connected) this.announce();
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    // The configs stay: the gateway's `offline` on the availability topic marks the entities unavailable.
+    return Promise.resolve();
+  }
+
+  private announce(): void {
+    for (const entry of this.entries) {
+      if (this.settings.discovery) this.gateway.publishJson(entry.topic, entry.config, { retain: true });
+      else this.gateway.clearRetained(entry.topic);
+    }
+    if (this.settings.discovery)
+      this.log.debug({ entities: this.entries.length }, "Home Assistant discovery configs published");
+  }
+}
+
+export interface DiscoveryDevice {
+  readonly deviceId: string;
+  readonly topics: DeviceTopics;
+  readonly prefix: string;
+  readonly version: string;
+}
+
+/** The discovery configs of one device. Pure, so the tests and the README show exactly what is published. */
+export function discoveryEntries({ deviceId, topics, prefix, version }: DiscoveryDevice): DiscoveryEntry[] {
+  // Discovery topic levels and ids allow only [a-zA-Z0-9_-]; device ids may also hold dots.
+  const node = `edge-signin_${deviceId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  const objectPrefix = node.replace(/-/g, "_").toLowerCase();
+  const common = {
+    availability_topic: topics.availability,
+    payload_available: "online",
+    payload_not_available: "offline",
+    device: {
+      identifiers: [`edge-signin_${deviceId}`],
+      name: `edge-signin ${deviceId}`,
+      manufacturer: "edge-signin",
+      model: "edge-signin agent",
+      sw_version: version,
+    },
+    origin: { name: "edge-signin", sw_version: version },
+  };
+  const entity = (component: string, key: string, config: Record<string, unknown>): DiscoveryEntry => ({
+    topic: `${prefix}/${component}/${node}/${key}/config`,
+    config: { ...config, unique_id: `${node}_${key}`, object_id: `${objectPrefix}_${key}`, ...common },
+  });
+  return [
+    entity("sensor", "state", {
+      name: "Sign-in state",
+      icon: "mdi:account-key",
+      state_topic: topics.state,
+      value_template: "{{ value_json.state }}",
+      json_attributes_topic: topics.state,
+      json_attributes_template:
+        "{{ {'since': value_json.since, 'expires_at': value_json.expiresAt} | tojson }}",
+    }),
+    entity("sensor", "user", {
+      name: "Signed-in user",
+      icon: "mdi:account",
+      state_topic: topics.state,
+      // Empty while nobody is signed in: the state payload carries `account` only in `signed_in`.
+      value_template: "{{ value_json.account.name if value_json.account is defined else '' }}",
+    }),
+    entity("button", "sign_in", {
+      name: "Sign in",
+      icon: "mdi:login",
+      command_topic: topics.request("sign-in"),
+      payload_press: "{}",
+    }),
+    entity("button", "sign_out", {
+      name: "Sign out",
+      icon: "mdi:logout",
+      command_topic: topics.request("sign-out"),
+      payload_press: "{}",
+    }),
+  ];
+}

@@ -1,0 +1,81 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { MqttGateway } from "../mqtt/gateway.js";
+import { Outbox } from "../mqtt/outbox.js";
+import type { DeviceTopics } from "../mqtt/topics.js";
+import { packageVersion } from "../version.js";
+import { HealthReporter } from "./health-reporter.js";
+import { discoveryEntries, HomeAssistantReporter } from "./home-assistant.js";
+import { LogReporter } from "./log-reporter.js";
+import { MqttReporter } from "./mqtt-reporter.js";
+import type { Reporter } from "./reporter.js";
+import { WebhookReporter } from "./webhook-reporter.js";
+
+/** What the agent's composition hands every reporter factory. */
+export interface ReporterDeps {
+  /** The agent's logger; each reporter takes a child with its own `module`. */
+  readonly log: Logger;
+  /** The one MQTT connection; only reporters publish through it. */
+  readonly gateway: MqttGateway;
+  readonly topics: DeviceTopics;
+}
+
+/** A built-in reporter: returns undefined when the configuration leaves it off. */
+type ReporterFactory = (config: Config, deps: ReporterDeps) => Reporter | undefined;
+
+/**
+ * The built-in consumers of the event stream, in start order (stopped in reverse). Adding a reporter means a
+ * line here and a setting in config.ts; the agent's flow code never learns about it.
+ */
+const FACTORIES: readonly ReporterFactory[] = [
+  (_config, { log }) => new LogReporter(log.child({ module: "events" })),
+  // Before the MQTT reporter, which connects: health must hear the first `broker` event.
+  (config, { log }) =>
+    new HealthReporter(config.stateDir, config.healthIntervalMs, log.child({ module: "health" })),
+  // Before the MQTT reporter too: its discovery configs go out on the gateway's first connect.
+  (config, { log, gateway, topics }) =>
+    new HomeAssistantReporter(
+      gateway,
+      discoveryEntries({
+        deviceId: config.deviceId,
+        topics,
+        prefix: config.homeAssistant.discoveryPrefix,
+        version: packageVersion(),
+      }),
+      config.homeAssistant,
+      log.child({ module: "home-assistant" }),
+    ),
+  (config, { log, gateway, topics }) =>
+    new MqttReporter(
+      gateway,
+      topics,
+      config.deviceId,
+      log.child({ module: "mqtt" }),
+      new Outbox(
+        join(config.stateDir, "outbox"),
+        { maxEvents: config.outboxMaxEvents },
+        log.child({ module: "outbox" }),
+      ),
+    ),
+  (config, { log }) =>
+    config.webhook &&
+    new WebhookReporter(
+      config.webhook,
+      config.deviceId,
+      config.stateDir,
+      config.retry,
+      log.child({ module: "webhook" }),
+    ),
+];
+
+/** The reporters the configuration switches on. */
+export function createReporters(config: Config, deps: ReporterDeps): Reporter[] {
+  return FACTORIES.map((factory) => factory(config, deps)).filter(
+    (reporter): reporter is Reporter => reporter !== undefined,
+  );
+}
+
+export type { Reporter } from "./reporter.js";
+export { subscribe } from "./reporter.js";
+export { verifyWebhook, signWebhook, SIGNATURE_HEADER } from "./webhook-signature.js";

@@ -1,0 +1,238 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../src/agent.js";
+import { approveSignIn } from "../../src/dev/person.js";
+import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
+import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+
+const SECRET = "whsec_test_0123456789";
+
+interface Delivery {
+  readonly status: number;
+  readonly headers: IncomingMessage["headers"];
+  readonly body: Record<string, unknown>;
+  /** The signature checked out, with the receiver's own HMAC code (as the README shows it). */
+  readonly signatureValid: boolean;
+}
+
+/**
+ * A real HTTP receiver on loopback, verifying signatures the way the README tells receivers to.
+ * `answer` decides the status of each request; `close()` and `listen()` again make it unreachable and back.
+ */
+class Receiver {
+  readonly deliveries: Delivery[] = [];
+  answer: (n: number) => number = () => 200;
+  port = 0;
+  private server: Server | undefined;
+  private waiters: Array<() => void> = [];
+
+  async listen(): Promise<void> {
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        const raw = Buffer.concat(chunks).toString("utf8");
+        const status = this.answer(this.deliveries.length);
+        this.deliveries.push({
+          status,
+          headers: req.headers,
+          body: JSON.parse(raw) as Record<string, unknown>,
+          signatureValid: verify(raw, req.headers["x-edge-signin-signature"]),
+        });
+        res.writeHead(status).end();
+        for (const wake of this.waiters.splice(0)) wake();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.port, "127.0.0.1", () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hooks/edge-signin`;
+  }
+
+  /** Resolves when `predicate` holds for the deliveries so far (checked after each request). */
+  async until(predicate: (d: readonly Delivery[]) => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.deliveries)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `receiver condition not met; got ${JSON.stringify(this.deliveries.map((d) => [d.status, d.body["type"]]))}`,
+        );
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 250);
+      });
+    }
+  }
+
+  /** Accepted deliveries, first time each id was accepted (receivers de-duplicate on `id`). */
+  accepted(): Delivery[] {
+    const seen = new Set<unknown>();
+    return this.deliveries.filter((d) => {
+      if (d.status >= 300 || seen.has(d.body["id"])) return false;
+      seen.add(d.body["id"]);
+      return true;
+    });
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+}
+
+/** The README's receiver check: HMAC-SHA256 over `${t}.${body}`, constant-time compare, 5-minute window. */
+function verify(body: string, header: string | string[] | undefined): boolean {
+  if (typeof header !== "string") return false;
+  const fields: Record<string, string> = Object.fromEntries(
+    header.split(",").map((part) => part.split("=", 2) as [string, string]),
+  );
+  const t = Number(fields["t"]);
+  if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > 300) return false;
+  const expected = createHmac("sha256", SECRET).update(`${t}.${body}`).digest();
+  const given = Buffer.from(String(fields["v1"]), "hex");
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+describe("webhook reporter against a real HTTP receiver", () => {
+  let bed: TestBed;
+  let probe: MqttProbe;
+  let receiver: Receiver;
+  const agents: Agent[] = [];
+  let runs = 0;
+
+  beforeAll(async () => {
+    bed = await startTestBed();
+    probe = await connectProbe(bed.broker.url);
+    await probe.subscribe("edge-signin/#");
+  });
+  afterEach(async () => {
+    for (const agent of agents.splice(0)) await agent.stop();
+    await receiver.close();
+  });
+  afterAll(async () => {
+    await probe.close();
+    await bed.close();
+  });
+
+  function webhookEnv(extra: Record<string, string> = {}) {
+    return {
+      EDGE_SIGNIN_WEBHOOK_URL: receiver.url,
+      EDGE_SIGNIN_WEBHOOK_SECRET: SECRET,
+      EDGE_SIGNIN_WEBHOOK_TIMEOUT_SECONDS: "2",
+      EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, `webhook-${++runs}`),
+      ...extra,
+    };
+  }
+
+  it("delivers every event, signed and in order, after a 503 phase, an outage and an agent restart", async () => {
+    receiver = new Receiver();
+    receiver.answer = () => 503;
+    await receiver.listen();
+    const env = webhookEnv();
+    const config = bed.config(env);
+    const topics = deviceTopics(config.topicPrefix, config.deviceId);
+    const log = captureLogger();
+    const first = new Agent({ config, logger: log.logger });
+    agents.push(first);
+    await first.start();
+
+    // The receiver fails with 503: the agent retries the same event (same id), with growing pauses.
+    await receiver.until((d) => d.length >= 3);
+    const retried = new Set(receiver.deliveries.map((d) => d.body["id"]));
+    expect(retried.size).toBe(1);
+    expect(receiver.deliveries.every((d) => d.signatureValid)).toBe(true);
+
+    // Now nobody listens at all: connection refused. Meanwhile alice signs in.
+    await receiver.close();
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
+    await probe.next(topics.event("authenticated"));
+    await expect.poll(() => log.text()).toContain("webhook receiver unreachable");
+
+    // The agent restarts while the receiver is still down: the events wait on disk.
+    await first.stop();
+    agents.splice(0);
+    const queued = await readdir(join(config.stateDir, "webhook-queue"));
+    expect(queued.filter((name) => name.endsWith(".json")).length).toBeGreaterThanOrEqual(2);
+
+    receiver.answer = () => 200;
+    await receiver.listen(); // same port: the receiver is back
+    const restartedAt = Date.now();
+    const second = new Agent({ config: bed.config(env), logger: captureLogger().logger });
+    agents.push(second);
+    await second.start();
+
+    await receiver.until((d) => receiver.accepted().length >= 3 && d.length > 0);
+    const accepted = receiver.accepted();
+    expect(accepted.every((d) => d.signatureValid)).toBe(true);
+    // The first run's events first, in the order they happened, then the second run's.
+    expect(accepted[0]?.body).toStrictEqual({
+      id: [...retried][0],
+      type: "code_issued",
+      deviceId: config.deviceId,
+      at: expect.any(String),
+      userCode: display.userCode,
+      verificationUri: display.verificationUri,
+      expiresAt: display.expiresAt,
+    });
+    expect(accepted[1]?.body).toMatchObject({
+      type: "authenticated",
+      method: "device_code",
+      verified: true,
+      claims: { sub: "alice" },
+    });
+    // Then what the second run raised (a silent sign-in or a new code), after the restart.
+    expect(Date.parse(String(accepted[2]?.body["at"]))).toBeGreaterThanOrEqual(restartedAt);
+    const times = accepted.map((d) => Date.parse(String(d.body["at"])));
+    expect([...times].sort((a, b) => a - b)).toStrictEqual(times);
+    expect(accepted[0]?.headers).toMatchObject({
+      "content-type": "application/json",
+      "x-edge-signin-event-id": [...retried][0],
+      "x-edge-signin-event-type": "code_issued",
+    });
+    // Nothing left behind once delivered.
+    await expect
+      .poll(async () =>
+        (await readdir(join(config.stateDir, "webhook-queue"))).filter((n) => n.endsWith(".json")),
+      )
+      .toStrictEqual([]);
+  });
+
+  it("drops an event the receiver refuses with a 4xx, without retrying it, and goes on", async () => {
+    receiver = new Receiver();
+    receiver.answer = (n) => (n === 0 ? 400 : 200);
+    await receiver.listen();
+    const log = captureLogger();
+    // An unreachable provider makes the agent raise sign_in_failed events one after the other.
+    const config = bed.config(webhookEnv({ EDGE_SIGNIN_AUTHORITY: "https://127.0.0.1:9/" }));
+    const agent = new Agent({ config, logger: log.logger });
+    agents.push(agent);
+    await agent.start();
+
+    await receiver.until((d) => d.length >= 3);
+    const [refused, ...rest] = receiver.deliveries;
+    expect(refused?.status).toBe(400);
+    expect(refused?.body).toMatchObject({ type: "sign_in_failed", reason: "network" });
+    expect(rest.map((d) => d.body["id"])).not.toContain(refused?.body["id"]);
+    expect(rest.every((d) => d.status === 200 && d.signatureValid)).toBe(true);
+    expect(log.lines()).toContainEqual(
+      expect.objectContaining({ msg: "webhook receiver refused the event; dropping it", status: 400 }),
+    );
+  });
+});
