@@ -72,7 +72,14 @@ export class Outbox {
       this.degrade(error, "cannot create the outbox directory");
       return;
     }
-    for (const name of readdirSync(this.dir).sort()) {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).sort();
+    } catch (error) {
+      this.degrade(error, "cannot read the outbox directory");
+      return;
+    }
+    for (const name of names) {
       const match = ENTRY.exec(name);
       if (!match) {
         // A temp file from a write cut short by a crash: its event was never handed to anyone.

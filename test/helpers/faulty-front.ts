@@ -157,8 +157,9 @@ function inject(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
         .end("<html><body><h1>503 Service Unavailable</h1></body></html>");
       return;
     case "reset":
-      // A TCP RST, as a dropped Wi-Fi or a restarting load balancer gives.
-      req.socket.resetAndDestroy();
+      // A TCP RST, as a dropped Wi-Fi or a restarting load balancer gives. The RST must come from the TCP
+      // socket under the TLS one (Node keeps it as `_parent`); a TLS socket cannot send one itself.
+      ((req.socket as Socket & { _parent?: Socket })._parent ?? req.socket).resetAndDestroy();
       return;
     case "hang":
       // Never answer: only the agent's own request timeout ends this one (close() ends the socket).

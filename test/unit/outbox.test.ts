@@ -62,9 +62,9 @@ describe("the durable outbox", () => {
   it("bounds its size on disk too", () => {
     const outbox = new Outbox(dir, { maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
     outbox.open();
-    for (let i = 0; i < 20; i++) outbox.append("t/events/x", { id: String(i), filler: "x".repeat(200) });
+    for (let i = 0; i < 20; i++) outbox.append("t/events/x", { id: `${i}-${"x".repeat(200)}` });
     expect(outbox.size).toBeLessThanOrEqual(4);
-    expect(outbox.first()?.payload.id).not.toBe("0");
+    expect(outbox.first()?.payload.id).not.toMatch(/^0-/);
   });
 
   it("skips a corrupt entry with a warning and loads the rest", async () => {

@@ -1,0 +1,135 @@
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { approveSignIn } from "../../src/dev/person.js";
+import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
+import { startCli, type RunningCli } from "../helpers/cli.js";
+import { startConnectProxy } from "../helpers/connect-proxy.js";
+import { startTestBed, type TestBed } from "../helpers/fixture.js";
+import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+
+interface StoredEvent {
+  topic: string;
+  payload: { id: string; type: string };
+}
+
+async function outboxOnDisk(stateDir: string): Promise<StoredEvent[]> {
+  const dir = join(stateDir, "outbox");
+  const names = (await readdir(dir).catch(() => [])).filter((n) => n.endsWith(".json")).sort();
+  // The agent removes an entry once it is acknowledged, possibly between the listing and the read.
+  const read = await Promise.all(
+    names.map((n) =>
+      readFile(join(dir, n), "utf8").then(
+        (text) => JSON.parse(text) as StoredEvent,
+        () => undefined,
+      ),
+    ),
+  );
+  return read.filter((entry) => entry !== undefined);
+}
+
+async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(100);
+  }
+}
+
+describe("the agent process, killed and started again", () => {
+  let bed: TestBed;
+  const running: RunningCli[] = [];
+  const probes: MqttProbe[] = [];
+
+  beforeAll(async () => {
+    bed = await startTestBed();
+  });
+  afterAll(async () => {
+    for (const cli of running) cli.child.kill("SIGKILL");
+    for (const p of probes) await p.close();
+    await bed.close();
+  });
+
+  async function watch(filter: string): Promise<MqttProbe> {
+    const p = await connectProbe(bed.broker.url);
+    probes.push(p);
+    await p.subscribe(filter);
+    return p;
+  }
+
+  it("delivers an authenticated event that was only on disk when the agent was SIGKILLed", async () => {
+    const stateDir = await mkdtemp(join(bed.stateDir, "crash-"));
+    const env = bed.env({ EDGE_SIGNIN_STATE_DIR: stateDir });
+    const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
+    const before = await watch(`${topics.base}/#`);
+    const first = startCli(["agent"], env);
+    running.push(first);
+    const display = (
+      await before.next(topics.display, (m) => m.payload.length > 0, 30_000)
+    ).json<DisplayPayload>();
+
+    // The broker goes away, the person approves: the event can only go to the outbox.
+    await bed.broker.stop();
+    await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "erin" });
+    const stored = await eventually(
+      async () => (await outboxOnDisk(stateDir)).find((e) => e.payload.type === "authenticated"),
+      "the authenticated event is in the outbox",
+    );
+    expect(stored.topic).toBe(topics.event("authenticated"));
+    first.child.kill("SIGKILL");
+    expect(await first.exited).toBe("SIGKILL");
+
+    await bed.broker.start();
+    const after = await watch(`${topics.base}/events/#`);
+    const second = startCli(["agent"], env);
+    running.push(second);
+    const event = (await after.next(topics.event("authenticated"), undefined, 45_000)).json<
+      EventPayload<"authenticated">
+    >();
+    expect(event).toMatchObject({ id: stored.payload.id, type: "authenticated", claims: { sub: "erin" } });
+    await eventually(
+      async () =>
+        (await outboxOnDisk(stateDir)).some((e) => e.payload.id === stored.payload.id) ? undefined : true,
+      "the delivered event leaves the outbox",
+    );
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("reaches the identity provider through HTTPS_PROXY", async () => {
+    const proxy = await startConnectProxy();
+    try {
+      const env = bed.env({
+        EDGE_SIGNIN_STATE_DIR: await mkdtemp(join(bed.stateDir, "proxy-")),
+        HTTPS_PROXY: proxy.url,
+      });
+      const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
+      const probe = await watch(`${topics.base}/#`);
+      const cli = startCli(["agent"], env);
+      running.push(cli);
+      const display = (
+        await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)
+      ).json<DisplayPayload>();
+      await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "frank" });
+      expect(
+        (await probe.next(topics.event("authenticated"), undefined, 30_000)).json<
+          EventPayload<"authenticated">
+        >().claims,
+      ).toMatchObject({ sub: "frank" });
+      // Every tunnel went to the provider; none of the agent's requests bypassed the proxy.
+      expect(proxy.tunnels().length).toBeGreaterThan(0);
+      expect(new Set(proxy.tunnels())).toStrictEqual(new Set([new URL(bed.idp.authority).host]));
+      cli.child.kill("SIGTERM");
+      expect(await cli.exited).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,178 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { IdpUnreachableError, NetworkClient } from "../../src/auth/network-client.js";
+import { startDevIdentityProvider, type DevIdentityProvider } from "../../src/dev/identity-provider.js";
+import { startConnectProxy, type ConnectProxy } from "../helpers/connect-proxy.js";
+import { captureLogger } from "../helpers/fixture.js";
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A real HTTP server whose next answers the test scripts, counting what reached it. */
+async function scriptedServer(): Promise<{
+  url: string;
+  hits: () => number;
+  next: (...h: Handler[]) => void;
+  close: () => Promise<void>;
+}> {
+  const queue: Handler[] = [];
+  let hits = 0;
+  const server: Server = createServer((req, res) => {
+    hits += 1;
+    req.resume();
+    req.once("end", () => {
+      const handler =
+        queue.shift() ??
+        ((_q, r) =>
+          r.writeHead(400, { "content-type": "application/json" }).end('{"error":"authorization_pending"}'));
+      handler(req, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
+    hits: () => hits,
+    next: (...handlers) => queue.push(...handlers),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const poll = { body: "client_id=x&grant_type=device_code&device_code=secret-code-1", headers: {} };
+const refresh = { body: "client_id=x&grant_type=refresh_token&refresh_token=r", headers: {} };
+const json =
+  (status: number, body: object, headers: Record<string, string> = {}): Handler =>
+  (_req, res) =>
+    res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+
+describe("the identity provider network client", () => {
+  let server: Awaited<ReturnType<typeof scriptedServer>>;
+  let client: NetworkClient;
+  const log = captureLogger();
+
+  beforeAll(async () => {
+    server = await scriptedServer();
+  });
+  afterEach(async () => {
+    await client.close();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const newClient = () =>
+    (client = new NetworkClient({
+      timeoutMs: 1_000,
+      pollRetry: { initialDelayMs: 400, maxDelayMs: 800 },
+      log: log.logger,
+    }));
+
+  it("answers MSAL 'authorization_pending' for a poll that meets trouble, and holds back the next real poll", async () => {
+    newClient();
+    server.next(json(503, { error: "temporarily_unavailable" }));
+    const before = server.hits();
+    const first = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
+    expect(first).toStrictEqual({
+      status: 400,
+      headers: {},
+      body: { error: "authorization_pending", error_description: expect.any(String) },
+    });
+    // Within the backoff MSAL's next poll does not reach the provider at all.
+    const held = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
+    expect(held.body.error).toBe("authorization_pending");
+    expect(server.hits() - before).toBe(1);
+    await sleep(500);
+    server.next((_req, res) => res.writeHead(503, { "content-type": "text/html" }).end("<h1>down</h1>"));
+    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).status).toBe(400);
+    expect(server.hits() - before).toBe(2);
+    // The warnings say what happened, never the device code.
+    expect(log.text()).toContain("identity provider trouble while polling");
+    expect(log.text()).not.toContain("secret-code-1");
+  });
+
+  it("turns a connection reset and a timeout on a poll into 'authorization_pending' too", async () => {
+    newClient();
+    server.next((req) => req.socket.resetAndDestroy());
+    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
+      "authorization_pending",
+    );
+    await sleep(900);
+    server.next(() => undefined); // never answers: the 1 s timeout ends it
+    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
+      "authorization_pending",
+    );
+  });
+
+  it("passes real poll answers through, without a Retry-After that would make MSAL throttle", async () => {
+    newClient();
+    server.next(json(400, { error: "authorization_pending" }, { "retry-after": "30" }));
+    const pending = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
+    expect(pending.status).toBe(400);
+    expect(pending.headers["retry-after"]).toBeUndefined();
+    server.next(json(400, { error: "authorization_declined" }));
+    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
+      "authorization_declined",
+    );
+    server.next(json(200, { access_token: "a", id_token: "b" }));
+    expect((await client.sendPostRequestAsync<{ access_token?: string }>(server.url, poll)).status).toBe(200);
+  });
+
+  it("leaves requests other than polls as they are: MSAL and the agent's loop handle those", async () => {
+    newClient();
+    server.next(json(503, { error: "temporarily_unavailable" }));
+    expect((await client.sendPostRequestAsync(server.url, refresh)).status).toBe(503);
+    server.next((req) => req.socket.resetAndDestroy());
+    await expect(client.sendPostRequestAsync(server.url, refresh)).rejects.toBeInstanceOf(
+      IdpUnreachableError,
+    );
+  });
+});
+
+describe("the identity provider through an HTTPS proxy", () => {
+  let idp: DevIdentityProvider;
+  let proxy: ConnectProxy;
+
+  beforeAll(async () => {
+    [idp, proxy] = await Promise.all([startDevIdentityProvider(), startConnectProxy()]);
+  });
+  afterAll(async () => {
+    await Promise.all([idp.close(), proxy.close()]);
+  });
+
+  const discovery = () => `${idp.authority}.well-known/openid-configuration`;
+
+  it("tunnels through HTTPS_PROXY, trusting the extra CA inside the tunnel", async () => {
+    const client = new NetworkClient({
+      ca: idp.caPem,
+      timeoutMs: 5_000,
+      proxy: { httpsProxy: proxy.url, httpProxy: undefined, noProxy: undefined },
+    });
+    try {
+      const before = proxy.tunnels().length;
+      const { status, body } = await client.getJson(discovery());
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ issuer: idp.issuer });
+      expect(proxy.tunnels().slice(before)).toStrictEqual([new URL(idp.authority).host]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("goes direct for hosts in NO_PROXY", async () => {
+    const client = new NetworkClient({
+      ca: idp.caPem,
+      timeoutMs: 5_000,
+      proxy: { httpsProxy: proxy.url, httpProxy: undefined, noProxy: "localhost,127.0.0.1" },
+    });
+    try {
+      const before = proxy.tunnels().length;
+      expect((await client.getJson(discovery())).status).toBe(200);
+      expect(proxy.tunnels().length).toBe(before);
+    } finally {
+      await client.close();
+    }
+  });
+});
