@@ -167,7 +167,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "STATE_DIR",
     default: "./state",
-    description: "Writable directory for the agent's own files (the identity provider's cached metadata).",
+    description:
+      "Writable directory for the agent's own files (token cache, event outbox, the provider's cached metadata); keep it on persistent storage.",
   },
   {
     name: "LOG_LEVEL",
