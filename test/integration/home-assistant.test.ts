@@ -1,0 +1,149 @@
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../src/agent.js";
+import { approveSignIn } from "../../src/dev/person.js";
+import {
+  deviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
+import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { connectProbe, type MqttProbe, type ReceivedMessage } from "../helpers/mqtt-probe.js";
+
+type DiscoveryConfig = Record<string, unknown> & {
+  device: { identifiers: string[]; name: string; manufacturer: string; model: string; sw_version: string };
+};
+
+/** Collects the retained discovery configs a fresh subscriber (Home Assistant starting) receives. */
+async function retainedConfigs(
+  url: string,
+  topics: readonly string[],
+): Promise<Map<string, ReceivedMessage>> {
+  const ha = await connectProbe(url);
+  try {
+    await ha.subscribe("ha-test/#");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const configs = new Map<string, ReceivedMessage>();
+    for (const topic of topics) {
+      const last = ha.all(topic).at(-1);
+      if (last && last.retain && last.payload.length > 0) configs.set(topic, last);
+    }
+    return configs;
+  } finally {
+    await ha.close();
+  }
+}
+
+describe("Home Assistant MQTT discovery", () => {
+  let bed: TestBed;
+  let probe: MqttProbe;
+  let agent: Agent | undefined;
+
+  beforeAll(async () => {
+    bed = await startTestBed();
+    probe = await connectProbe(bed.broker.url);
+    await probe.subscribe("edge-signin/#");
+  });
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+  });
+  afterAll(async () => {
+    await probe.close();
+    await bed.close();
+  });
+
+  it("announces one device with state and user sensors and working sign-in/sign-out buttons, then removes it when switched off", async () => {
+    const env = {
+      EDGE_SIGNIN_HA_DISCOVERY: "true",
+      EDGE_SIGNIN_HA_DISCOVERY_PREFIX: "ha-test",
+      EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, "ha"),
+    };
+    const config = bed.config(env);
+    const topics = deviceTopics(config.topicPrefix, config.deviceId);
+    agent = new Agent({ config, logger: captureLogger().logger });
+    await agent.start();
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+
+    const node = `edge-signin_${config.deviceId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const expected = [
+      `ha-test/button/${node}/sign_in/config`,
+      `ha-test/button/${node}/sign_out/config`,
+      `ha-test/sensor/${node}/state/config`,
+      `ha-test/sensor/${node}/user/config`,
+    ];
+    const configs = await retainedConfigs(bed.broker.url, expected);
+    expect([...configs.keys()].sort()).toStrictEqual(expected.sort());
+    const parsed = new Map([...configs].map(([topic, m]) => [topic, m.json<DiscoveryConfig>()]));
+    const uniqueIds = new Set<unknown>();
+    for (const discovery of parsed.values()) {
+      // What Home Assistant needs to create and group the entities, and to mark them unavailable.
+      expect(discovery).toMatchObject({
+        name: expect.any(String),
+        unique_id: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
+        object_id: expect.stringMatching(/^[a-z0-9_]+$/),
+        availability_topic: topics.availability,
+        payload_available: "online",
+        payload_not_available: "offline",
+        device: {
+          identifiers: [`edge-signin_${config.deviceId}`],
+          name: expect.any(String),
+          manufacturer: "edge-signin",
+          model: expect.any(String),
+          sw_version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+        },
+      });
+      uniqueIds.add(discovery["unique_id"]);
+    }
+    expect(uniqueIds.size).toBe(4);
+    expect(parsed.get(`ha-test/sensor/${node}/state/config`)).toMatchObject({
+      state_topic: topics.state,
+      value_template: "{{ value_json.state }}",
+    });
+    expect(parsed.get(`ha-test/sensor/${node}/user/config`)).toMatchObject({
+      state_topic: topics.state,
+      value_template: expect.stringContaining("value_json.account.name"),
+    });
+    const signInButton = parsed.get(`ha-test/button/${node}/sign_in/config`);
+    const signOutButton = parsed.get(`ha-test/button/${node}/sign_out/config`);
+    expect(signInButton).toMatchObject({ command_topic: topics.request("sign-in"), payload_press: "{}" });
+    expect(signOutButton).toMatchObject({ command_topic: topics.request("sign-out"), payload_press: "{}" });
+    // The availability topic the entities follow really says online.
+    expect((await probe.next(topics.availability)).payload.toString()).toBe("online");
+
+    // The sensors' source: the state topic carries what the templates read.
+    await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
+    const signedIn = (
+      await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in")
+    ).json<StatePayload>();
+    expect(signedIn.account?.name).toBe("Alice");
+
+    // Pressing "Sign out" in Home Assistant publishes payload_press to command_topic.
+    await probe.publish(String(signOutButton?.["command_topic"]), String(signOutButton?.["payload_press"]));
+    const signedOut = (await probe.next(topics.event("signed_out"))).json<EventPayload<"signed_out">>();
+    expect(signedOut.reason).toBe("requested");
+    const nextCode = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+
+    // Cancel that code (a plain command), then "Sign in" brings a new one.
+    await probe.publish(topics.request("cancel"), "{}");
+    await probe.next(topics.display, (m) => m.payload.length === 0);
+    await probe.publish(String(signInButton?.["command_topic"]), String(signInButton?.["payload_press"]));
+    const fresh = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    expect(fresh.userCode).not.toBe(nextCode.userCode);
+
+    // Switched off, the same device removes its entities (empty retained configs).
+    await agent.stop();
+    agent = new Agent({
+      config: bed.config({
+        ...env,
+        EDGE_SIGNIN_HA_DISCOVERY: "false",
+        EDGE_SIGNIN_DEVICE_ID: config.deviceId,
+      }),
+      logger: captureLogger().logger,
+    });
+    await agent.start();
+    await probe.next(topics.availability, (m) => m.payload.toString() === "online");
+    await expect.poll(async () => (await retainedConfigs(bed.broker.url, expected)).size).toBe(0);
+  });
+});
