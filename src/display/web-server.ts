@@ -113,6 +113,8 @@ export class WebDisplayServer {
     }
     if (path === "/assets/display.css") return send(res, 200, "text/css; charset=utf-8", STYLE_CSS);
     if (path === "/assets/display.js") return send(res, 200, "text/javascript; charset=utf-8", CLIENT_JS);
+    // Browsers ask for it on their own; an empty answer keeps a 404 out of the kiosk's console.
+    if (path === "/favicon.ico") return void res.writeHead(204, { "cache-control": "max-age=86400" }).end();
     if (path === "/healthz") return send(res, 200, "application/json", JSON.stringify(this.health()));
     const match = DEVICE_PATH.exec(path);
     const deviceId = match ? safeDecode(match[1] ?? "") : undefined;
