@@ -1,5 +1,7 @@
 /**
- * edge-signin as a library: `createAgent(config)` gives the typed event emitter with `start()` / `stop()`.
+ * edge-signin as a library: `createAgent(config)` gives the typed event emitter (eventemitter3) with
+ * `start()` / `stop()` and the commands `signIn()` / `signOut()` / `cancel()` / `refresh()` / `status()`.
+ * Reporters of your own (`options.reporters`) consume the same event stream as the built-in ones.
  */
 import { Agent, type AgentOptions } from "./agent.js";
 import type { Config } from "./config.js";
@@ -12,17 +14,34 @@ export {
   type Config,
   type MqttConfig,
   type RetryConfig,
+  type WebhookConfig,
+  type HomeAssistantConfig,
 } from "./config.js";
+export { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
+/** What `start()` throws when the state directory is taken or the cache key does not open the token cache. */
+export { StartupError } from "./startup-error.js";
+export { StateDirLockedError } from "./auth/state-lock.js";
+export { CacheKeyError } from "./auth/cache-store.js";
 export type * from "./events.js";
-export type { Reporter } from "./reporters/reporter.js";
+export { subscribe, type Reporter } from "./reporters/reporter.js";
+/** For webhook receivers written in Node: check the `X-Edge-Signin-Signature` header. */
+export {
+  verifyWebhook,
+  signWebhook,
+  SIGNATURE_HEADER,
+  type VerifyOptions,
+} from "./reporters/webhook-signature.js";
 export {
   deviceTopics,
   type DeviceTopics,
   type DisplayPayload,
   type StatePayload,
   type EventPayload,
+  type EventPayloads,
+  type EventType,
 } from "./mqtt/topics.js";
 
+/** Builds an agent from a Config (see `loadConfig`); nothing happens until `start()`. */
 export function createAgent(config: Config, options: Omit<AgentOptions, "config"> = {}): Agent {
   return new Agent({ ...options, config });
 }
