@@ -1,0 +1,149 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../src/agent.js";
+import { approveSignIn } from "../../src/dev/person.js";
+import type { DeviceSnapshot } from "../../src/display/device-view.js";
+import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
+import { runCli, startCli, type RunningCli } from "../helpers/cli.js";
+import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+
+/** Resolves once `read()` holds what `test` looks for; fails with what it holds after `timeoutMs`. */
+async function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = test(read());
+    if (found !== undefined && found !== false) return found;
+    if (Date.now() > deadline) throw new Error(`gave up waiting; output so far:\n${read()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("edge-signin display", () => {
+  let bed: TestBed;
+  let probe: MqttProbe;
+  let agent: Agent | undefined;
+  let cli: RunningCli | undefined;
+
+  beforeAll(async () => {
+    bed = await startTestBed();
+    probe = await connectProbe(bed.broker.url);
+    await probe.subscribe("edge-signin/#");
+  });
+  afterEach(async () => {
+    cli?.child.kill("SIGKILL");
+    cli = undefined;
+    await agent?.stop();
+    agent = undefined;
+  });
+  afterAll(async () => {
+    await probe?.close();
+    await bed?.close();
+  });
+
+  it("draws the code, the URL and a text QR code on the terminal, then who signed in", async () => {
+    const deviceId = `tv-term-${process.pid}`;
+    const topics = deviceTopics("edge-signin", deviceId);
+    cli = startCli(["display", "--device", deviceId], { EDGE_SIGNIN_MQTT_URL: bed.broker.url });
+    const running = cli;
+    await eventually(
+      () => running.stdout(),
+      (out) => out.includes("[display] connected to the broker"),
+    );
+
+    agent = new Agent({
+      config: bed.config({ EDGE_SIGNIN_DEVICE_ID: deviceId }),
+      logger: captureLogger().logger,
+    });
+    await agent.start();
+    const shown = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    const screen = await eventually(
+      () => running.stdout(),
+      (out) => (out.includes(shown.userCode) && out.includes("▀") ? out : undefined),
+    );
+    expect(screen).toContain(`│  To sign in, open  ${shown.verificationUri}\n`);
+    expect(screen).toContain(`│      ${shown.userCode}\n`);
+    expect(screen).toContain(`it opens ${shown.verificationUriComplete ?? shown.verificationUri})`);
+    expect(screen).toContain("[display] state: waiting for someone to sign in");
+    // The QR code: rows of half blocks between the box and the next message, all the same width.
+    const qrRows =
+      screen
+        .split("└")[1]
+        ?.split("\n")
+        .slice(1)
+        .filter((row) => /[█▀▄]/.test(row)) ?? [];
+    expect(qrRows.length).toBeGreaterThan(10);
+    expect(new Set(qrRows.map((row) => [...row].length)).size).toBe(1);
+
+    await approveSignIn(shown.verificationUri, shown.userCode, { ca: bed.idp.caPem, login: "dave" });
+    await eventually(
+      () => running.stdout(),
+      (out) => out.includes("[display] state: signed in as Dave"),
+    );
+    expect(running.stdout()).toContain("[display] display cleared");
+
+    await agent.stop();
+    agent = undefined;
+    await eventually(
+      () => running.stdout(),
+      (out) => out.includes("[display] device is offline"),
+    );
+    running.child.kill("SIGTERM");
+    expect(await running.exited).toBe(0);
+    expect(running.stderr()).not.toContain("Error");
+  });
+
+  it("serves the web display: a redirect to the device's page, the page, and the snapshot as Server-Sent Events", async () => {
+    const deviceId = `tv-webcli-${process.pid}`;
+    cli = startCli(["display", "--web", "--device", deviceId], {
+      EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+      EDGE_SIGNIN_DISPLAY_PORT: "0",
+    });
+    const running = cli;
+    const url = await eventually(
+      running.stdout,
+      (out) => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1],
+    );
+
+    const root = await fetch(`${url}/`, { redirect: "manual" });
+    expect(root.status).toBe(302);
+    expect(root.headers.get("location")).toBe(`/devices/${deviceId}`);
+    const page = await fetch(`${url}/devices/${deviceId}`);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(await page.text()).toContain(`data-device="${deviceId}"`);
+
+    const events = await fetch(`${url}/devices/${deviceId}/events`);
+    expect(events.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    const reader = events.body?.getReader();
+    let text = "";
+    while (!text.includes("event: snapshot\ndata: ") || !text.endsWith("\n\n")) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value as Uint8Array);
+    }
+    await reader?.cancel();
+    expect(text.startsWith("retry: 2000\n\n")).toBe(true);
+    const snapshot = JSON.parse(/data: (.*)\n/.exec(text)?.[1] ?? "null") as DeviceSnapshot;
+    expect(snapshot).toMatchObject({ deviceId, availability: "unknown", state: null, prompt: null });
+
+    running.child.kill("SIGTERM");
+    expect(await running.exited).toBe(0);
+    // Every stdout line of the web display is a JSON log record.
+    for (const line of running.stdout().trim().split("\n"))
+      expect(() => JSON.parse(line) as unknown).not.toThrow();
+  });
+
+  it("rejects a missing device id and several devices on a terminal, one line per problem", async () => {
+    const none = await runCli(["display"], { EDGE_SIGNIN_MQTT_URL: bed.broker.url });
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim()).toBe(
+      "edge-signin: EDGE_SIGNIN_DISPLAY_DEVICES: expected at least one device id (or --device ID)",
+    );
+    const two = await runCli(["display", "--device", "a", "--device", "b"], {
+      EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+    });
+    expect(two.code).toBe(2);
+    expect(two.stderr.trim()).toBe(
+      "edge-signin: --device: the terminal display shows one device (got a, b); use --web for several",
+    );
+  });
+});
