@@ -100,7 +100,7 @@ describe("edge-signin display", () => {
     });
     const running = cli;
     const url = await eventually(
-      running.stdout,
+      () => running.stdout(),
       (out) => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1],
     );
 
