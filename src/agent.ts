@@ -71,6 +71,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private pausing = false;
   private account: AccountSummary | undefined;
   private refreshing: Promise<SignInResult> | undefined;
+  /** Counts `signed_out` events, so two paths ending the same session report it once. */
+  private sessionsEnded = 0;
 
   constructor(options: AgentOptions) {
     super();
@@ -191,12 +193,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   async signOut(): Promise<AgentStatus> {
     this.assertRunning();
     if (this.phase !== "signed_in" && this.phase !== "resume") throw new CommandRefusedError("not signed in");
-    const phase = this.phase;
+    // A refresh in flight would write the session back after its removal: let it land first.
+    await this.refreshing?.catch(() => undefined);
+    const ended = this.sessionsEnded;
     await this.auth.signOut();
-    // The session may have ended on its own while the cache was written; report the sign-out only once.
-    if (this.phase !== phase) return this.status();
-    this.interrupt("sign_in");
-    this.endSession("requested", "signed out on request");
+    // The session may have ended on its own meanwhile (a rejected refresh); report the sign-out only once.
+    if (this.sessionsEnded === ended) this.endSession("requested", "signed out on request");
+    if (this.phase === "signed_in" || this.phase === "resume") this.interrupt("sign_in");
     return this.status();
   }
 
@@ -286,7 +289,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     while (!signal.aborted) {
       if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
       try {
-        const result = await this.auth.signIn(signal, (prompt) => this.showPrompt(prompt));
+        const result = await this.auth.signIn(signal, (prompt) => {
+          // MSAL hands over a code whose request was already on its way when the flow was cancelled.
+          if (!signal.aborted) this.showPrompt(prompt);
+        });
+        if (signal.aborted) {
+          // Cancelled (or stopped) in the instant the person signed in: the command wins, so forget them again.
+          if (this.requested === "idle") await this.auth.signOut().catch(() => undefined);
+          break;
+        }
         this.clearPrompt("used");
         this.signedIn(result);
         return "signed_in";
@@ -412,6 +423,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   }
 
   private endSession(reason: SignedOutReason, message: string): void {
+    this.sessionsEnded += 1;
     this.account = undefined;
     this.emit("signed_out", { reason, message });
     this.setState({ state: "signed_out" });
