@@ -1,0 +1,102 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { applyClaimsPolicy } from "../../src/auth/claims-policy.js";
+
+const base = { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_CLIENT_ID: "client" };
+
+function problems(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig({ ...base, ...env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe("reporting settings", () => {
+  it("defaults: all claims, no raw ID token, no webhook, Home Assistant discovery off", () => {
+    const config = loadConfig(base);
+    expect(config.claims).toBeUndefined();
+    expect(config.publishIdToken).toBe(false);
+    expect(config.idTokenClockToleranceSeconds).toBe(60);
+    expect(config.webhook).toBeUndefined();
+    expect(config.homeAssistant).toStrictEqual({ discovery: false, discoveryPrefix: "homeassistant" });
+  });
+
+  it("reads the webhook, claims and Home Assistant settings", () => {
+    const config = loadConfig({
+      ...base,
+      EDGE_SIGNIN_WEBHOOK_URL: "https://hooks.example.com/edge",
+      EDGE_SIGNIN_WEBHOOK_SECRET: "s3cret",
+      EDGE_SIGNIN_WEBHOOK_TIMEOUT_SECONDS: "5",
+      EDGE_SIGNIN_WEBHOOK_QUEUE_MAX: "50",
+      EDGE_SIGNIN_CLAIMS: "sub, name,preferred_username",
+      EDGE_SIGNIN_PUBLISH_ID_TOKEN: "true",
+      EDGE_SIGNIN_HA_DISCOVERY: "true",
+      EDGE_SIGNIN_HA_DISCOVERY_PREFIX: "ha",
+    });
+    expect(config.webhook).toStrictEqual({
+      url: "https://hooks.example.com/edge",
+      secret: "s3cret",
+      timeoutMs: 5000,
+      queueMax: 50,
+    });
+    expect(config.claims).toStrictEqual(["sub", "name", "preferred_username"]);
+    expect(config.publishIdToken).toBe(true);
+    expect(config.homeAssistant).toStrictEqual({ discovery: true, discoveryPrefix: "ha" });
+    expect(loadConfig({ ...base, EDGE_SIGNIN_CLAIMS: "all" }).claims).toBeUndefined();
+  });
+
+  it("names every wrong setting", () => {
+    expect(problems({ EDGE_SIGNIN_WEBHOOK_URL: "https://hooks.example.com/" })).toStrictEqual([
+      expect.stringMatching(/^EDGE_SIGNIN_WEBHOOK_SECRET: is required with EDGE_SIGNIN_WEBHOOK_URL/),
+    ]);
+    expect(
+      problems({
+        EDGE_SIGNIN_WEBHOOK_URL: "ftp://x",
+        EDGE_SIGNIN_WEBHOOK_SECRET: "s",
+        EDGE_SIGNIN_HA_DISCOVERY: "yes",
+        EDGE_SIGNIN_HA_DISCOVERY_PREFIX: "home/#",
+        EDGE_SIGNIN_PUBLISH_ID_TOKEN: "1",
+        EDGE_SIGNIN_CLAIMS: "sub;name",
+        EDGE_SIGNIN_WEBHOOK_QUEUE_MAX: "0",
+      }).map((p) => p.split(":")[0]),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_WEBHOOK_URL",
+      "EDGE_SIGNIN_WEBHOOK_QUEUE_MAX",
+      "EDGE_SIGNIN_HA_DISCOVERY_PREFIX",
+      "EDGE_SIGNIN_CLAIMS",
+      "EDGE_SIGNIN_PUBLISH_ID_TOKEN",
+      "EDGE_SIGNIN_HA_DISCOVERY",
+    ]);
+  });
+});
+
+describe("claims policy", () => {
+  const claims = {
+    sub: "alice",
+    name: "Alice",
+    preferred_username: "alice@example.com",
+    oid: "o1",
+    tid: "t1",
+  };
+  const account = { username: "alice@example.com", name: "Alice", tenantId: "t1", homeAccountId: "o1.t1" };
+
+  it("passes everything without a policy", () => {
+    expect(applyClaimsPolicy(claims, account, undefined)).toStrictEqual({ claims, account });
+  });
+
+  it("keeps only the listed claims, and the account fields derived from them", () => {
+    expect(applyClaimsPolicy(claims, account, ["sub", "name"])).toStrictEqual({
+      claims: { sub: "alice", name: "Alice" },
+      account: { username: "", name: "Alice", tenantId: "t1", homeAccountId: "o1.t1" },
+    });
+    expect(applyClaimsPolicy(claims, account, ["tid"]).account).toStrictEqual({
+      username: "",
+      name: "",
+      tenantId: "t1",
+      homeAccountId: "",
+    });
+  });
+});
