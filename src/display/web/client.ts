@@ -22,6 +22,19 @@ export const CLIENT_JS = String.raw`"use strict";
     if (node.textContent !== text) node.textContent = text;
   }
 
+  // A long URL wraps after a slash, not in the middle of a word: a break opportunity after each one.
+  function setUrl(url) {
+    var node = el("url");
+    if (node.getAttribute("data-url") === url) return;
+    node.setAttribute("data-url", url);
+    node.textContent = "";
+    var parts = url.split("/");
+    for (var i = 0; i < parts.length; i++) {
+      node.appendChild(document.createTextNode(parts[i] + (i < parts.length - 1 ? "/" : "")));
+      if (i >= 2 && i < parts.length - 1) node.appendChild(document.createElement("wbr"));
+    }
+  }
+
   function now() { return Date.now() + clockOffsetMs; }
 
   function remaining(iso) { return Math.max(0, Math.ceil((Date.parse(iso) - now()) / 1000)); }
@@ -45,7 +58,7 @@ export const CLIENT_JS = String.raw`"use strict";
     document.body.setAttribute("data-screen", "code");
     el("message-screen").hidden = true;
     el("code-screen").hidden = false;
-    setText("url", prompt.verificationUri);
+    setUrl(prompt.verificationUri);
     setText("code", prompt.userCode);
     var left = remaining(prompt.expiresAt);
     setText("countdown", clock(left));
