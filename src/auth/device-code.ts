@@ -195,7 +195,7 @@ export class DeviceCodeSignIn {
       // After a cancel MSAL still rejects at its next poll; nobody awaits that any more.
       flow.catch(() => undefined);
       const result = await Promise.race([flow, cancelled]);
-      return await toSignInResult(result, "device_code", this.claimsCheck as ClaimsCheck);
+      return await this.verified(result, "device_code");
     } catch (error) {
       throw translate(error);
     }
@@ -225,11 +225,7 @@ export class DeviceCodeSignIn {
         forceRefresh: true,
       });
       silent.catch(() => undefined);
-      return await toSignInResult(
-        await abortable(silent, signal),
-        "refresh",
-        this.claimsCheck as ClaimsCheck,
-      );
+      return await this.verified(await abortable(silent, signal), "refresh");
     } catch (error) {
       if (error instanceof SessionRejectedError) throw error;
       if (isRejection(error))
@@ -240,6 +236,30 @@ export class DeviceCodeSignIn {
           },
         );
       throw translate(error);
+    }
+  }
+
+  /**
+   * The result, once its ID token checked out. MSAL has already cached the account by then: a token that fails
+   * is removed from the cache too, or the next start would silently renew a session nobody proved. A renewal
+   * whose token fails ends the session (SessionRejectedError), as a refused refresh token does.
+   */
+  private async verified(result: AuthenticationResult | null, method: SignInMethod): Promise<SignInResult> {
+    try {
+      return await toSignInResult(result, method, this.claimsCheck as ClaimsCheck);
+    } catch (error) {
+      if (!(error instanceof IdTokenError && error.reason === "invalid_token")) throw error;
+      if (result?.account) {
+        await this.client
+          ?.getTokenCache()
+          .removeAccount(result.account)
+          .catch((cause: unknown) => this.log.warn({ err: cause }, "could not drop the unverified account"));
+      }
+      if (method === "refresh")
+        throw new SessionRejectedError(`the renewed ID token failed verification: ${error.message}`, {
+          cause: error,
+        });
+      throw error;
     }
   }
 

@@ -80,6 +80,25 @@ describe("ID tokens are verified before anyone hears of a sign-in", () => {
     });
   }
 
+  it("keeps no session from a refused token: the next start shows a code instead of renewing it", async () => {
+    bed.idp.setIdTokenFault("forged");
+    const { topics, config } = await signInAlice();
+    await probe.next(
+      topics.event("sign_in_failed"),
+      (m) => m.json<{ reason: string }>().reason === "invalid_token",
+    );
+    await agent?.stop();
+    bed.idp.setIdTokenFault(undefined);
+
+    const authenticated: unknown[] = [];
+    agent = new Agent({ config, logger: captureLogger().logger });
+    agent.on("authenticated", (e) => authenticated.push(e));
+    await agent.start();
+    // A cached account would be renewed silently (state signed_in, no code); a new code means none was kept.
+    await probe.next(topics.display, (m) => m.payload.length > 0);
+    expect(authenticated).toStrictEqual([]);
+  });
+
   it("lets only the configured claims leave the device, and the raw ID token only when asked", async () => {
     const { topics, log } = await signInAlice({
       EDGE_SIGNIN_CLAIMS: "sub, name",
