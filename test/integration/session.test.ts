@@ -5,6 +5,7 @@ import { Agent } from "../../src/agent.js";
 import { CacheKeyError, CACHE_FILE } from "../../src/auth/cache-store.js";
 import { StateDirLockedError } from "../../src/auth/state-lock.js";
 import { loadConfig } from "../../src/config.js";
+import { startDevIdentityProvider } from "../../src/dev/identity-provider.js";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { Authenticated } from "../../src/events.js";
 import {
@@ -139,6 +140,46 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     const signedOut = (await probe.next(topics.event("signed_out"))).json<EventPayload<"signed_out">>();
     expect(signedOut.reason).toBe("rejected");
     await probe.next(topics.display, (m) => m.payload.length > 0);
+  });
+
+  it("does not sign out when the provider cannot be reached: state error, retries, session kept", async () => {
+    // A provider of its own, to take it away after the sign-in.
+    const idp = await startDevIdentityProvider({ pollIntervalSeconds: 1, certDir: bed.stateDir });
+    const env = bed.env({ EDGE_SIGNIN_AUTHORITY: idp.authority, EDGE_SIGNIN_IDP_CA_FILE: idp.caFile });
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    const agent = await startAgent(env);
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    await approveSignIn(display.verificationUri, display.userCode, { ca: idp.caPem, login: "alice" });
+    await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
+    await stopAgent(agent);
+    await idp.close();
+    const cacheBefore = await readFile(join(stateDirOf(env), CACHE_FILE), "utf8");
+
+    const prompts: unknown[] = [];
+    const offline = new Agent({ config: loadConfig(env), logger: captureLogger().logger });
+    offline.on("prompt", (p) => prompts.push(p));
+    running.push(offline);
+    await offline.start();
+    const failures = [
+      (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
+      (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
+    ];
+    expect(failures.map((f) => f.reason)).toStrictEqual(["network", "network"]);
+    const error = await probe.next(topics.state, (m) => m.json<StatePayload>().state === "error");
+    expect(error.json<StatePayload>()).toMatchObject({ reason: "network", retryAt: expect.any(String) });
+    expect(probe.all(topics.event("signed_out"))).toStrictEqual([]);
+    expect(prompts).toStrictEqual([]);
+    expect(await readFile(join(stateDirOf(env), CACHE_FILE), "utf8")).toBe(cacheBefore);
+    // Signing out by command still works while the provider is away: it only touches the cache.
+    expect(offline.status()).toMatchObject({ state: "error", idle: false });
+    await offline.signOut();
+    const signedOut = (await probe.next(topics.event("signed_out"))).json<EventPayload<"signed_out">>();
+    expect(signedOut.reason).toBe("requested");
+    const cache = JSON.parse(await readFile(join(stateDirOf(env), CACHE_FILE), "utf8")) as Record<
+      string,
+      object
+    >;
+    expect(cache["RefreshToken"]).toStrictEqual({});
   });
 
   it("moves a corrupt cache aside, warns, and starts signed out", async () => {
