@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -68,15 +67,23 @@ export class WebDisplayServer {
       view.on("change", push);
       this.unsubscribes.push(() => view.off("change", push));
     }
-    this.server.listen(this.options.port, this.options.host);
-    await Promise.race([
-      once(this.server, "listening"),
-      once(this.server, "error").then(([error]: unknown[]) => {
-        throw new Error(
-          `the web display cannot listen on ${this.options.host}:${this.options.port}: ${error instanceof Error ? error.message : String(error)}`,
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        reject(
+          new Error(
+            `the web display cannot listen on ${this.options.host}:${this.options.port}: ${error.message}`,
+            {
+              cause: error,
+            },
+          ),
         );
-      }),
-    ]);
+      };
+      this.server.once("error", onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off("error", onError);
+        resolve();
+      });
+    });
     // Proxies and NAT boxes drop connections that stay silent; a comment line keeps the stream alive.
     this.heartbeat = setInterval(() => {
       for (const streams of this.streams.values()) for (const res of streams) res.write(": keep-alive\n\n");

@@ -1,0 +1,171 @@
+/**
+ * The web display's HTTP side over real sockets. The MQTT side is the one edge replaced here: a DeviceWatcher
+ * that is never started is just an event emitter, so the test emits what the broker would deliver.
+ * (test/e2e/web-display.test.ts runs the whole thing against Mosquitto in Chromium.)
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { DeviceSnapshot } from "../../src/display/device-view.js";
+import { DeviceView } from "../../src/display/device-view.js";
+import { WebDisplayServer } from "../../src/display/web-server.js";
+import { DeviceWatcher } from "../../src/mqtt/device-watcher.js";
+import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
+import { captureLogger } from "../helpers/fixture.js";
+
+const DEVICE = "tv-1";
+const PROMPT: DisplayPayload = {
+  deviceId: DEVICE,
+  userCode: "ABCD-EFGH",
+  verificationUri: "https://idp.example/device",
+  verificationUriComplete: "https://idp.example/device?user_code=ABCD-EFGH",
+  message: "Open https://idp.example/device and enter ABCD-EFGH",
+  issuedAt: "2026-11-25T15:00:00.000Z",
+  expiresAt: "2026-11-25T15:15:00.000Z",
+};
+
+let server: WebDisplayServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function start(heartbeatMs?: number) {
+  const watcher = new DeviceWatcher(
+    {
+      url: "mqtt://127.0.0.1:1",
+      clientId: "unused",
+      protocolVersion: 5,
+      username: undefined,
+      password: undefined,
+      ca: undefined,
+      cert: undefined,
+      key: undefined,
+    },
+    deviceTopics("edge-signin", DEVICE),
+  );
+  const view = new DeviceView(DEVICE, watcher);
+  view.start();
+  server = new WebDisplayServer({
+    host: "127.0.0.1",
+    port: 0,
+    views: new Map([[DEVICE, view]]),
+    logger: captureLogger().logger,
+    ...(heartbeatMs !== undefined ? { heartbeatMs } : {}),
+  });
+  await server.start();
+  return { watcher, url: server.url };
+}
+
+/** Reads an event stream, one SSE block (ending in a blank line) at a time. */
+async function openStream(url: string) {
+  const response = await fetch(url);
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error("no body");
+  const decoder = new TextDecoder();
+  let buffer = "";
+  return {
+    response,
+    async nextBlock(): Promise<string> {
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          return block;
+        }
+        const chunk = await reader.read();
+        if (chunk.done) throw new Error("stream ended");
+        buffer += decoder.decode(chunk.value as Uint8Array, { stream: true });
+      }
+    },
+    async nextSnapshot(): Promise<DeviceSnapshot> {
+      for (;;) {
+        const block = await this.nextBlock();
+        const data = /^event: snapshot\ndata: (.*)$/s.exec(block)?.[1];
+        if (data !== undefined) return JSON.parse(data) as DeviceSnapshot;
+      }
+    },
+    close: () => reader.cancel(),
+  };
+}
+
+describe("the web display server", () => {
+  it("sends retry and the current snapshot on connect, then every change, with the QR code of the complete URL", async () => {
+    const { watcher, url } = await start();
+    watcher.emit("connection", true);
+    watcher.emit("availability", "online");
+    watcher.emit("display", PROMPT);
+
+    const stream = await openStream(`${url}/devices/${DEVICE}/events`);
+    expect(stream.response.headers.get("cache-control")).toBe("no-store");
+    expect(await stream.nextBlock()).toBe("retry: 2000");
+    const first = await stream.nextSnapshot();
+    expect(first).toStrictEqual({
+      deviceId: DEVICE,
+      brokerConnected: true,
+      availability: "online",
+      state: null,
+      prompt: { ...PROMPT, qrUrl: PROMPT.verificationUriComplete, qrSvg: expect.stringMatching(/^<svg /) },
+      serverTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+
+    watcher.emit("state", {
+      state: "signed_in",
+      since: "2026-11-25T15:01:00.000Z",
+      deviceId: DEVICE,
+      account: { username: "eve@example.com", name: "Eve", tenantId: "t", homeAccountId: "h" },
+    });
+    watcher.emit("display", null);
+    expect((await stream.nextSnapshot()).state).toMatchObject({
+      state: "signed_in",
+      account: { name: "Eve" },
+    });
+    expect(await stream.nextSnapshot()).toMatchObject({ prompt: null, state: { state: "signed_in" } });
+    await stream.close();
+  });
+
+  it("keeps idle streams alive with comment lines", async () => {
+    const { url } = await start(50);
+    const stream = await openStream(`${url}/devices/${DEVICE}/events`);
+    await stream.nextSnapshot();
+    expect(await stream.nextBlock()).toBe(": keep-alive");
+    await stream.close();
+  });
+
+  it("ends open streams on stop, so pages notice and reconnect", async () => {
+    const { url } = await start();
+    const stream = await openStream(`${url}/devices/${DEVICE}/events`);
+    await stream.nextSnapshot();
+    await server?.stop();
+    server = undefined;
+    await expect(stream.nextBlock()).rejects.toThrow();
+  });
+
+  it("answers what is not a page with 404, 405 or 204, never a crash", async () => {
+    const { url } = await start();
+    expect((await fetch(`${url}/devices/other`)).status).toBe(404);
+    expect((await fetch(`${url}/devices/%E0%A4%A`)).status).toBe(404);
+    expect((await fetch(`${url}/devices/${DEVICE}`, { method: "POST" })).status).toBe(405);
+    expect((await fetch(`${url}/favicon.ico`)).status).toBe(204);
+    const head = await fetch(`${url}/devices/${DEVICE}`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
+    const script = await fetch(`${url}/assets/display.js`);
+    expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(await (await fetch(`${url}/healthz`)).json()).toStrictEqual({
+      devices: { [DEVICE]: { brokerConnected: false, pages: 0 } },
+    });
+  });
+
+  it("says which address is taken instead of crashing", async () => {
+    const { url } = await start();
+    const port = Number(new URL(url).port);
+    const second = new WebDisplayServer({
+      host: "127.0.0.1",
+      port,
+      views: new Map(),
+      logger: captureLogger().logger,
+    });
+    await expect(second.start()).rejects.toThrow(`the web display cannot listen on 127.0.0.1:${port}`);
+    await second.stop();
+  });
+});
