@@ -1,0 +1,342 @@
+/** Turns the bench's results into bench/results/latest.md (with the chart) and latest.json. */
+import type { ColdRun, SideName } from "./cold-start.js";
+import { SIDES } from "./cold-start.js";
+import type { FootprintResult } from "./footprint.js";
+import type { Panel } from "./lib/chart.js";
+import type { MachineInfo } from "./lib/machine.js";
+import { pairedRatios, summarise, type Summary } from "./lib/stats.js";
+import type { SoakResult } from "./soak.js";
+import type { StormResult } from "./storm.js";
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  readonly rounds: number;
+  readonly settleMs: number;
+  readonly pollIntervalSeconds: number;
+  readonly stormAgents: number;
+  readonly soakCycles: number;
+  readonly soakPollIntervalSeconds: number;
+  readonly sides: readonly SideName[];
+}
+
+export type Outcome<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+
+export interface SideSummary {
+  readonly codeMs: Summary;
+  readonly rssMiB: Summary;
+  readonly tokenToEventMs: Summary;
+  readonly approvalToEventMs: Summary;
+}
+
+export interface Target {
+  readonly figure: string;
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+export interface BenchResults {
+  readonly generatedAt: string;
+  readonly durationS: number;
+  readonly machine: MachineInfo;
+  readonly options: BenchOptions;
+  readonly coldStart: Outcome<{
+    readonly runs: readonly ColdRun[];
+    readonly sides: Partial<Record<SideName, SideSummary>>;
+    /** agent / baseline, pair by pair (same round). */
+    readonly codeRatio: Summary;
+    readonly rssRatio: Summary;
+  }>;
+  readonly storm: Outcome<StormResult>;
+  readonly soak: Outcome<SoakResult>;
+  readonly footprint: Outcome<FootprintResult>;
+  readonly targets: readonly Target[];
+}
+
+export function summariseColdStart(runs: readonly ColdRun[], sides: readonly SideName[]) {
+  const bySide = (side: SideName) => runs.filter((r) => r.side === side).sort((a, b) => a.round - b.round);
+  const summaries: Partial<Record<SideName, SideSummary>> = {};
+  for (const side of sides) {
+    const list = bySide(side);
+    summaries[side] = {
+      codeMs: summarise(list.map((r) => r.codeMs)),
+      rssMiB: summarise(list.map((r) => r.rssMiB)),
+      tokenToEventMs: summarise(list.map((r) => r.tokenToEventMs)),
+      approvalToEventMs: summarise(list.map((r) => r.approvalToEventMs)),
+    };
+  }
+  const agent = bySide("agent");
+  const baseline = bySide("baseline");
+  return {
+    runs,
+    sides: summaries,
+    codeRatio: summarise(
+      pairedRatios(
+        agent.map((r) => r.codeMs),
+        baseline.map((r) => r.codeMs),
+      ),
+    ),
+    rssRatio: summarise(
+      pairedRatios(
+        agent.map((r) => r.rssMiB),
+        baseline.map((r) => r.rssMiB),
+      ),
+    ),
+  };
+}
+
+export function evaluateTargets(results: Omit<BenchResults, "targets">): Target[] {
+  const targets: Target[] = [];
+  const cold = results.coldStart;
+  if (cold.ok) {
+    const agent = cold.value.sides.agent;
+    targets.push(
+      {
+        figure: "1. Cold start to code on the display",
+        target: "agent <= 0.75 x baseline",
+        measured: `${fmt(cold.value.codeRatio.median, 2)} x (pairs p25-p75 ${fmt(cold.value.codeRatio.p25, 2)}-${fmt(cold.value.codeRatio.p75, 2)})`,
+        met: cold.value.codeRatio.median <= 0.75,
+      },
+      {
+        figure: "2. Memory while waiting for the person",
+        target: "agent <= 0.9 x baseline",
+        measured: `${fmt(cold.value.rssRatio.median, 2)} x (pairs p25-p75 ${fmt(cold.value.rssRatio.p25, 2)}-${fmt(cold.value.rssRatio.p75, 2)})`,
+        met: cold.value.rssRatio.median <= 0.9,
+      },
+    );
+    if (agent)
+      targets.push({
+        figure: "3. Token response to `authenticated` event",
+        target: "p95 <= 15 ms",
+        measured: `p95 ${fmt(agent.tokenToEventMs.p95, 1)} ms (n=${agent.tokenToEventMs.n})`,
+        met: agent.tokenToEventMs.p95 <= 15,
+      });
+  }
+  if (results.storm.ok) {
+    const storm = results.storm.value;
+    targets.push({
+      figure: `4. Sign-in storm (${storm.agents} agents)`,
+      target: "all within 3 polling intervals of approval, 0 failures",
+      measured: `${fmt(storm.allAuthenticatedIntervals, 2)} intervals, ${storm.failures} failures`,
+      met: storm.failures === 0 && storm.allAuthenticatedIntervals <= 3,
+    });
+  }
+  if (results.soak.ok) {
+    const soak = results.soak.value;
+    targets.push({
+      figure: `5. Soak (${soak.completed} sign-in / sign-out cycles)`,
+      target: "heap and RSS drift < 5 %, no growth in open handles",
+      measured: `heap ${fmt(soak.heapDriftPct, 1)} %, RSS ${fmt(soak.rssDriftPct, 1)} %, handles ${soak.handlesAtWarmup} -> ${soak.handlesAtEnd}`,
+      met:
+        soak.completed >= soak.cycles &&
+        Math.abs(soak.heapDriftPct) < 5 &&
+        Math.abs(soak.rssDriftPct) < 5 &&
+        soak.handlesAtEnd <= soak.handlesAtWarmup,
+    });
+  }
+  return targets;
+}
+
+export function chartPanels(results: BenchResults): Panel[] {
+  if (!results.coldStart.ok) return [];
+  const cold = results.coldStart.value;
+  const baseline = cold.sides.baseline;
+  const bars = (pick: (s: SideSummary) => Summary) =>
+    results.options.sides.flatMap((side) => {
+      const summary = cold.sides[side];
+      if (!summary) return [];
+      const s = pick(summary);
+      return [{ label: side, median: s.median, low: s.p25, high: s.p75, highlight: side === "agent" }];
+    });
+  return [
+    {
+      title: "Spawn to code on the display, median and p25-p75",
+      unit: "ms, lower is better",
+      bars: bars((s) => s.codeMs),
+      ...(baseline
+        ? { target: { value: baseline.codeMs.median * 0.75, label: "target: 0.75 x baseline" } }
+        : {}),
+    },
+    {
+      title: "RSS while waiting for the person, median and p25-p75",
+      unit: "MiB, lower is better",
+      bars: bars((s) => s.rssMiB),
+      ...(baseline
+        ? { target: { value: baseline.rssMiB.median * 0.9, label: "target: 0.9 x baseline" } }
+        : {}),
+    },
+  ];
+}
+
+export function markdownReport(results: BenchResults, chartFile: string | undefined): string {
+  const m = results.machine;
+  const o = results.options;
+  const lines: string[] = [
+    "# edge-signin benchmark",
+    "",
+    `Generated ${results.generatedAt} by \`npm run bench${o.quick ? " -- --quick" : ""}\` in ${fmt(results.durationS, 0)} s.`,
+    o.quick ? "\n**Quick mode: tiny counts, to keep the script working. These figures mean nothing.**\n" : "",
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB memory (${m.freeMemoryGiB} GiB free at start), ` +
+      `load average at start ${m.loadAverage.join(" / ")}; ${m.platform}; Node ${m.node}; ${m.mosquitto}; open-file limit ${m.openFileLimit}.`,
+    "The machine is shared: other engineers' test suites ran on the same two cores during the run, so absolute",
+    "times are noisy. Sides run alternately (one run of each per round, same order) and ratios are taken pair by pair",
+    "within a round, so a busy moment weighs on both sides of a pair.",
+    "",
+    "## Targets",
+    "",
+    "| Figure | Target | Measured | Met |",
+    "| --- | --- | --- | --- |",
+    ...results.targets.map(
+      (t) => `| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`,
+    ),
+    "",
+  ];
+  lines.push(...coldStartSection(results, chartFile), ...stormSection(results), ...soakSection(results));
+  lines.push(...footprintSection(results), ...reproduceSection());
+  return `${lines.join("\n")}\n`;
+}
+
+function coldStartSection(results: BenchResults, chartFile: string | undefined): string[] {
+  const o = results.options;
+  const out = ["## 1-3. Cold start, memory while waiting, approval to event", ""];
+  if (!results.coldStart.ok) return [...out, `Failed: ${results.coldStart.error}`, ""];
+  const cold = results.coldStart.value;
+  out.push(
+    `${o.rounds} rounds after one warm-up round; each round runs ${o.sides.join(", ")} once, in that order. ` +
+      `The local OpenID provider (oidc-provider over HTTPS, polling interval ${o.pollIntervalSeconds} s) and Mosquitto ` +
+      "run in and beside the bench process; both sides trust the provider's certificate through NODE_EXTRA_CA_CERTS.",
+    "",
+    "- **Code on the display**: from `spawn()` to the retained `{base}/display` message at the bench's MQTT subscriber " +
+      "(agent), or to the message on stdout (baseline, which has no display).",
+    `- **RSS while waiting**: VmRSS from /proc/<pid>/status ${o.settleMs} ms after the code was shown, while polling.`,
+    "- **Token response to event**: from the provider writing the last byte of the successful token response to the " +
+      "`authenticated` event at the subscriber (baseline: to its result on stdout). The approval is made through the " +
+      "provider's approval hook at a random moment of the polling cycle.",
+    "- **Approval to event**: from the approval stored at the provider (the person finished) to the same event: " +
+      "bounded by the polling interval.",
+    "",
+    ...Object.entries(SIDES)
+      .filter(([name]) => o.sides.includes(name as SideName))
+      .map(([name, side]) => `- \`${name}\`: ${side.description}.`),
+    "",
+  );
+  if (chartFile) out.push(`![Cold start and memory](${chartFile})`, "");
+  out.push(
+    "| Side | Code on display, ms: median (p25-p75) | RSS waiting, MiB: median (p25-p75) | Token response to event, ms: p50 / p95 / p99 | Approval to event, ms: p50 / p95 / max |",
+    "| --- | --- | --- | --- | --- |",
+  );
+  for (const side of o.sides) {
+    const s = cold.sides[side];
+    if (!s) continue;
+    out.push(
+      `| ${side} | ${fmt(s.codeMs.median, 0)} (${fmt(s.codeMs.p25, 0)}-${fmt(s.codeMs.p75, 0)}) | ` +
+        `${fmt(s.rssMiB.median, 1)} (${fmt(s.rssMiB.p25, 1)}-${fmt(s.rssMiB.p75, 1)}) | ` +
+        `${fmt(s.tokenToEventMs.median, 1)} / ${fmt(s.tokenToEventMs.p95, 1)} / ${fmt(s.tokenToEventMs.p99, 1)} | ` +
+        `${fmt(s.approvalToEventMs.median, 0)} / ${fmt(s.approvalToEventMs.p95, 0)} / ${fmt(s.approvalToEventMs.max, 0)} |`,
+    );
+  }
+  out.push(
+    "",
+    `Paired ratios agent / baseline (n=${cold.codeRatio.n}): code on display ${fmt(cold.codeRatio.median, 2)} ` +
+      `(p25-p75 ${fmt(cold.codeRatio.p25, 2)}-${fmt(cold.codeRatio.p75, 2)}, min-max ${fmt(cold.codeRatio.min, 2)}-${fmt(cold.codeRatio.max, 2)}); ` +
+      `RSS ${fmt(cold.rssRatio.median, 2)} (p25-p75 ${fmt(cold.rssRatio.p25, 2)}-${fmt(cold.rssRatio.p75, 2)}, ` +
+      `min-max ${fmt(cold.rssRatio.min, 2)}-${fmt(cold.rssRatio.max, 2)}).`,
+    "",
+  );
+  return out;
+}
+
+function stormSection(results: BenchResults): string[] {
+  const out = ["## 4. Sign-in storm", ""];
+  if (!results.storm.ok) return [...out, `Failed: ${results.storm.error}`, ""];
+  const s = results.storm.value;
+  out.push(
+    `${s.agents} \`Agent\` instances in one child process, each with its own MSAL client, undici dispatcher, MQTT ` +
+      "connection and state directory, started at the same instant (a power cut ends). When every code was on its " +
+      "display, all were approved at once through the provider's approval hook (not the HTML journey; see " +
+      "`approve()` in src/dev/identity-provider.ts). One provider process serves every poll.",
+    "",
+    "| Measure | Value |",
+    "| --- | --- |",
+    `| Start to the last code on its display | ${fmt(s.allCodesShownMs, 0)} ms |`,
+    `| Approving all ${s.agents} codes at the provider (hook cost, not in the figure) | ${fmt(s.approvingMs, 0)} ms |`,
+    `| Last approval to the last \`authenticated\` event | ${fmt(s.allAuthenticatedMs, 0)} ms = ${fmt(s.allAuthenticatedIntervals, 2)} polling intervals |`,
+    `| Authenticated / failures | ${s.authenticated} / ${s.failures} |`,
+    `| Worker RSS before the agents / with all signed in / peak | ${fmt(s.workerRssBeforeMiB, 1)} / ${fmt(s.workerRssAfterMiB, 1)} / ${fmt(s.workerPeakRssMiB, 1)} MiB |`,
+    `| Memory per agent ((RSS signed in - RSS before) / N) | ${fmt(s.perAgentMiB, 2)} MiB |`,
+    "",
+  );
+  if (s.failureSamples.length > 0)
+    out.push("First failures:", "", ...s.failureSamples.map((f) => `- ${f}`), "");
+  return out;
+}
+
+function soakSection(results: BenchResults): string[] {
+  const out = ["## 5. Soak", ""];
+  if (!results.soak.ok) return [...out, `Failed: ${results.soak.error}`, ""];
+  const s = results.soak.value;
+  out.push(
+    `One agent in a child process signed in (device code, approved through the hook) and out (\`agent.signOut()\`) ` +
+      `${s.completed} times in ${fmt(s.durationS, 0)} s, against a provider with a ${results.options.soakPollIntervalSeconds} s ` +
+      `polling interval. Heap and RSS are sampled after two full GCs; drift runs from cycle ${s.warmupCycles} (end of ` +
+      "warm-up) to the last sample. Open handles are `process.getActiveResourcesInfo()`.",
+    "",
+    "| Measure | At warm-up | At the end | Drift |",
+    "| --- | --- | --- | --- |",
+  );
+  const warm = s.samples.find((x) => x.cycle >= s.warmupCycles);
+  const last = s.samples[s.samples.length - 1];
+  if (warm && last)
+    out.push(
+      `| Heap used | ${fmt(warm.heapMiB, 2)} MiB | ${fmt(last.heapMiB, 2)} MiB | ${fmt(s.heapDriftPct, 1)} % |`,
+      `| RSS | ${fmt(warm.rssMiB, 1)} MiB | ${fmt(last.rssMiB, 1)} MiB | ${fmt(s.rssDriftPct, 1)} % |`,
+      `| Open handles | ${warm.handles} (${describeHandles(warm.handleTypes)}) | ${last.handles} (${describeHandles(last.handleTypes)}) | ${last.handles - warm.handles} |`,
+    );
+  if (s.error) out.push("", `Stopped early: ${s.error}`);
+  out.push("");
+  return out;
+}
+
+function footprintSection(results: BenchResults): string[] {
+  const out = ["## 6. Production footprint", ""];
+  if (!results.footprint.ok) return [...out, `Failed: ${results.footprint.error}`, ""];
+  const f = results.footprint.value;
+  out.push(
+    "`npm pack`, then `npm ci --omit=dev --ignore-scripts` of the tarball with the project's lock file in a temp " +
+      "directory; sizes are `du -sk` (on disk).",
+    "",
+    "| What | Size |",
+    "| --- | --- |",
+    `| Tarball | ${fmt(f.tarballKiB / 1024, 2)} MiB |`,
+    `| Production dependencies (node_modules, ${f.productionPackages} packages) | ${fmt(f.productionDependenciesKiB / 1024, 1)} MiB |`,
+    `| The package itself (dist/, README) | ${fmt(f.packageKiB / 1024, 1)} MiB |`,
+    `| The bundle alone (dist/bundle, ${f.bundleFiles} .mjs files, without source maps): all \`agent\` needs besides Node | ${fmt(f.bundleKiB / 1024, 2)} MiB |`,
+    "",
+  );
+  return out;
+}
+
+function reproduceSection(): string[] {
+  return [
+    "## Reproduce",
+    "",
+    "```sh",
+    "apt-get install mosquitto   # where no container runtime is available",
+    "npm ci && npm run bench     # about 15 minutes; writes bench/results/latest.{md,json,svg}",
+    "npm run bench -- --quick    # tiny counts, a minute or two; writes to a temp directory",
+    "```",
+    "",
+    "Options: `--rounds N`, `--storm N`, `--soak N`, `--out DIR`, `--only cold,storm,soak,footprint`.",
+  ];
+}
+
+function describeHandles(types: Record<string, number>): string {
+  return Object.entries(types)
+    .map(([type, count]) => `${type} ${count}`)
+    .join(", ");
+}
+
+function fmt(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "n/a";
+}
