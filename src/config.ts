@@ -121,7 +121,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUTHORITY",
     default: "",
     description:
-      "Full authority URL (https). Overrides `TENANT`. Any OpenID provider that speaks Entra's device-code dialect works.",
+      "Full authority URL (https). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
   },
   {
     name: "CLIENT_ID",
