@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
@@ -8,11 +7,11 @@ import { OutboxSender } from "../mqtt/outbox-sender.js";
 import type {
   DeviceTopics,
   DisplayPayload,
-  EventPayload,
   EventPayloads,
   EventType,
   StatePayload,
 } from "../mqtt/topics.js";
+import { codeIssued, eventEnvelope } from "./envelope.js";
 import { subscribe, type Reporter } from "./reporter.js";
 
 /**
@@ -73,12 +72,7 @@ export class MqttReporter implements Reporter {
   private publishPrompt(prompt: SignInPrompt): void {
     this.prompt = prompt;
     this.publishDisplay(prompt);
-    this.publishEvent("code_issued", {
-      userCode: prompt.userCode,
-      verificationUri: prompt.verificationUri,
-      ...(prompt.verificationUriComplete ? { verificationUriComplete: prompt.verificationUriComplete } : {}),
-      expiresAt: prompt.expiresAt,
-    });
+    this.publishEvent("code_issued", codeIssued(prompt), prompt);
   }
 
   /** Retained with MQTT 5 expiry = the code's remaining life: a late display never shows a dead code. */
@@ -106,14 +100,9 @@ export class MqttReporter implements Reporter {
     this.gateway.clearRetained(this.topics.display, { onlyIfConnected: true });
   }
 
-  private publishEvent<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    const payload = {
-      id: randomUUID(),
-      type,
-      deviceId: this.deviceId,
-      at: new Date().toISOString(),
-      ...data,
-    } as EventPayload<T>;
+  private publishEvent<T extends EventType>(type: T, data: EventPayloads[T], source: object = data): void {
+    // The same id and time as the webhook reporter gives this event (envelope.ts).
+    const payload = eventEnvelope(type, this.deviceId, data, source);
     this.outbox.append(this.topics.event(type), payload);
     this.sender.kick();
   }

@@ -42,7 +42,7 @@ export class WebhookReporter implements Reporter {
     const onError = (error: unknown) => this.log.error({ err: error }, "webhook reporter failed");
     this.queue.open();
     this.unsubscribers = [
-      subscribe(events, "prompt", (p) => this.enqueue("code_issued", codeIssued(p)), onError),
+      subscribe(events, "prompt", (p) => this.enqueue("code_issued", codeIssued(p), p), onError),
       subscribe(events, "authenticated", (e) => this.enqueue("authenticated", e), onError),
       subscribe(events, "code_expired", (e) => this.enqueue("code_expired", e), onError),
       subscribe(events, "sign_in_failed", (e) => this.enqueue("sign_in_failed", e), onError),
@@ -63,8 +63,8 @@ export class WebhookReporter implements Reporter {
     await this.loop;
   }
 
-  private enqueue<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    this.queue.append(type, eventEnvelope(type, this.deviceId, data));
+  private enqueue<T extends EventType>(type: T, data: EventPayloads[T], source: object = data): void {
+    this.queue.append(type, eventEnvelope(type, this.deviceId, data, source));
     this.wake?.();
   }
 

@@ -71,6 +71,7 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
       deviceId: config.deviceId,
       at: expect.stringMatching(ISO),
       method: "device_code",
+      verified: true,
       claims: expect.objectContaining({
         sub: "alice",
         name: "Alice",

@@ -162,7 +162,10 @@ describe("webhook reporter against a real HTTP receiver", () => {
     await receiver.close();
     const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
-    await probe.next(topics.event("authenticated"));
+    const mqttAuthenticated = (await probe.next(topics.event("authenticated"))).json<{
+      id: string;
+      at: string;
+    }>();
     await expect.poll(() => log.text()).toContain("webhook receiver unreachable");
 
     // The agent restarts while the receiver is still down: the events wait on disk.
@@ -206,6 +209,14 @@ describe("webhook reporter against a real HTTP receiver", () => {
       "x-edge-signin-event-id": [...retried][0],
       "x-edge-signin-event-type": "code_issued",
     });
+    // One event, one id: the webhook and MQTT carry the same id and time for it.
+    const overMqtt = [
+      (await probe.next(topics.event("code_issued"))).json<{ id: string; at: string }>(),
+      mqttAuthenticated,
+    ];
+    expect(accepted.slice(0, 2).map((d) => [d.body["id"], d.body["at"]])).toStrictEqual(
+      overMqtt.map((e) => [e.id, e.at]),
+    );
     // Nothing left behind once delivered.
     await expect
       .poll(async () =>
