@@ -11,6 +11,14 @@ export interface ShownPrompt extends DisplayPayload {
   readonly qrSvg: string;
 }
 
+/**
+ * The state as a display shows it. The page reaches more people than the broker does (anyone who can open it),
+ * so the account is cut down to what the screen says: no tenant or account ids.
+ */
+export type ShownState = Omit<StatePayload, "account"> & {
+  readonly account?: { readonly name: string; readonly username: string };
+};
+
 /** Everything a display needs to draw one device, at one moment. Sent whole, so a late page is right at once. */
 export interface DeviceSnapshot {
   readonly deviceId: string;
@@ -18,7 +26,7 @@ export interface DeviceSnapshot {
   readonly brokerConnected: boolean;
   /** `unknown` until the device's retained availability arrives (or when it never published one). */
   readonly availability: Availability | "unknown";
-  readonly state: StatePayload | null;
+  readonly state: ShownState | null;
   readonly prompt: ShownPrompt | null;
   /** The display server's clock, so a page on a TV with a wrong clock still counts down correctly. */
   readonly serverTime: string;
@@ -35,7 +43,7 @@ interface DeviceViewEvents {
 export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private brokerConnected = false;
   private availability: Availability | "unknown" = "unknown";
-  private state: StatePayload | null = null;
+  private state: ShownState | null = null;
   private prompt: ShownPrompt | null = null;
   private unsubscribe: () => void = () => undefined;
 
@@ -53,7 +61,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       this.changed();
     };
     const onState = (state: StatePayload) => {
-      this.state = state;
+      this.state = showState(state);
       this.changed();
     };
     const onAvailability = (availability: Availability) => {
@@ -94,6 +102,28 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private changed(): void {
     this.emit("change", this.snapshot());
   }
+}
+
+function showState({
+  state,
+  since,
+  deviceId,
+  account,
+  expiresAt,
+  reason,
+  message,
+  retryAt,
+}: StatePayload): ShownState {
+  return {
+    state,
+    since,
+    deviceId,
+    ...(account ? { account: { name: account.name, username: account.username } } : {}),
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(message !== undefined ? { message } : {}),
+    ...(retryAt !== undefined ? { retryAt } : {}),
+  };
 }
 
 function show(prompt: DisplayPayload): ShownPrompt {

@@ -115,9 +115,12 @@ describe("the web display server", () => {
       account: { username: "eve@example.com", name: "Eve", tenantId: "t", homeAccountId: "h" },
     });
     watcher.emit("display", null);
-    expect((await stream.nextSnapshot()).state).toMatchObject({
+    // Only what the screen says about the account reaches the page: no tenant or account ids.
+    expect((await stream.nextSnapshot()).state).toStrictEqual({
       state: "signed_in",
-      account: { name: "Eve" },
+      since: "2026-11-25T15:01:00.000Z",
+      deviceId: DEVICE,
+      account: { name: "Eve", username: "eve@example.com" },
     });
     expect(await stream.nextSnapshot()).toMatchObject({ prompt: null, state: { state: "signed_in" } });
     await stream.close();
