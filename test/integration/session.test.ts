@@ -144,7 +144,11 @@ describe("staying signed in: token cache in STATE_DIR", () => {
 
   it("does not sign out when the provider cannot be reached: state error, retries, session kept", async () => {
     // A provider of its own, to take it away after the sign-in.
-    const idp = await startDevIdentityProvider({ pollIntervalSeconds: 1, certDir: bed.stateDir });
+    // Its own certificate directory: the bed's CA file must stay the bed's provider's.
+    const idp = await startDevIdentityProvider({
+      pollIntervalSeconds: 1,
+      certDir: join(bed.stateDir, "idp-2"),
+    });
     const env = bed.env({ EDGE_SIGNIN_AUTHORITY: idp.authority, EDGE_SIGNIN_IDP_CA_FILE: idp.caFile });
     const topics = deviceTopics("edge-signin", deviceIdOf(env));
     const agent = await startAgent(env);
