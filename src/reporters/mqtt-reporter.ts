@@ -4,13 +4,7 @@ import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
 import type { Outbox } from "../mqtt/outbox.js";
 import { OutboxSender } from "../mqtt/outbox-sender.js";
-import type {
-  DeviceTopics,
-  DisplayPayload,
-  EventPayloads,
-  EventType,
-  StatePayload,
-} from "../mqtt/topics.js";
+import type { DeviceTopics, DisplayPayload, EventPayloads, EventType, StatePayload } from "../mqtt/topics.js";
 import { codeIssued, eventEnvelope } from "./envelope.js";
 import { subscribe, type Reporter } from "./reporter.js";
 
@@ -75,10 +69,13 @@ export class MqttReporter implements Reporter {
     this.publishEvent("code_issued", codeIssued(prompt), prompt);
   }
 
-  /** Retained with MQTT 5 expiry = the code's remaining life: a late display never shows a dead code. */
-  private publishDisplay(prompt: SignInPrompt): void {
+  /**
+   * Retained with MQTT 5 expiry = the code's remaining life: a late display never shows a dead code.
+   * Returns false when the code has already run out: there is nothing left to show.
+   */
+  private publishDisplay(prompt: SignInPrompt): boolean {
     const secondsLeft = (Date.parse(prompt.expiresAt) - Date.now()) / 1000;
-    if (secondsLeft <= 0) return;
+    if (secondsLeft <= 0) return false;
     const payload: DisplayPayload = {
       deviceId: this.deviceId,
       userCode: prompt.userCode,
@@ -93,6 +90,7 @@ export class MqttReporter implements Reporter {
       expirySeconds: secondsLeft,
       onlyIfConnected: true,
     });
+    return true;
   }
 
   private clearPrompt(): void {
@@ -109,7 +107,7 @@ export class MqttReporter implements Reporter {
 
   private republish(): void {
     if (this.state) this.publishState(this.state);
-    if (this.prompt) this.publishDisplay(this.prompt);
-    else this.gateway.clearRetained(this.topics.display);
+    // A code that ran out during the outage (the agent has not noticed yet) must not linger on a persistent broker.
+    if (!this.prompt || !this.publishDisplay(this.prompt)) this.gateway.clearRetained(this.topics.display);
   }
 }
