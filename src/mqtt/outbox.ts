@@ -12,6 +12,7 @@ import {
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {
@@ -29,6 +30,11 @@ export interface OutboxOptions {
   readonly maxEvents: number;
   /** Most bytes kept; the oldest are dropped beyond it. */
   readonly maxBytes?: number;
+  /**
+   * The token cache's key (EDGE_SIGNIN_CACHE_KEY): entries are then sealed the same way (AES-256-GCM), since an
+   * `authenticated` event holds the person's claims, and with PUBLISH_ID_TOKEN the ID token itself.
+   */
+  readonly key?: Buffer | undefined;
 }
 
 /** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
@@ -105,7 +111,8 @@ export class Outbox {
   /** Stores an event durably; returns its entry. Beyond the bounds the oldest entries are dropped. */
   append(topic: string, payload: OutboxEntry["payload"]): OutboxEntry {
     const seq = this.nextSeq++;
-    const text = JSON.stringify({ v: 1, topic, payload });
+    const plain = JSON.stringify({ v: 1, topic, payload });
+    const text = this.options.key ? seal(plain, this.options.key) : plain;
     const entry: OutboxEntry = { seq, topic, payload, bytes: Buffer.byteLength(text) };
     if (this.durable) {
       try {
@@ -156,7 +163,7 @@ export class Outbox {
     let text: string;
     try {
       text = readFileSync(join(this.dir, name), "utf8");
-      const parsed = StoredEntry.safeParse(JSON.parse(text));
+      const parsed = StoredEntry.safeParse(this.decode(text));
       if (parsed.success) {
         return {
           seq,
@@ -175,6 +182,15 @@ export class Outbox {
       // Still skipped; it is read (and skipped) again at the next start.
     }
     return undefined;
+  }
+
+  /** The stored JSON, unsealed when it was sealed; undefined when it cannot be opened (no key, another key, damaged). */
+  private decode(text: string): unknown {
+    const parsed = JSON.parse(text) as unknown;
+    if (!looksSealed(parsed)) return parsed;
+    if (!this.options.key) return undefined;
+    const opened = unseal(parsed, this.options.key);
+    return opened.ok ? JSON.parse(opened.plaintext) : undefined;
   }
 
   private write(name: string, text: string): void {

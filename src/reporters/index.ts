@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { decodeCacheKey } from "../auth/cache-crypto.js";
 import type { Config } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
 import { Outbox } from "../mqtt/outbox.js";
@@ -54,7 +55,11 @@ const FACTORIES: readonly ReporterFactory[] = [
       log.child({ module: "mqtt" }),
       new Outbox(
         join(config.stateDir, "outbox"),
-        { maxEvents: config.outboxMaxEvents },
+        // Sealed with the token cache's key when there is one: events hold claims, maybe the ID token.
+        {
+          maxEvents: config.outboxMaxEvents,
+          key: config.cacheKey === undefined ? undefined : decodeCacheKey(config.cacheKey),
+        },
         log.child({ module: "outbox" }),
       ),
     ),

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -92,6 +93,29 @@ describe("the durable outbox", () => {
     ]);
     // Sequence numbers never go back, so nothing new sorts before what is already there.
     expect(outbox.append("t/events/x", event("new")).seq).toBe(10);
+  });
+
+  it("seals its entries with the cache key, and skips what it cannot open", async () => {
+    const key = randomBytes(32);
+    const sealed = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    sealed.open();
+    sealed.append("t/events/authenticated", { id: "sealed-1", claims: { name: "Alice Secret" } });
+    const [name] = await readdir(dir);
+    const onDisk = await readFile(join(dir, name ?? ""), "utf8");
+    expect(onDisk).not.toContain("Alice Secret");
+    expect(onDisk).not.toContain("sealed-1");
+
+    const reopened = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    reopened.open();
+    expect(reopened.first()?.payload).toStrictEqual({ id: "sealed-1", claims: { name: "Alice Secret" } });
+
+    const log = captureLogger();
+    const otherKey = new Outbox(dir, { maxEvents: 10, key: randomBytes(32) }, log.logger);
+    otherKey.open();
+    expect(otherKey.size).toBe(0);
+    expect(log.lines().map((l) => l["msg"])).toContain(
+      "outbox entry is corrupt; skipping it (kept aside as .corrupt)",
+    );
   });
 
   it("keeps events in memory when the state directory cannot be written", async () => {
