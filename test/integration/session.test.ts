@@ -186,6 +186,35 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     expect(cache["RefreshToken"]).toStrictEqual({});
   });
 
+  it("stays signed in when a keep-alive refresh cannot reach the provider, and says so to `refresh`", async () => {
+    const idp = await startDevIdentityProvider({
+      pollIntervalSeconds: 1,
+      certDir: join(bed.stateDir, "idp-3"),
+    });
+    const env = bed.env({
+      EDGE_SIGNIN_AUTHORITY: idp.authority,
+      EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
+      EDGE_SIGNIN_REFRESH_INTERVAL_SECONDS: "1",
+      EDGE_SIGNIN_HTTP_TIMEOUT_SECONDS: "2",
+    });
+    const topics = deviceTopics("edge-signin", deviceIdOf(env));
+    const log = captureLogger();
+    const agent = await startAgent(env, log);
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    await approveSignIn(display.verificationUri, display.userCode, { ca: idp.caPem, login: "alice" });
+    await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
+    await idp.close();
+
+    await expect
+      .poll(() => log.lines().filter((l) => String(l["msg"]).startsWith("session refresh failed")).length, {
+        timeout: 20_000,
+      })
+      .toBeGreaterThanOrEqual(2);
+    await expect(agent.refresh()).rejects.toThrow(/^refresh failed, still signed in: /);
+    expect(agent.status()).toMatchObject({ state: "signed_in", account: { name: "Alice" } });
+    expect(probe.all(topics.event("signed_out"))).toStrictEqual([]);
+  });
+
   it("moves a corrupt cache aside, warns, and starts signed out", async () => {
     const env = bed.env();
     const topics = deviceTopics("edge-signin", deviceIdOf(env));
