@@ -280,6 +280,17 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     const keyless = new Agent({ config: loadConfig(withoutKey), logger: captureLogger().logger });
     await expect(keyless.start()).rejects.toThrow(/^EDGE_SIGNIN_CACHE_KEY: the token cache .* is encrypted/);
 
+    // The real CLI: one line naming the variable, exit code 2, as for any configuration mistake.
+    const cli = await runCli(["agent"], {
+      ...env,
+      EDGE_SIGNIN_CACHE_KEY: OTHER_KEY,
+      EDGE_SIGNIN_LOG_LEVEL: "silent",
+    });
+    expect(cli.code).toBe(2);
+    expect(cli.stderr.trim().split("\n")).toStrictEqual([
+      `edge-signin: EDGE_SIGNIN_CACHE_KEY: this key does not open the token cache ${cacheFile} (it was written with another key)`,
+    ]);
+
     expect(await readFile(cacheFile, "utf8")).toBe(sealed);
     // The refused agents let go of the state directory: the right key still works.
     const topics = deviceTopics("edge-signin", deviceIdOf(env));
