@@ -65,6 +65,8 @@ export interface ColdStartOptions {
   readonly rounds: number;
   readonly sides: readonly SideName[];
   readonly settleMs: number;
+  /** The bundle's entry point; by default dist/bundle/edge-signin.mjs, what `npm start` runs. */
+  readonly bundleEntry?: string;
   /** Node options for the agent's process (experiments with V8 flags); none by default. */
   readonly agentNodeArgs?: readonly string[];
 }
@@ -118,7 +120,7 @@ async function runIn(
     ? spawnNode(
         [
           ...(options.agentNodeArgs ?? []),
-          side === "agent-unbundled" ? UNBUNDLED_ENTRY : BUNDLE_ENTRY,
+          side === "agent-unbundled" ? UNBUNDLED_ENTRY : (options.bundleEntry ?? BUNDLE_ENTRY),
           "agent",
         ],
         agentEnv(bed, deviceId, stateDir),

@@ -23,7 +23,7 @@ export interface FootprintResult {
   readonly bundleFiles: number;
 }
 
-export async function measureFootprint(scratch: string): Promise<FootprintResult> {
+export async function measureFootprint(scratch: string, bundleDir: string): Promise<FootprintResult> {
   const dir = join(scratch, "footprint");
   await mkdir(dir, { recursive: true });
   // Scripts are skipped: `prepare` would compile again; dist/ is already built by the bench.
@@ -45,7 +45,6 @@ export async function measureFootprint(scratch: string): Promise<FootprintResult
   const { stdout: list } = await run("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: app }).catch(
     (error: { stdout?: string }) => ({ stdout: error.stdout ?? "" }),
   );
-  const bundleDir = join(ROOT, "dist", "bundle");
   const bundleFiles = (await readdir(bundleDir, { recursive: true })).filter((f) => f.endsWith(".mjs"));
   let bundleBytes = 0;
   for (const file of bundleFiles) bundleBytes += (await stat(join(bundleDir, file))).size;

@@ -90,9 +90,12 @@ async function attempt<T>(name: string, enabled: boolean, work: () => Promise<T>
   }
 }
 
+/** Quick mode bundles into its own directory: tests running beside it may be rebuilding dist/. */
+const bundleDir = quick ? join(outDir, "bundle") : join(ROOT, "dist", "bundle");
+
 async function buildAgent(sides: readonly SideName[]): Promise<void> {
-  log("bundling dist/bundle (the production start path)");
-  await bundle();
+  log(`bundling ${bundleDir} (the production start path)`);
+  await bundle(bundleDir);
   if (sides.includes("agent-unbundled")) {
     log("compiling dist/src with tsc (the unbundled comparison)");
     await promisify(execFile)(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json"], {
@@ -116,7 +119,12 @@ try {
     summariseColdStart(
       await runColdStart(
         bed,
-        { rounds: options.rounds, sides: options.sides, settleMs: options.settleMs },
+        {
+          rounds: options.rounds,
+          sides: options.sides,
+          settleMs: options.settleMs,
+          bundleEntry: join(bundleDir, "edge-signin.mjs"),
+        },
         log,
       ),
       options.sides,
@@ -131,7 +139,9 @@ try {
       await soakBed.close();
     }
   });
-  const footprint = await attempt("footprint", only.has("footprint"), () => measureFootprint(bed.scratch));
+  const footprint = await attempt("footprint", only.has("footprint"), () =>
+    measureFootprint(bed.scratch, bundleDir),
+  );
   results = {
     generatedAt: new Date().toISOString(),
     durationS: (performance.now() - began) / 1000,

@@ -5,6 +5,7 @@
  * fewer files before the first code reaches the display.
  */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -15,6 +16,8 @@ export const BUNDLE_DIR = "dist/bundle";
 
 export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
   await build({
+    // Paths relative to the project, whoever calls this (npm, the bench).
+    absWorkingDir: fileURLToPath(new URL("..", import.meta.url)),
     entryPoints: { "edge-signin": "src/main.ts" },
     outdir,
     outExtension: { ".js": ".mjs" },

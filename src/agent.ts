@@ -116,6 +116,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
    */
   async start(): Promise<void> {
     this.lock.acquire();
+    // The first code needs the provider's metadata (a file read after a reboot, a round trip on a first boot)
+    // and the MSAL client: get them while the broker connects, not after. A failure here is retried by the
+    // sign-in loop, which reports it.
+    this.auth.prepare().catch(() => undefined);
     try {
       await this.cache.load();
       this.commands.start();

@@ -86,6 +86,7 @@ export class DeviceCodeSignIn {
   readonly authority: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
+  private preparing: Promise<void> | undefined;
   private claimsCheck: ClaimsCheck | undefined;
   /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
   private rfc8628: Rfc8628NetworkModule | undefined;
@@ -106,8 +107,23 @@ export class DeviceCodeSignIn {
     });
   }
 
-  /** Fetches the provider's metadata (or reads it from the state directory) and builds the MSAL client. */
-  async prepare(): Promise<void> {
+  /**
+   * Fetches the provider's metadata (or reads it from the state directory) and builds the MSAL client.
+   * Concurrent callers share one attempt (the agent starts it while the broker connects); a failed attempt
+   * is forgotten, so the next call tries again.
+   */
+  prepare(): Promise<void> {
+    if (!this.preparing) {
+      const attempt = this.build();
+      this.preparing = attempt;
+      attempt.catch(() => {
+        if (this.preparing === attempt) this.preparing = undefined;
+      });
+    }
+    return this.preparing;
+  }
+
+  private async build(): Promise<void> {
     if (this.client) return;
     const discovery = await discover(this.authority.discoveryUrl, this.http, this.config.stateDir);
     this.log.debug(

@@ -101,7 +101,10 @@ describe("the packed project, installed with production dependencies only", () =
     expect(installed.files).toContain("dist/src/index.js");
     expect(installed.files).toContain("README.md");
     const unexpected = installed.files.filter(
-      (path) => !path.startsWith("dist/src/") && !["README.md", "package.json", "LICENSE"].includes(path),
+      (path) =>
+        !path.startsWith("dist/src/") &&
+        !path.startsWith("dist/bundle/") &&
+        !["README.md", "package.json", "LICENSE"].includes(path),
     );
     expect(unexpected).toStrictEqual([]);
     expect(installed.files.filter((path) => path.endsWith(".ts") && !path.endsWith(".d.ts"))).toStrictEqual(
