@@ -99,7 +99,8 @@ describe("the durable outbox", () => {
     const key = randomBytes(32);
     const sealed = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
     sealed.open();
-    sealed.append("t/events/authenticated", { id: "sealed-1", claims: { name: "Alice Secret" } });
+    const event = { id: "sealed-1", claims: { name: "Alice Secret" } };
+    sealed.append("t/events/authenticated", event);
     const [name] = await readdir(dir);
     const onDisk = await readFile(join(dir, name ?? ""), "utf8");
     expect(onDisk).not.toContain("Alice Secret");
@@ -107,7 +108,7 @@ describe("the durable outbox", () => {
 
     const reopened = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
     reopened.open();
-    expect(reopened.first()?.payload).toStrictEqual({ id: "sealed-1", claims: { name: "Alice Secret" } });
+    expect(reopened.first()?.payload).toStrictEqual(event);
 
     const log = captureLogger();
     const otherKey = new Outbox(dir, { maxEvents: 10, key: randomBytes(32) }, log.logger);
