@@ -1,3 +1,4 @@
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
@@ -14,7 +15,9 @@ export interface DiscoveryEntry {
  * Home Assistant's MQTT discovery (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery): retained
  * configs that make the device appear with a sign-in state sensor, a signed-in user sensor, and sign-in and
  * sign-out buttons wired to the agent's command topics. Switched off, it removes the configs this device
- * published before (empty retained messages), so the entities disappear from Home Assistant too.
+ * published before (empty retained messages), so the entities disappear from Home Assistant too. What it
+ * published is noted in `published` (a file in STATE_DIR): a device that never used discovery publishes
+ * nothing under the discovery prefix (where a broker ACL may forbid it), and a changed prefix cleans up the old one.
  * It publishes through the MQTT gateway, on every connect, so a broker that lost its retained messages gets them again.
  */
 export class HomeAssistantReporter implements Reporter {
@@ -25,6 +28,8 @@ export class HomeAssistantReporter implements Reporter {
     private readonly entries: readonly DiscoveryEntry[],
     private readonly settings: HomeAssistantConfig,
     private readonly log: Logger,
+    /** Where the topics of the configs published last are remembered. */
+    private readonly published: string,
   ) {}
 
   start(): Promise<void> {
@@ -39,12 +44,37 @@ export class HomeAssistantReporter implements Reporter {
   }
 
   private announce(): void {
-    for (const entry of this.entries) {
-      if (this.settings.discovery) this.gateway.publishJson(entry.topic, entry.config, { retain: true });
-      else this.gateway.clearRetained(entry.topic);
-    }
-    if (this.settings.discovery)
+    const current = new Set(this.settings.discovery ? this.entries.map((entry) => entry.topic) : []);
+    const stale = this.previouslyPublished().filter((topic) => !current.has(topic));
+    for (const topic of stale) this.gateway.clearRetained(topic);
+    if (stale.length > 0)
+      this.log.info({ entities: stale.length }, "Home Assistant discovery configs removed");
+    if (this.settings.discovery) {
+      for (const entry of this.entries) this.gateway.publishJson(entry.topic, entry.config, { retain: true });
       this.log.debug({ entities: this.entries.length }, "Home Assistant discovery configs published");
+    }
+    this.remember([...current]);
+  }
+
+  private previouslyPublished(): string[] {
+    try {
+      const topics: unknown = JSON.parse(readFileSync(this.published, "utf8"));
+      return Array.isArray(topics) ? topics.filter((t): t is string => typeof t === "string") : [];
+    } catch {
+      return []; // Never published (or the note is unreadable): nothing of ours to remove.
+    }
+  }
+
+  private remember(topics: string[]): void {
+    try {
+      if (topics.length === 0) rmSync(this.published, { force: true });
+      else writeFileSync(this.published, JSON.stringify(topics), { mode: 0o600 });
+    } catch (error) {
+      this.log.warn(
+        { err: error },
+        "cannot note the Home Assistant configs published; they may stay if disabled",
+      );
+    }
   }
 }
 

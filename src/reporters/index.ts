@@ -46,6 +46,7 @@ const FACTORIES: readonly ReporterFactory[] = [
       }),
       config.homeAssistant,
       log.child({ module: "home-assistant" }),
+      join(config.stateDir, "home-assistant-discovery.json"),
     ),
   (config, { log, gateway, topics }) =>
     new MqttReporter(
@@ -71,6 +72,7 @@ const FACTORIES: readonly ReporterFactory[] = [
       config.stateDir,
       config.retry,
       log.child({ module: "webhook" }),
+      config.cacheKey === undefined ? undefined : decodeCacheKey(config.cacheKey),
     ),
 ];
 

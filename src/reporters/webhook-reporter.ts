@@ -34,8 +34,14 @@ export class WebhookReporter implements Reporter {
     stateDir: string,
     private readonly retry: RetryConfig,
     private readonly log: Logger,
+    /** The token cache's key, if one is set: queued events hold claims (maybe the ID token), so seal them too. */
+    queueKey?: Buffer,
   ) {
-    this.queue = new Outbox(join(stateDir, "webhook-queue"), { maxEvents: config.queueMax }, log);
+    this.queue = new Outbox(
+      join(stateDir, "webhook-queue"),
+      { maxEvents: config.queueMax, key: queueKey },
+      log,
+    );
   }
 
   start(events: EventEmitter<AgentEvents>): Promise<void> {

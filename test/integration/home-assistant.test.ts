@@ -146,4 +146,23 @@ describe("Home Assistant MQTT discovery", () => {
     await probe.next(topics.availability, (m) => m.payload.toString() === "online");
     await expect.poll(async () => (await retainedConfigs(bed.broker.url, expected)).size).toBe(0);
   });
+
+  it("publishes nothing under the discovery prefix on a device that never used discovery", async () => {
+    const ha = await connectProbe(bed.broker.url);
+    try {
+      await ha.subscribe("homeassistant/#");
+      const config = bed.config({ EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, "never") });
+      const topics = deviceTopics(config.topicPrefix, config.deviceId);
+      agent = new Agent({ config, logger: captureLogger().logger });
+      await agent.start();
+      await probe.next(topics.display, (m) => m.payload.length > 0);
+      const node = `edge-signin_${config.deviceId}`;
+      for (const key of ["sensor/state", "sensor/user", "button/sign_in", "button/sign_out"]) {
+        const [component, id] = key.split("/");
+        expect(ha.all(`homeassistant/${component}/${node}/${id}/config`)).toStrictEqual([]);
+      }
+    } finally {
+      await ha.close();
+    }
+  });
 });

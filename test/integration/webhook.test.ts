@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -144,7 +144,8 @@ describe("webhook reporter against a real HTTP receiver", () => {
     receiver = new Receiver();
     receiver.answer = () => 503;
     await receiver.listen();
-    const env = webhookEnv();
+    // With a cache key, queued events (they hold claims) are sealed on disk like the token cache.
+    const env = webhookEnv({ EDGE_SIGNIN_CACHE_KEY: randomBytes(32).toString("base64") });
     const config = bed.config(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
     const log = captureLogger();
@@ -171,8 +172,12 @@ describe("webhook reporter against a real HTTP receiver", () => {
     // The agent restarts while the receiver is still down: the events wait on disk.
     await first.stop();
     agents.splice(0);
-    const queued = await readdir(join(config.stateDir, "webhook-queue"));
-    expect(queued.filter((name) => name.endsWith(".json")).length).toBeGreaterThanOrEqual(2);
+    const queued = (await readdir(join(config.stateDir, "webhook-queue"))).filter((n) => n.endsWith(".json"));
+    expect(queued.length).toBeGreaterThanOrEqual(2);
+    for (const name of queued) {
+      const onDisk = await readFile(join(config.stateDir, "webhook-queue", name), "utf8");
+      expect(onDisk).not.toMatch(/alice|code_issued|authenticated/);
+    }
 
     receiver.answer = () => 200;
     await receiver.listen(); // same port: the receiver is back
