@@ -22,7 +22,7 @@ export class TerminalDisplay {
     const onEvent = (event: WatchedEvent) => this.renderEvent(event);
     const onAvailability = (availability: string) => this.line(`device is ${availability}`);
     const onConnection = (connected: boolean) =>
-      this.line(connected ? "connected to the broker" : "lost the broker; reconnecting…");
+      this.line(connected ? "connected to the broker" : "broker not reachable; retrying…");
     const onInvalid = (topic: string, problem: string) =>
       this.line(`ignored a malformed message on ${topic}: ${problem}`);
     this.watcher.on("display", onDisplay);

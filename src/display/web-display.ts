@@ -33,7 +33,7 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
     watcher.on("connection", (connected) =>
       log.info(
         { deviceId: id, connected },
-        connected ? "broker connected" : "broker connection lost; reconnecting",
+        connected ? "broker connected" : "broker not reachable; retrying",
       ),
     );
     const view = new DeviceView(id, watcher);
