@@ -110,7 +110,7 @@ async function buildAgent(sides: readonly SideName[]): Promise<void> {
 const began = performance.now();
 const machine = machineInfo();
 log(`writing to ${outDir}`);
-await buildAgent(options.sides);
+await buildAgent(only.has("cold") ? options.sides : []);
 
 const bed = await startBed(options.pollIntervalSeconds);
 let results: Omit<BenchResults, "targets">;

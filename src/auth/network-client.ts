@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
+import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, fetch, type Dispatcher } from "undici";
@@ -161,13 +161,30 @@ function describeFetchError(error: unknown): string {
  * https:// proxy.
  */
 function createDispatcher(ca: string | undefined, proxy: ProxyConfig | undefined): Dispatcher {
-  const tls = ca ? { ca: trustedCas(ca) } : undefined;
+  const tls = ca ? { secureContext: secureContextFor(ca) } : undefined;
   return new EnvHttpProxyAgent({
     httpProxy: proxy?.httpProxy ?? "",
     httpsProxy: proxy?.httpsProxy ?? "",
     noProxy: proxy?.noProxy ?? "",
     ...(tls ? { connect: tls, requestTls: tls, proxyTls: tls } : {}),
   });
+}
+
+/**
+ * One TLS context per CA bundle for the whole process. Given `ca` instead, Node builds a new context for every
+ * connection, parsing all ~150 root certificates each time: about 100 ms of CPU per connection on a small
+ * machine, which made a 500-agent sign-in storm take minutes (bench/results/latest.md). Contexts are
+ * immutable, so sharing them is safe.
+ */
+const secureContexts = new Map<string, SecureContext>();
+
+function secureContextFor(extra: string): SecureContext {
+  let context = secureContexts.get(extra);
+  if (!context) {
+    context = createSecureContext({ ca: trustedCas(extra) });
+    secureContexts.set(extra, context);
+  }
+  return context;
 }
 
 /** Giving `ca` replaces Node's trust store, so add back the system roots and NODE_EXTRA_CA_CERTS. */
