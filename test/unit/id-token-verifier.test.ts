@@ -1,0 +1,105 @@
+import { generateKeyPair, exportJWK, SignJWT, type JWK } from "jose";
+import { describe, expect, it, vi } from "vitest";
+import { IdTokenError, IdTokenVerifier } from "../../src/auth/id-token-verifier.js";
+import { IdpUnreachableError } from "../../src/auth/network-client.js";
+
+const ISSUER_TEMPLATE = "https://login.microsoftonline.com/{tenantid}/v2.0";
+const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+async function signingKey(kid: string) {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" } as JWK };
+}
+
+type Key = Awaited<ReturnType<typeof signingKey>>;
+
+function token(key: Key, claims: Record<string, unknown>) {
+  return new SignJWT({
+    sub: "alice",
+    tid: TENANT,
+    iss: ISSUER_TEMPLATE.replace("{tenantid}", TENANT),
+    aud: "client-1",
+    ...claims,
+  })
+    .setProtectedHeader({ alg: "RS256", kid: key.kid })
+    .setIssuedAt()
+    .setExpirationTime("1h")
+    .sign(key.privateKey);
+}
+
+/** The JWKS endpoint is the unit's edge: a fetch that serves whatever keys the provider publishes now. */
+function provider(keys: JWK[]) {
+  const state = { keys, fetches: 0, down: false };
+  const fetch = (url: string) => {
+    state.fetches += 1;
+    if (state.down)
+      return Promise.reject(new IdpUnreachableError(`GET ${new URL(url).origin}: connect ECONNREFUSED`));
+    return Promise.resolve(Response.json({ keys: state.keys }));
+  };
+  return { state, fetch };
+}
+
+function verifier(fetch: ReturnType<typeof provider>["fetch"]) {
+  return new IdTokenVerifier({
+    issuer: ISSUER_TEMPLATE,
+    jwksUri: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+    audience: "client-1",
+    clockToleranceSeconds: 60,
+    timeoutMs: 5_000,
+    fetch,
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<IdTokenError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof IdTokenError)) throw new Error(`expected an IdTokenError, got ${String(error)}`);
+  return error;
+}
+
+describe("ID token verification", () => {
+  it("accepts a token of the tenant named in a multi-tenant issuer template", async () => {
+    const key = await signingKey("k1");
+    const claims = await verifier(provider([key.jwk]).fetch).verify(await token(key, {}));
+    expect(claims).toMatchObject({ sub: "alice", iss: `https://login.microsoftonline.com/${TENANT}/v2.0` });
+  });
+
+  it("refuses another audience, another issuer, a missing token", async () => {
+    const key = await signingKey("k1");
+    const check = verifier(provider([key.jwk]).fetch);
+    expect((await failure(check.verify(await token(key, { aud: "someone-else" })))).reason).toBe(
+      "invalid_token",
+    );
+    expect((await failure(check.verify(await token(key, { iss: "https://evil.example/v2.0" })))).reason).toBe(
+      "invalid_token",
+    );
+    expect((await failure(check.verify(undefined))).reason).toBe("invalid_token");
+  });
+
+  it("fetches the keys again when a token names a new one (rotation), and caches them otherwise", async () => {
+    const [old, rotated] = [await signingKey("k1"), await signingKey("k2")];
+    const idp = provider([old.jwk]);
+    const check = verifier(idp.fetch);
+    await check.verify(await token(old, {}));
+    await check.verify(await token(old, {}));
+    expect(idp.state.fetches).toBe(1);
+    idp.state.keys = [old.jwk, rotated.jwk];
+    // jose refetches on an unknown kid once 30 s have passed since the last fetch (its cool-down).
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 31_000 });
+    try {
+      await expect(check.verify(await token(rotated, {}))).resolves.toMatchObject({ sub: "alice" });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(idp.state.fetches).toBe(2);
+  });
+
+  it("calls unreachable keys network trouble, not an invalid token", async () => {
+    const key = await signingKey("k1");
+    const idp = provider([key.jwk]);
+    idp.state.down = true;
+    expect((await failure(verifier(idp.fetch).verify(await token(key, {})))).reason).toBe("network");
+  });
+});
