@@ -52,6 +52,8 @@ export interface BenchResults {
   readonly soak: Outcome<SoakResult>;
   readonly footprint: Outcome<FootprintResult>;
   readonly targets: readonly Target[];
+  /** Set when `--only` re-measured some sections into an existing report. */
+  readonly rerun?: { readonly at: string; readonly sections: readonly string[] };
 }
 
 export function summariseColdStart(runs: readonly ColdRun[], sides: readonly SideName[]) {
@@ -176,6 +178,9 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     "# edge-signin benchmark",
     "",
     `Generated ${results.generatedAt} by \`npm run bench${o.quick ? " -- --quick" : ""}\` in ${fmt(results.durationS, 0)} s.`,
+    results.rerun
+      ? `Re-measured at ${results.rerun.at} with \`--only ${results.rerun.sections.join(",")}\`: ${results.rerun.sections.join(", ")}; the rest is from the run above.\n`
+      : "",
     o.quick ? "\n**Quick mode: tiny counts, to keep the script working. These figures mean nothing.**\n" : "",
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB memory (${m.freeMemoryGiB} GiB free at start), ` +
       `load average at start ${m.loadAverage.join(" / ")}; ${m.platform}; Node ${m.node}; ${m.mosquitto}; open-file limit ${m.openFileLimit}.`,

@@ -4,7 +4,7 @@
  * `--quick` runs tiny counts into a temp directory, for the smoke test: it never overwrites the results.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -107,6 +107,14 @@ async function buildAgent(sides: readonly SideName[]): Promise<void> {
   }
 }
 
+async function readPrevious(path: string): Promise<BenchResults | undefined> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as BenchResults;
+  } catch {
+    return undefined;
+  }
+}
+
 const began = performance.now();
 const machine = machineInfo();
 log(`writing to ${outDir}`);
@@ -156,6 +164,22 @@ try {
   await bed.close();
 }
 
+// `--only` into a directory that holds a report: keep the figures of the sections not run this time.
+const previous = values.only ? await readPrevious(join(outDir, "latest.json")) : undefined;
+if (previous) {
+  results = {
+    ...results,
+    // The header (machine, time) stays the one of the run that measured most; the re-measured sections are named.
+    generatedAt: previous.generatedAt,
+    durationS: previous.durationS,
+    machine: previous.machine,
+    rerun: { at: results.generatedAt, sections: [...only] },
+    coldStart: only.has("cold") ? results.coldStart : previous.coldStart,
+    storm: only.has("storm") ? results.storm : previous.storm,
+    soak: only.has("soak") ? results.soak : previous.soak,
+    footprint: only.has("footprint") ? results.footprint : previous.footprint,
+  };
+}
 const full: BenchResults = { ...results, targets: evaluateTargets(results) };
 await mkdir(outDir, { recursive: true });
 const panels = chartPanels(full);
