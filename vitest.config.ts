@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    reporters: ["default"],
+    // The JSON report lets .ci/run print one closing "N passed, N failed" line that CI can read.
+    reporters: ["default", "json"],
+    outputFile: { json: "test-artifacts/vitest-results.json" },
   },
 });
