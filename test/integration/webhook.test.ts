@@ -27,6 +27,8 @@ interface Delivery {
 class Receiver {
   readonly deliveries: Delivery[] = [];
   answer: (n: number) => number = () => 200;
+  /** Requests for which this is true get no answer at all (a receiver that hangs). */
+  hang: (n: number) => boolean = () => false;
   port = 0;
   private server: Server | undefined;
   private waiters: Array<() => void> = [];
@@ -37,14 +39,15 @@ class Receiver {
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
       req.on("end", () => {
         const raw = Buffer.concat(chunks).toString("utf8");
-        const status = this.answer(this.deliveries.length);
+        const n = this.deliveries.length;
+        const status = this.hang(n) ? 0 : this.answer(n);
         this.deliveries.push({
           status,
           headers: req.headers,
           body: JSON.parse(raw) as Record<string, unknown>,
           signatureValid: verify(raw, req.headers["x-edge-signin-signature"]),
         });
-        res.writeHead(status).end();
+        if (status > 0) res.writeHead(status).end();
         for (const wake of this.waiters.splice(0)) wake();
       });
     });
@@ -79,7 +82,7 @@ class Receiver {
   accepted(): Delivery[] {
     const seen = new Set<unknown>();
     return this.deliveries.filter((d) => {
-      if (d.status >= 300 || seen.has(d.body["id"])) return false;
+      if (d.status < 200 || d.status >= 300 || seen.has(d.body["id"])) return false;
       seen.add(d.body["id"]);
       return true;
     });
@@ -249,6 +252,26 @@ describe("webhook reporter against a real HTTP receiver", () => {
     expect(rest.every((d) => d.status === 200 && d.signatureValid)).toBe(true);
     expect(log.lines()).toContainEqual(
       expect.objectContaining({ msg: "webhook receiver refused the event; dropping it", status: 400 }),
+    );
+  });
+
+  it("gives up on a receiver that does not answer within the timeout, and delivers the event on a retry", async () => {
+    receiver = new Receiver();
+    receiver.hang = (n) => n === 0;
+    await receiver.listen();
+    const log = captureLogger();
+    const config = bed.config(webhookEnv({ EDGE_SIGNIN_WEBHOOK_TIMEOUT_SECONDS: "1" }));
+    const agent = new Agent({ config, logger: log.logger });
+    agents.push(agent);
+    await agent.start();
+
+    await receiver.until(() => receiver.accepted().length >= 1);
+    const [hung, ...rest] = receiver.deliveries;
+    expect(hung?.status).toBe(0);
+    expect(receiver.accepted()[0]?.body["id"]).toBe(hung?.body["id"]);
+    expect(rest[0]?.body["id"]).toBe(hung?.body["id"]);
+    expect(log.lines()).toContainEqual(
+      expect.objectContaining({ msg: "webhook receiver unreachable; will retry", err: "timed out" }),
     );
   });
 });
