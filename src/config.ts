@@ -6,6 +6,9 @@ import { decodeCacheKey } from "./auth/cache-crypto.js";
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";
 
+export const DEVICE_FLOW_DIALECTS = ["auto", "entra", "rfc8628"] as const;
+export type DeviceFlowDialect = (typeof DEVICE_FLOW_DIALECTS)[number];
+
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -23,6 +26,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Overrides the URL people are sent to (shown on the display and in the message). */
   readonly verificationUri: string | undefined;
+  /** Which dialect of the device flow the provider speaks; `auto` decides by the authority's host. */
+  readonly deviceFlowDialect: DeviceFlowDialect;
   /** Extra PEM CA certificates to trust for the identity provider, besides the system's and NODE_EXTRA_CA_CERTS. */
   readonly idpCa: string | undefined;
   /** Timeout of one HTTP request to the identity provider, in ms. */
@@ -181,6 +186,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "",
     description:
       "URL people are sent to, replacing the provider's. For a CIAM authority the default is `https://{tenant}.ciamlogin.com/common/oauth2/deviceauth` (see below).",
+  },
+  {
+    name: "DEVICE_FLOW_DIALECT",
+    default: "auto",
+    description:
+      "`auto`: Microsoft hosts (Entra, External ID) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
   },
   {
     name: "IDP_CA_FILE",
@@ -349,6 +360,11 @@ export function loadConfig(env: Env = process.env): Config {
   const mqtt = readMqtt(read, `edge-signin-${deviceId}`);
   const logLevel = readLogLevel(read);
   const verificationUri = read.optional("VERIFICATION_URI", httpsUrl);
+  const deviceFlowDialect =
+    read.optional(
+      "DEVICE_FLOW_DIALECT",
+      z.enum(DEVICE_FLOW_DIALECTS, { message: `expected one of ${DEVICE_FLOW_DIALECTS.join(", ")}` }),
+    ) ?? "auto";
   const httpTimeoutSeconds = read.optional("HTTP_TIMEOUT_SECONDS", seconds(1, 600)) ?? 30;
   const retryInitial = read.optional("RETRY_INITIAL_SECONDS", seconds(0.01, 3600)) ?? 1;
   const retryMax = read.optional("RETRY_MAX_SECONDS", seconds(0.01, 86400)) ?? 300;
@@ -398,6 +414,7 @@ export function loadConfig(env: Env = process.env): Config {
     stateDir: read.optional("STATE_DIR", z.string().min(1)) ?? "./state",
     logLevel,
     verificationUri,
+    deviceFlowDialect,
     idpCa: read.file("IDP_CA_FILE"),
     httpTimeoutMs: httpTimeoutSeconds * 1000,
     retry: { initialDelayMs: retryInitial * 1000, maxDelayMs: Math.max(retryMax, retryInitial) * 1000 },

@@ -8,7 +8,7 @@ import {
   type ICachePlugin,
 } from "@azure/msal-node";
 import type { Logger } from "pino";
-import type { Config } from "../config.js";
+import type { Config, DeviceFlowDialect } from "../config.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
@@ -131,7 +131,7 @@ export class DeviceCodeSignIn {
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
-    if (this.authority.kind === "oidc") {
+    if (speaksRfc8628(this.config.deviceFlowDialect, this.authority.kind)) {
       this.rfc8628 ??= Rfc8628NetworkModule.fromDiscovery(this.http, discovery.document, { log: this.log });
     }
     this.claimsCheck = {
@@ -385,4 +385,9 @@ export function translate(error: unknown): SignInError {
   }
   const message = error instanceof Error ? error.message : String(error);
   return new SignInError("server", message, { cause: error });
+}
+
+/** Microsoft's hosts speak Entra's dialect, which MSAL speaks natively; every other provider RFC 8628. */
+function speaksRfc8628(dialect: DeviceFlowDialect, kind: ResolvedAuthority["kind"]): boolean {
+  return dialect === "rfc8628" || (dialect === "auto" && kind === "oidc");
 }

@@ -47,6 +47,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "4",
     EDGE_SIGNIN_STATE_DIR: stateDir,
     EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
+    // The local provider emulates Entra's dialect, so the demo takes MSAL's own path, as with Entra.
+    EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra",
     EDGE_SIGNIN_LOG_LEVEL: "warn",
   });
   out.write(

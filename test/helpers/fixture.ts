@@ -39,6 +39,9 @@ export async function startTestBed(idpOptions: DevIdentityProviderOptions = {}):
     // Each agent its own state directory (its own token cache and lock); reuse one env() for a restart.
     EDGE_SIGNIN_STATE_DIR: join(stateDir, `state-${counter}`),
     EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
+    // A provider that emulates Entra is driven through MSAL's own device flow, as real Entra is; an RFC 8628
+    // provider is left to `auto`, which picks RFC 8628 mode for a non-Microsoft host.
+    ...((idpOptions.dialect ?? "entra") === "entra" ? { EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra" } : {}),
     EDGE_SIGNIN_LOG_LEVEL: "debug",
     EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "0.2",
     EDGE_SIGNIN_RETRY_MAX_SECONDS: "1",

@@ -77,6 +77,16 @@ describe("configuration from the environment", () => {
     ]);
   });
 
+  it("chooses the device-flow dialect by authority unless told", () => {
+    expect(loadConfig(minimal).deviceFlowDialect).toBe("auto");
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra" }).deviceFlowDialect).toBe(
+      "entra",
+    );
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "keycloak" })).toStrictEqual([
+      "EDGE_SIGNIN_DEVICE_FLOW_DIALECT: expected one of auto, entra, rfc8628",
+    ]);
+  });
+
   it("requires a tenant or an authority", () => {
     expect(problemsOf({ EDGE_SIGNIN_CLIENT_ID: "x" })).toStrictEqual([
       "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",
