@@ -1,28 +1,13 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { ConfigError, ENV_PREFIX, SETTINGS } from "./config.js";
 import { StartupError } from "./startup-error.js";
+import { packageVersion } from "./version.js";
 
 /**
  * The process shell: parses the command line, runs one command, and is the only place that exits.
  * Commands are imported lazily so `agent` does not pay for the demo's identity provider and vice versa.
  */
-function packageVersion(): string {
-  for (const path of ["../package.json", "../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "edge-signin" && pkg.version) return pkg.version;
-    } catch {
-      // Try the next candidate: the layout differs between src/ (tsx) and dist/src/.
-    }
-  }
-  return "0.0.0";
-}
-
 function settingsHelp(): string {
   const lines = SETTINGS.map(
     (s) => `  ${(ENV_PREFIX + s.name).padEnd(38)} ${s.default ? `(default ${s.default})` : ""}`,
