@@ -243,6 +243,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       const signal = AbortSignal.any([stopping, control.signal]);
       let next = await this.phases[this.phase](signal);
       if (control.signal.aborted && this.requested) next = this.requested;
+      // The phase is over: abort its signal even when it ended by itself. Node keeps a signal made by
+      // AbortSignal.any() alive, with every listener on it (and what they hold: the MSAL request and
+      // result, the ID token), until it aborts; without this each sign-in leaked about 9 KB (bench soak).
+      control.abort();
       this.requested = undefined;
       this.pausing = false;
       this.phase = next;
