@@ -175,6 +175,7 @@ export class DeviceCodeSignIn {
         const verificationUri = this.authority.verificationUri ?? response.verificationUri;
         // MSAL drops verification_uri_complete; the RFC 8628 translation kept it.
         const complete = this.rfc8628?.takeVerificationUriComplete(response.userCode);
+        this.claimsCheck?.verifier.prefetch();
         onPrompt({
           userCode: response.userCode,
           verificationUri,

@@ -51,6 +51,16 @@ export class IdTokenVerifier {
     });
   }
 
+  /**
+   * Fetches the signing keys ahead of need, while a code is on screen and the person is busy with it, so
+   * the ID token that arrives on approval is checked without a round trip. A failure here costs nothing:
+   * `verify` fetches again.
+   */
+  prefetch(): void {
+    if (this.jwks.fresh || this.jwks.reloading) return;
+    this.jwks.reload().catch(() => undefined);
+  }
+
   /** @returns the verified claims. @throws IdTokenError */
   async verify(idToken: string | undefined): Promise<Claims> {
     if (!idToken) throw new IdTokenError("invalid_token", "the identity provider returned no ID token");
