@@ -4,7 +4,7 @@
  * loaded module by module from node_modules (see bench/results/latest.md): Node resolves, reads and compiles far
  * fewer files before the first code reaches the display.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -15,9 +15,13 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 export const BUNDLE_DIR = "dist/bundle";
 
 export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  // Chunk names carry a content hash: without a clean directory, every rebuild would leave the old chunks
+  // behind, and `npm pack` would ship them.
+  rmSync(new URL(outdir, `file://${root}`), { recursive: true, force: true });
   await build({
     // Paths relative to the project, whoever calls this (npm, the bench).
-    absWorkingDir: fileURLToPath(new URL("..", import.meta.url)),
+    absWorkingDir: root,
     entryPoints: { "edge-signin": "src/main.ts" },
     outdir,
     outExtension: { ".js": ".mjs" },
