@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { EnvHttpProxyAgent, fetch, type Dispatcher } from "undici";
 import type { ProxyConfig, RetryConfig } from "../config.js";
 import { isDeviceCodePoll, PollGuard } from "./poll-guard.js";
+import { describeFetchError } from "../fetch-error.js";
 
 export interface NetworkClientOptions {
   /** Extra PEM CAs to trust on top of the system's and NODE_EXTRA_CA_CERTS. */
@@ -142,16 +143,6 @@ export class NetworkClient implements INetworkModule {
     });
     return { response: { headers, body, status: response.status }, json };
   }
-}
-
-function describeFetchError(error: unknown): string {
-  if (error instanceof Error) {
-    if (error.name === "TimeoutError" || error.name === "AbortError") return "timed out";
-    const cause = (error as Error & { cause?: unknown }).cause;
-    if (cause instanceof Error) return `${error.message} (${cause.message})`;
-    return error.message;
-  }
-  return String(error);
 }
 
 /**

@@ -6,6 +6,7 @@ import { fetch } from "undici";
 import { backoffDelay } from "../backoff.js";
 import type { RetryConfig, WebhookConfig } from "../config.js";
 import type { AgentEvents } from "../events.js";
+import { describeFetchError } from "../fetch-error.js";
 import { Outbox, type OutboxEntry } from "../mqtt/outbox.js";
 import type { EventPayloads, EventType } from "../mqtt/topics.js";
 import { codeIssued, eventEnvelope } from "./envelope.js";
@@ -134,15 +135,11 @@ export class WebhookReporter implements Reporter {
       return "rejected";
     } catch (error) {
       if (!signal.aborted)
-        this.log.warn({ ...context, err: describe(error) }, "webhook receiver unreachable; will retry");
+        this.log.warn(
+          { ...context, err: describeFetchError(error) },
+          "webhook receiver unreachable; will retry",
+        );
       return "retry";
     }
   }
-}
-
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  if (error.name === "TimeoutError") return "timed out";
-  const cause = (error as Error & { cause?: unknown }).cause;
-  return cause instanceof Error ? `${error.message} (${cause.message})` : error.message;
 }
