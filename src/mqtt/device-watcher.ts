@@ -52,6 +52,8 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
       protocolVersion: this.config.protocolVersion,
       clientId: `${this.config.clientId}-watch-${Math.random().toString(16).slice(2, 8)}`,
       reconnectPeriod: 2_000,
+      // No 6 MiB table of pre-built number buffers (see MqttGateway).
+      writeCache: false,
       ...(this.config.username !== undefined ? { username: this.config.username } : {}),
       ...(this.config.password !== undefined ? { password: this.config.password } : {}),
       ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}),

@@ -80,6 +80,10 @@ export class MqttGateway {
       keepalive: 30,
       reconnectPeriod: RECONNECT_INITIAL_MS,
       connectTimeout: 10_000,
+      // mqtt.js otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the first packet: about
+      // 6 MiB of heap and several milliseconds before the first code is on the display, for a client that sends
+      // a handful of packets a minute.
+      writeCache: false,
       will: { topic: this.topics.availability, payload: Buffer.from(offline), qos: 1, retain: true },
       ...(this.config.username !== undefined ? { username: this.config.username } : {}),
       ...(this.config.password !== undefined ? { password: this.config.password } : {}),
