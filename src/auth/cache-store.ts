@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Logger } from "pino";
@@ -34,6 +34,8 @@ export class TokenCacheStore implements ICachePlugin {
   /** MSAL's serialised cache as last read or written; undefined until there is one. */
   private contents: string | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** The background fsync of the last write, if one is running. */
+  private syncing: Promise<void> | undefined;
 
   constructor(private readonly options: TokenCacheStoreOptions) {
     this.path = join(options.stateDir, CACHE_FILE);
@@ -132,33 +134,42 @@ export class TokenCacheStore implements ICachePlugin {
     }
   }
 
-  /** Waits for pending writes (before the lock is released). */
+  /** Waits for pending writes to reach the disk (before the lock is released). */
   async flush(): Promise<void> {
     await this.writing;
+    while (this.syncing) await this.syncing;
   }
 
+  /**
+   * Replaces the file atomically (temp file, rename): once this resolves the new cache survives a crash or a
+   * SIGKILL. Forcing it onto the disk (fsync of the file, then of the directory for the rename) follows in the
+   * background, so the sign-in and its `authenticated` event do not wait ~10 ms for it; `flush()` waits.
+   */
   private async write(contents: string): Promise<void> {
     const data = this.key ? seal(contents, this.key) : contents;
     const temp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    const handle = await open(temp, "wx", 0o600);
-    try {
-      await handle.writeFile(data, "utf8");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFile(temp, data, { encoding: "utf8", mode: 0o600, flag: "wx" });
     try {
       await rename(temp, this.path);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw error;
     }
-    // The rename is durable only once the directory entry is on disk too.
-    const dir = await open(this.options.stateDir, "r");
+    this.syncing ??= this.syncToDisk();
+  }
+
+  private async syncToDisk(): Promise<void> {
     try {
-      await dir.sync().catch(() => undefined);
+      await fsyncPath(this.path);
+      await fsyncPath(this.options.stateDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        this.options.log.warn(
+          { err: { message: (error as Error).message }, path: this.path },
+          "could not force the token cache onto the disk; a power cut may lose the session",
+        );
     } finally {
-      await dir.close();
+      this.syncing = undefined;
     }
   }
 
@@ -169,6 +180,16 @@ export class TokenCacheStore implements ICachePlugin {
       { path: this.path, movedTo: aside, problem },
       "token cache unreadable; moved aside, starting signed out",
     );
+  }
+}
+
+/** fsync of a file or directory by path, on libuv's thread pool. */
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

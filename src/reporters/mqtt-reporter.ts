@@ -55,6 +55,7 @@ export class MqttReporter implements Reporter {
     this.unsubscribers = [];
     this.sender.stop();
     await this.gateway.stop();
+    await this.outbox.flush();
   }
 
   private publishState(change: StateChange): void {

@@ -68,6 +68,7 @@ export class WebhookReporter implements Reporter {
     this.stopping.abort();
     this.wake?.();
     await this.loop;
+    await this.queue.flush();
   }
 
   private enqueue<T extends EventType>(type: T, data: EventPayloads[T], source: object = data): void {

@@ -45,6 +45,22 @@ describe("the durable outbox", () => {
     expect(next.seq).toBeGreaterThan(second.first()?.seq ?? Infinity);
   });
 
+  it("writes an event before append returns and forces it onto the disk in the background; flush waits", async () => {
+    const log = captureLogger();
+    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    outbox.open();
+    outbox.append("t/events/a", event("a"));
+    const acknowledged = outbox.append("t/events/b", event("b"));
+    // Already a file (a crash now keeps it) before any fsync ran; acknowledged before its fsync: nothing to keep.
+    expect((await readdir(dir)).sort()).toHaveLength(2);
+    outbox.remove(acknowledged.seq);
+    await outbox.flush();
+    expect(await readdir(dir)).toHaveLength(1);
+    expect(log.lines().filter((l) => (l["level"] as number) >= 40)).toStrictEqual([]);
+    // A second flush with nothing pending returns at once.
+    await outbox.flush();
+  });
+
   it("drops the oldest events beyond its bound, with a warning", () => {
     const log = captureLogger();
     const outbox = new Outbox(dir, { maxEvents: 3 }, log.logger);
