@@ -5,6 +5,7 @@ import {
   errors,
   jwtVerify,
   type FetchImplementation,
+  type JWK,
 } from "jose";
 import type { Claims } from "../events.js";
 import { IdpUnreachableError } from "./network-client.js";
@@ -58,7 +59,22 @@ export class IdTokenVerifier {
    */
   prefetch(): void {
     if (this.jwks.fresh || this.jwks.reloading) return;
-    this.jwks.reload().catch(() => undefined);
+    this.jwks
+      .reload()
+      .then(() => this.importKeys())
+      .catch(() => undefined);
+  }
+
+  /**
+   * jose turns a JWK into a WebCrypto key on its first use (~3 ms, and the first use loads WebCrypto itself);
+   * asking for each key now, with the algorithm it will be used with, leaves that cached for the approval.
+   */
+  private async importKeys(): Promise<void> {
+    for (const jwk of this.jwks.jwks()?.keys ?? []) {
+      const alg = jwk.alg ?? likelyAlgorithm(jwk);
+      if (!alg) continue;
+      await this.jwks({ alg, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) }).catch(() => undefined);
+    }
   }
 
   /** @returns the verified claims. @throws IdTokenError */
@@ -86,6 +102,14 @@ export class IdTokenVerifier {
     const tid = safeDecode(idToken)?.["tid"];
     return typeof tid === "string" ? issuer.replace("{tenantid}", tid) : issuer;
   }
+}
+
+/** The algorithm a key without `alg` signs with: Entra's keys name none and sign ID tokens with RS256. */
+function likelyAlgorithm(jwk: JWK): string | undefined {
+  if (jwk.kty === "RSA") return "RS256";
+  if (jwk.kty === "OKP") return "EdDSA";
+  if (jwk.kty === "EC") return { "P-256": "ES256", "P-384": "ES384", "P-521": "ES512" }[jwk.crv ?? ""];
+  return undefined;
 }
 
 function safeDecode(token: string): Record<string, unknown> | undefined {
