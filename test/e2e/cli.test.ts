@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import {
   deviceTopics,
@@ -7,22 +7,10 @@ import {
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { runCli, startCli } from "../helpers/cli.js";
-import { startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { useTestBed } from "../helpers/fixture.js";
 
 describe("the edge-signin command", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe } = useTestBed();
 
   it("explains itself with --help, listing every setting", async () => {
     const result = await runCli(["agent", "--help"]);

@@ -1,12 +1,12 @@
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { startConnectProxy } from "../helpers/connect-proxy.js";
-import { startTestBed, type TestBed } from "../helpers/fixture.js";
+import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
 interface StoredEvent {
@@ -44,17 +44,14 @@ async function eventually<T>(
 }
 
 describe("the agent process, killed and started again", () => {
-  let bed: TestBed;
+  const { bed } = useTestBed({ probe: false });
   const running: RunningCli[] = [];
   const probes: MqttProbe[] = [];
 
-  beforeAll(async () => {
-    bed = await startTestBed();
-  });
+  // Runs before useTestBed's afterAll closes the bed.
   afterAll(async () => {
     for (const cli of running) cli.child.kill("SIGKILL");
     for (const p of probes) await p.close();
-    await bed.close();
   });
 
   async function watch(filter: string): Promise<MqttProbe> {

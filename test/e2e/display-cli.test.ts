@@ -1,11 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
+import { afterEach, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { DeviceSnapshot } from "../../src/display/device-view.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
 import { runCli, startCli, type RunningCli } from "../helpers/cli.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { useTestBed } from "../helpers/fixture.js";
 
 /** Resolves once `read()` holds what `test` looks for; fails with what it holds after `timeoutMs`. */
 async function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
@@ -19,25 +17,13 @@ async function eventually<T>(read: () => string, test: (text: string) => T | und
 }
 
 describe("edge-signin display", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-  let agent: Agent | undefined;
+  const { bed, probe, newAgent } = useTestBed();
   let cli: RunningCli | undefined;
 
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
+  // Runs before useTestBed's afterEach stops the test's agents.
+  afterEach(() => {
     cli?.child.kill("SIGKILL");
     cli = undefined;
-    await agent?.stop();
-    agent = undefined;
-  });
-  afterAll(async () => {
-    await probe?.close();
-    await bed?.close();
   });
 
   it("draws the code, the URL and a text QR code on the terminal, then who signed in", async () => {
@@ -50,10 +36,7 @@ describe("edge-signin display", () => {
       (out) => out.includes("[display] connected to the broker"),
     );
 
-    agent = new Agent({
-      config: bed.config({ EDGE_SIGNIN_DEVICE_ID: deviceId }),
-      logger: captureLogger().logger,
-    });
+    const agent = newAgent(bed.config({ EDGE_SIGNIN_DEVICE_ID: deviceId }));
     await agent.start();
     const shown = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     const screen = await eventually(
@@ -82,7 +65,6 @@ describe("edge-signin display", () => {
     expect(running.stdout()).toContain("[display] display cleared");
 
     await agent.stop();
-    agent = undefined;
     await eventually(
       () => running.stdout(),
       (out) => out.includes("[display] device is offline"),

@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deviceTopics } from "../../src/mqtt/topics.js";
 import { runCli, startCli, type RunningCli } from "../helpers/cli.js";
-import { startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { useTestBed } from "../helpers/fixture.js";
 
 /** Heartbeat of the agents under test: stale after 3 of them, 1.5 s. */
 const HEARTBEAT_SECONDS = 0.5;
@@ -30,18 +29,7 @@ async function healthBecomes(env: Record<string, string>, code: number, timeoutM
 }
 
 describe("edge-signin health", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe } = useTestBed();
 
   async function startAgent(): Promise<{ cli: RunningCli; env: Record<string, string> }> {
     const env = bed.env({ EDGE_SIGNIN_HEALTH_INTERVAL_SECONDS: String(HEARTBEAT_SECONDS) });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { approveByCompleteUri } from "../../src/dev/person.js";
 import {
   deviceTopics,
@@ -7,22 +7,10 @@ import {
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { startCli } from "../helpers/cli.js";
-import { startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { useTestBed } from "../helpers/fixture.js";
 
 describe("the edge-signin command against an RFC 8628 provider (oidc-provider as it ships)", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed({ dialect: "rfc8628" });
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe } = useTestBed({ idp: { dialect: "rfc8628" } });
 
   it("signs in a person who only scanned the complete URI, and exits 0 on SIGTERM", async () => {
     const env = bed.env({ EDGE_SIGNIN_LOG_LEVEL: "trace" });

@@ -12,8 +12,7 @@ import { loadDisplayConfig } from "../../src/config.js";
 import { startWebDisplay, type RunningWebDisplay } from "../../src/display/web-display.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { launchChromium } from "../helpers/browser.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { captureLogger, useTestBed, type UsedTestBed } from "../helpers/fixture.js";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 const TV = { width: 1280, height: 720 };
@@ -38,7 +37,11 @@ afterAll(async () => {
 });
 
 /** Starts the web display for these devices on the bed's broker, as `edge-signin display --web` would. */
-async function startDisplay(bed: TestBed, deviceIds: string[], port = 0): Promise<RunningWebDisplay> {
+async function startDisplay(
+  bed: UsedTestBed["bed"],
+  deviceIds: string[],
+  port = 0,
+): Promise<RunningWebDisplay> {
   const config = loadDisplayConfig(
     { EDGE_SIGNIN_MQTT_URL: bed.broker.url, EDGE_SIGNIN_DISPLAY_PORT: String(port) },
     deviceIds,
@@ -54,7 +57,7 @@ async function startDisplay(bed: TestBed, deviceIds: string[], port = 0): Promis
   return { url: display.url, refused: display.refused, stop };
 }
 
-async function startAgent(bed: TestBed, overrides: Record<string, string> = {}): Promise<Agent> {
+async function startAgent(bed: UsedTestBed["bed"], overrides: Record<string, string> = {}): Promise<Agent> {
   const agent = new Agent({ config: bed.config(overrides), logger: captureLogger().logger });
   cleanups.push(() => agent.stop());
   await agent.start();
@@ -125,18 +128,7 @@ async function signInOnProviderPages(
 }
 
 describe("the web display, in Chromium, with a real agent", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterAll(async () => {
-    await probe?.close();
-    await bed?.close();
-  });
+  const { bed, probe } = useTestBed();
 
   it("shows the agent's code and a QR code of the URL; a sign-in in the same browser turns it to 'Signed in as'", async () => {
     const deviceId = `tv-web-${process.pid}-1`;
@@ -215,14 +207,7 @@ describe("the web display, in Chromium, with a real agent", () => {
 });
 
 describe("the web display when codes expire", () => {
-  let bed: TestBed;
-
-  beforeAll(async () => {
-    bed = await startTestBed({ deviceCodeTtlSeconds: 3 });
-  });
-  afterAll(async () => {
-    await bed?.close();
-  });
+  const { bed } = useTestBed({ idp: { deviceCodeTtlSeconds: 3 }, probe: false });
 
   it("shows the next code without a reload", async () => {
     const deviceId = `tv-web-${process.pid}-3`;
@@ -242,17 +227,7 @@ describe("the web display when codes expire", () => {
 });
 
 describe("the web display's screens for every state of the topic contract", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-  });
-  afterAll(async () => {
-    await probe?.close();
-    await bed?.close();
-  });
+  const { bed, probe } = useTestBed();
 
   it("shows waiting, error and offline screens, ignores malformed messages, and lists several devices", async () => {
     const [a, b] = [`panel-${process.pid}-a`, `panel-${process.pid}-b`];

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { Agent } from "../../src/agent.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import {
   startDevIdentityProvider,
@@ -11,6 +13,7 @@ import {
 import { createLogger } from "../../src/logger.js";
 import type { Logger } from "pino";
 import { startTestBroker, type TestBroker } from "./broker.js";
+import { connectProbe, type MqttProbe } from "./mqtt-probe.js";
 
 /** A real Mosquitto, a real OpenID provider over HTTPS, and a state directory: what every agent test stands on. */
 export interface TestBed {
@@ -57,6 +60,101 @@ export async function startTestBed(idpOptions: DevIdentityProviderOptions = {}):
       await Promise.all([broker.close(), idp.close()]);
       await rm(stateDir, { recursive: true, force: true });
     },
+  };
+}
+
+export interface UseTestBedOptions {
+  /** The identity provider's options (dialect, code lifetime, ...), as for startTestBed. */
+  readonly idp?: DevIdentityProviderOptions;
+  /** Connect a probe subscribed to `edge-signin/#` (the default); `false` for a bed without one. */
+  readonly probe?: boolean;
+}
+
+/** What useTestBed gives a describe block; `bed` and `probe` may be used only inside its tests and hooks. */
+export interface UsedTestBed {
+  /** The block's bed (without close(): the block's afterAll closes it). */
+  readonly bed: Omit<TestBed, "close">;
+  /** A client subscribed to `edge-signin/#` on the bed's broker since before the first test. */
+  readonly probe: MqttProbe;
+  /** A new agent (not started yet); it is stopped after the test that made it. */
+  readonly newAgent: (config: Config, logger?: Logger) => Agent;
+  /** Runs `cleanup` after the current test; the latest registered runs first, as with `try`/`finally`. */
+  readonly afterThisTest: (cleanup: () => unknown) => void;
+}
+
+/**
+ * The set-up most agent tests share, as vitest hooks in the calling describe block: a bed (beforeAll), a probe
+ * on `edge-signin/#` (beforeAll), the agents and cleanups of each test undone after it (afterEach), and the
+ * probe and bed closed (afterAll). Hooks the block registers after this call run after these before-hooks
+ * and before these after-hooks (vitest's default `stack` order).
+ */
+export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
+  let started: TestBed | undefined;
+  let connected: MqttProbe | undefined;
+  const cleanups: Array<() => unknown> = [];
+
+  beforeAll(async () => {
+    started = await startTestBed(options.idp);
+    if (options.probe === false) return;
+    connected = await connectProbe(started.broker.url);
+    await connected.subscribe("edge-signin/#");
+  });
+  afterEach(async () => {
+    // Every cleanup runs, even after one failed: an agent left running would disturb the next test.
+    const failures: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, "cleanups after the test failed");
+  });
+  afterAll(async () => {
+    await connected?.close();
+    await started?.close();
+  });
+
+  const current = (): TestBed => {
+    if (!started) throw new Error("useTestBed(): the bed exists only inside the block's tests and hooks");
+    return started;
+  };
+  const currentProbe = (): MqttProbe => {
+    if (options.probe === false) throw new Error("useTestBed({ probe: false }) has no probe");
+    if (!connected) throw new Error("useTestBed(): the probe exists only inside the block's tests and hooks");
+    return connected;
+  };
+  const afterThisTest = (cleanup: () => unknown) => void cleanups.push(cleanup);
+
+  return {
+    bed: {
+      get broker() {
+        return current().broker;
+      },
+      get idp() {
+        return current().idp;
+      },
+      get stateDir() {
+        return current().stateDir;
+      },
+      env: (overrides) => current().env(overrides),
+      config: (overrides) => current().config(overrides),
+    },
+    probe: {
+      subscribe: (filter) => currentProbe().subscribe(filter),
+      next: (topic, predicate, timeoutMs) => currentProbe().next(topic, predicate, timeoutMs),
+      all: (topic) => currentProbe().all(topic),
+      publish: (topic, payload, opts) => currentProbe().publish(topic, payload, opts),
+      close: () => currentProbe().close(),
+    },
+    newAgent: (config, logger = captureLogger().logger) => {
+      const agent = new Agent({ config, logger });
+      afterThisTest(() => agent.stop());
+      return agent;
+    },
+    afterThisTest,
   };
 }
 

@@ -1,43 +1,53 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
+import { describe, expect, it } from "vitest";
 import { approveSignIn, declineSignIn } from "../../src/dev/person.js";
-import type { Authenticated } from "../../src/events.js";
+import type { Authenticated, SignInPrompt } from "../../src/events.js";
 import {
   deviceTopics,
   type DisplayPayload,
   type EventPayload,
   type StatePayload,
 } from "../../src/mqtt/topics.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { captureLogger, useTestBed } from "../helpers/fixture.js";
+import { connectProbe } from "../helpers/mqtt-probe.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-describe("agent against Mosquitto and a real OpenID provider", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-  let agent: Agent | undefined;
+/** The two dialects of the device flow the agent speaks; the journey is the same in both. */
+const DIALECTS = [
+  {
+    // A local provider emulating Entra's dialect, driven through MSAL's own device flow as real Entra is.
+    dialect: "entra",
+    provider: "a provider emulating Entra",
+    /** The provider's `interval` (the bed's pollIntervalSeconds). */
+    intervalSeconds: 1,
+    /** What the provider's answer puts on the display: Entra writes the message and sends no complete URI. */
+    shows: (display: DisplayPayload) => ({ message: expect.stringContaining(display.userCode) }),
+  },
+  {
+    // oidc-provider AS IT SHIPS: default routes (/token, /device/auth), RFC grant type only, no interval, no
+    // message, nothing rewritten in front of it. The agent's RFC 8628 mode does the translating.
+    dialect: "rfc8628",
+    provider: "an RFC 8628 provider (oidc-provider as it ships)",
+    /** RFC 8628's default: oidc-provider as it ships sends no interval. */
+    intervalSeconds: 5,
+    /** The complete URI is passed on (for the QR code); the provider sends no message, so the agent writes one. */
+    shows: (display: DisplayPayload) => ({
+      verificationUriComplete: `${display.verificationUri}?user_code=${display.userCode}`,
+      message: `To sign in, use a web browser to open the page ${display.verificationUri} and enter the code ${display.userCode}.`,
+    }),
+  },
+] as const;
 
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+describe.each(DIALECTS)("agent against Mosquitto and $provider", ({ dialect, intervalSeconds, shows }) => {
+  const { bed, probe, newAgent } = useTestBed({ idp: { dialect } });
 
   it("shows the code on the display topic and publishes who signed in", async () => {
     const log = captureLogger();
     const config = bed.config();
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    agent = new Agent({ config, logger: log.logger });
-    const inProcess = new Promise<Authenticated>((resolve) => agent?.once("authenticated", resolve));
+    const agent = newAgent(config, log.logger);
+    const prompted = new Promise<SignInPrompt>((resolve) => agent.once("prompt", resolve));
+    const inProcess = new Promise<Authenticated>((resolve) => agent.once("authenticated", resolve));
     await agent.start();
 
     expect((await probe.next(topics.availability)).payload.toString()).toBe("online");
@@ -49,10 +59,11 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
       deviceId: config.deviceId,
       userCode: expect.stringMatching(/^[A-Z]{4}-[A-Z]{4}$/),
       verificationUri: expect.stringMatching(/^https:\/\/(localhost|127\.0\.0\.1):\d+\/device$/),
-      message: expect.stringContaining(display.userCode),
+      ...shows(display),
       issuedAt: expect.stringMatching(ISO),
       expiresAt: expect.stringMatching(ISO),
     });
+    expect(await prompted).toMatchObject({ userCode: display.userCode, ...shows(display), intervalSeconds });
     const awaiting = await probe.next(topics.state, (m) => m.json<StatePayload>().state === "awaiting_user");
     expect(awaiting.json<StatePayload>().expiresAt).toBe(display.expiresAt);
 
@@ -101,50 +112,47 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
     expect(everything).not.toMatch(/"(access|refresh|id)_?[tT]oken"\s*:\s*"[^[]/);
   });
 
+  // The local provider answers a refusal with access_denied in both dialects (Entra's own would be
+  // authorization_declined); either is reported as declined.
   it("reports a declined sign-in and offers a new code", async () => {
     const config = bed.config();
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    agent = new Agent({ config, logger: captureLogger().logger });
-    await agent.start();
+    await newAgent(config).start();
     const first = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await declineSignIn(first.verificationUri, first.userCode, { ca: bed.idp.caPem });
 
     const failed = (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>();
-    expect(failed.reason).toBe("declined");
-    expect(failed.retryAt).toMatch(ISO);
+    expect(failed).toMatchObject({ reason: "declined", retryAt: expect.stringMatching(ISO) });
     expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
     const second = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     expect(second.userCode).not.toBe(first.userCode);
   });
 
-  it("replaces an expired code with a new one", async () => {
-    const shortLived = await startTestBed({ deviceCodeTtlSeconds: 2, pollIntervalSeconds: 1 });
-    const local = await connectProbe(shortLived.broker.url);
-    try {
-      await local.subscribe("edge-signin/#");
-      const config = shortLived.config();
+  describe("with codes that live 2 s", () => {
+    const shortLived = useTestBed({ idp: { dialect, deviceCodeTtlSeconds: 2 } });
+
+    it("replaces an expired code with a new one", async () => {
+      const config = shortLived.bed.config();
       const topics = deviceTopics(config.topicPrefix, config.deviceId);
-      agent = new Agent({ config, logger: captureLogger().logger });
-      await agent.start();
+      await shortLived.newAgent(config).start();
+      const local = shortLived.probe;
       const first = (await local.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
       const expired = (await local.next(topics.event("code_expired"))).json<EventPayload<"code_expired">>();
       expect(expired.userCode).toBe(first.userCode);
       expect((await local.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
       const second = (await local.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
       expect(second.userCode).not.toBe(first.userCode);
-    } finally {
-      await agent?.stop();
-      agent = undefined;
-      await local.close();
-      await shortLived.close();
-    }
+    });
   });
+});
+
+describe("agent against Mosquitto, whatever the provider", () => {
+  const { bed, probe, newAgent } = useTestBed();
 
   it("goes to state error and keeps retrying while the identity provider is unreachable", async () => {
     const config = bed.config({ EDGE_SIGNIN_AUTHORITY: "https://127.0.0.1:9/" });
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    agent = new Agent({ config, logger: captureLogger().logger });
-    await agent.start();
+    await newAgent(config).start();
     const failures = [
       (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
       (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
@@ -159,7 +167,7 @@ describe("agent against Mosquitto and a real OpenID provider", () => {
   it("clears the display and announces offline when stopped while waiting", async () => {
     const config = bed.config();
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    const stopping = new Agent({ config, logger: captureLogger().logger });
+    const stopping = newAgent(config);
     await stopping.start();
     await probe.next(topics.display, (m) => m.payload.length > 0);
     const began = Date.now();

@@ -2,8 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
+import { describe, expect, it } from "vitest";
 import { CACHE_FILE } from "../../src/auth/cache-store.js";
 import { loadConfig } from "../../src/config.js";
 import { approveSignIn } from "../../src/dev/person.js";
@@ -15,39 +14,26 @@ import {
   type EventPayload,
   type StatePayload,
 } from "../../src/mqtt/topics.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
 type Ask = (command: string, body?: Record<string, unknown>) => Promise<CommandResponse>;
 
 describe("commands over MQTT (request / response)", () => {
-  let bed: TestBed;
-  let agent: Agent | undefined;
-  const probes: MqttProbe[] = [];
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-  });
-  afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    for (const probe of probes.splice(0)) await probe.close();
-  });
-  afterAll(async () => {
-    await bed.close();
-  });
+  // Each test its own probe, speaking the MQTT version under test.
+  const { bed, newAgent, afterThisTest } = useTestBed({ probe: false });
 
   async function setUp(protocolVersion: 4 | 5) {
     const env = bed.env({ EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: String(protocolVersion) });
     const config = loadConfig(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
     const probe = await connectProbe(bed.broker.url, { protocolVersion });
-    probes.push(probe);
+    afterThisTest(() => probe.close());
     await probe.subscribe(`${topics.base}/#`);
     await probe.subscribe("replies/#");
-    agent = new Agent({ config, logger: captureLogger().logger });
+    const agent = newAgent(config);
     await agent.start();
-    return { env, config, topics, probe };
+    return { env, config, topics, probe, agent };
   }
 
   /** MQTT 5: answers on the request's response topic, with its correlation data. */
@@ -143,10 +129,10 @@ describe("commands over MQTT (request / response)", () => {
   });
 
   it("answers hundreds of malformed requests with errors and changes nothing", async () => {
-    const { topics, probe } = await setUp(5);
+    const { topics, probe, agent } = await setUp(5);
     const prompt = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await probe.next(topics.state, (m) => m.json<StatePayload>().state === "awaiting_user");
-    const stateBefore = agent?.state;
+    const stateBefore = agent.state;
     const statesBefore = probe.all(topics.state).length;
 
     const malformed = fc.sample(
@@ -189,8 +175,8 @@ describe("commands over MQTT (request / response)", () => {
       expect(answer.json<CommandResponse>()).toStrictEqual({ status: "error", error: expect.any(String) });
 
     // The agent is where it was: same code on screen, no new state message, still answering.
-    expect(agent?.state).toBe(stateBefore);
-    expect(agent?.currentPrompt?.userCode).toBe(prompt.userCode);
+    expect(agent.state).toBe(stateBefore);
+    expect(agent.currentPrompt?.userCode).toBe(prompt.userCode);
     expect(probe.all(topics.state)).toHaveLength(statesBefore);
     expect(await askV5(probe, topics)("status")).toMatchObject({
       status: "ok",

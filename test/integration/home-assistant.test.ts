@@ -1,6 +1,5 @@
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
+import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import {
   deviceTopics,
@@ -8,8 +7,8 @@ import {
   type EventPayload,
   type StatePayload,
 } from "../../src/mqtt/topics.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe, type ReceivedMessage } from "../helpers/mqtt-probe.js";
+import { useTestBed } from "../helpers/fixture.js";
+import { connectProbe, type ReceivedMessage } from "../helpers/mqtt-probe.js";
 
 type DiscoveryConfig = Record<string, unknown> & {
   device: { identifiers: string[]; name: string; manufacturer: string; model: string; sw_version: string };
@@ -36,23 +35,7 @@ async function retainedConfigs(
 }
 
 describe("Home Assistant MQTT discovery", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-  let agent: Agent | undefined;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe, newAgent } = useTestBed();
 
   it("announces one device with state and user sensors and working sign-in/sign-out buttons, then removes it when switched off", async () => {
     const env = {
@@ -62,7 +45,7 @@ describe("Home Assistant MQTT discovery", () => {
     };
     const config = bed.config(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    agent = new Agent({ config, logger: captureLogger().logger });
+    const agent = newAgent(config);
     await agent.start();
     const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
@@ -134,15 +117,9 @@ describe("Home Assistant MQTT discovery", () => {
 
     // Switched off, the same device removes its entities (empty retained configs).
     await agent.stop();
-    agent = new Agent({
-      config: bed.config({
-        ...env,
-        EDGE_SIGNIN_HA_DISCOVERY: "false",
-        EDGE_SIGNIN_DEVICE_ID: config.deviceId,
-      }),
-      logger: captureLogger().logger,
-    });
-    await agent.start();
+    await newAgent(
+      bed.config({ ...env, EDGE_SIGNIN_HA_DISCOVERY: "false", EDGE_SIGNIN_DEVICE_ID: config.deviceId }),
+    ).start();
     await probe.next(topics.availability, (m) => m.payload.toString() === "online");
     await expect.poll(async () => (await retainedConfigs(bed.broker.url, expected)).size).toBe(0);
   });
@@ -153,8 +130,7 @@ describe("Home Assistant MQTT discovery", () => {
       await ha.subscribe("homeassistant/#");
       const config = bed.config({ EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, "never") });
       const topics = deviceTopics(config.topicPrefix, config.deviceId);
-      agent = new Agent({ config, logger: captureLogger().logger });
-      await agent.start();
+      await newAgent(config).start();
       await probe.next(topics.display, (m) => m.payload.length > 0);
       const node = `edge-signin_${config.deviceId}`;
       for (const key of ["sensor/state", "sensor/user", "button/sign_in", "button/sign_out"]) {

@@ -2,7 +2,6 @@ import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { Authenticated } from "../../src/events.js";
 import { MqttGateway } from "../../src/mqtt/gateway.js";
@@ -15,7 +14,7 @@ import {
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { startFaultyFront, type Fault } from "../helpers/faulty-front.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
+import { captureLogger, useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 
@@ -50,28 +49,16 @@ async function eventually(
 }
 
 describe("nothing lost: broker outages", () => {
-  let bed: TestBed;
+  const { bed, probe, newAgent, afterThisTest } = useTestBed();
   let gate: TcpGate;
-  let probe: MqttProbe;
-  let agent: Agent | undefined;
-  const probes: MqttProbe[] = [];
 
   beforeAll(async () => {
-    bed = await startTestBed();
     gate = await startTcpGate(bed.broker.url);
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
   });
-  afterEach(async () => {
-    gate.release();
-    await agent?.stop();
-    agent = undefined;
-    for (const p of probes.splice(0)) await p.close();
-  });
+  // Runs before useTestBed's afterEach: the agent is stopped with its way to the broker open.
+  afterEach(() => gate.release());
   afterAll(async () => {
-    await probe.close();
     await gate.close();
-    await bed.close();
   });
 
   /** An agent reaching the broker through the gate, with a state directory of its own. */
@@ -83,14 +70,14 @@ describe("nothing lost: broker outages", () => {
       EDGE_SIGNIN_STATE_DIR: stateDir,
       ...overrides,
     });
-    agent = new Agent({ config, logger: log.logger });
+    const agent = newAgent(config, log.logger);
     await agent.start();
     return { agent, config, stateDir, log, topics: deviceTopics(config.topicPrefix, config.deviceId) };
   }
 
   async function watch(filter: string): Promise<MqttProbe> {
     const p = await connectProbe(bed.broker.url);
-    probes.push(p);
+    afterThisTest(() => p.close());
     await p.subscribe(filter);
     return p;
   }
@@ -165,14 +152,7 @@ describe("nothing lost: broker outages", () => {
 });
 
 describe("nothing lost: the outbox and a real broker", () => {
-  let bed: TestBed;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-  });
-  afterAll(async () => {
-    await bed.close();
-  });
+  const { bed } = useTestBed({ probe: false });
 
   it("delivers events raised during an outage in order, each once", async () => {
     const gate = await startTcpGate(bed.broker.url);
@@ -217,21 +197,12 @@ describe("nothing lost: the outbox and a real broker", () => {
 });
 
 describe("nothing lost: identity provider trouble while a code is on screen", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe, newAgent, afterThisTest } = useTestBed();
 
   it("keeps polling the same code through 503s, resets and a timeout, and completes it", async () => {
     const front = await startFaultyFront(bed.idp, bed.stateDir);
+    // Registered before the agent: the agent stops first, then the front it polls closes.
+    afterThisTest(() => front.close());
     const log = captureLogger();
     const config = bed.config({
       EDGE_SIGNIN_AUTHORITY: front.authority,
@@ -240,37 +211,31 @@ describe("nothing lost: identity provider trouble while a code is on screen", ()
       EDGE_SIGNIN_HTTP_TIMEOUT_SECONDS: "2",
     });
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    const agent = new Agent({ config, logger: log.logger });
-    try {
-      await agent.start();
-      const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
-      const faults: Fault[] = ["503-json", "503-json", "reset", "503-html", "reset", "hang", "503-json"];
-      const pollsBefore = front.polls();
-      await front.failPolls(faults);
-      await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "dave" });
+    await newAgent(config, log.logger).start();
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    const faults: Fault[] = ["503-json", "503-json", "reset", "503-html", "reset", "hang", "503-json"];
+    const pollsBefore = front.polls();
+    await front.failPolls(faults);
+    await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "dave" });
 
-      const event = (await probe.next(topics.event("authenticated"), undefined, 60_000)).json<
-        EventPayload<"authenticated">
-      >();
-      expect(event.claims).toMatchObject({ sub: "dave" });
-      expect(front.polls() - pollsBefore).toBeGreaterThan(faults.length);
-      // One code the whole time: never replaced, never reported as failed or expired.
-      const shown = probe.all(topics.display).filter((m) => m.payload.length > 0);
-      expect(shown.map((m) => m.json<DisplayPayload>().userCode)).toStrictEqual([display.userCode]);
-      expect(probe.all(topics.event("sign_in_failed"))).toStrictEqual([]);
-      expect(probe.all(topics.event("code_expired"))).toStrictEqual([]);
-      const warnings = log
-        .lines()
-        .filter(
-          (l) =>
-            l["msg"] ===
-            "identity provider trouble while polling; keeping the code on screen and polling again later",
-        );
-      expect(warnings).toHaveLength(faults.length);
-      expect(log.text()).not.toMatch(/device_code=/);
-    } finally {
-      await agent.stop();
-      await front.close();
-    }
+    const event = (await probe.next(topics.event("authenticated"), undefined, 60_000)).json<
+      EventPayload<"authenticated">
+    >();
+    expect(event.claims).toMatchObject({ sub: "dave" });
+    expect(front.polls() - pollsBefore).toBeGreaterThan(faults.length);
+    // One code the whole time: never replaced, never reported as failed or expired.
+    const shown = probe.all(topics.display).filter((m) => m.payload.length > 0);
+    expect(shown.map((m) => m.json<DisplayPayload>().userCode)).toStrictEqual([display.userCode]);
+    expect(probe.all(topics.event("sign_in_failed"))).toStrictEqual([]);
+    expect(probe.all(topics.event("code_expired"))).toStrictEqual([]);
+    const warnings = log
+      .lines()
+      .filter(
+        (l) =>
+          l["msg"] ===
+          "identity provider trouble while polling; keeping the code on screen and polling again later",
+      );
+    expect(warnings).toHaveLength(faults.length);
+    expect(log.text()).not.toMatch(/device_code=/);
   });
 });

@@ -1,6 +1,6 @@
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent.js";
 import { CacheKeyError, CACHE_FILE } from "../../src/auth/cache-store.js";
 import { StateDirLockedError } from "../../src/auth/state-lock.js";
@@ -15,8 +15,7 @@ import {
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { runCli } from "../helpers/cli.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { captureLogger, useTestBed } from "../helpers/fixture.js";
 
 const KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="; // 32 bytes, base64
 const OTHER_KEY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; // 32 bytes, hex
@@ -25,33 +24,12 @@ const stateDirOf = (env: Record<string, string>) => env["EDGE_SIGNIN_STATE_DIR"]
 const deviceIdOf = (env: Record<string, string>) => env["EDGE_SIGNIN_DEVICE_ID"] ?? "";
 
 describe("staying signed in: token cache in STATE_DIR", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-  const running: Agent[] = [];
-
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
-    for (const agent of running.splice(0)) await agent.stop();
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  const { bed, probe, newAgent } = useTestBed();
 
   async function startAgent(env: Record<string, string>, log = captureLogger()): Promise<Agent> {
-    const agent = new Agent({ config: loadConfig(env), logger: log.logger });
-    running.push(agent);
+    const agent = newAgent(loadConfig(env), log.logger);
     await agent.start();
     return agent;
-  }
-
-  async function stopAgent(agent: Agent): Promise<void> {
-    running.splice(running.indexOf(agent), 1);
-    await agent.stop();
   }
 
   /** Starts an agent, has alice sign in with the code from the display, stops the agent. */
@@ -62,7 +40,7 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
     expect((await signedIn).method).toBe("device_code");
-    await stopAgent(agent);
+    await agent.stop();
   }
 
   it("signs in again after a restart without a prompt, with method refresh", async () => {
@@ -76,10 +54,9 @@ describe("staying signed in: token cache in STATE_DIR", () => {
 
     const log = captureLogger();
     const prompts: unknown[] = [];
-    const agent = new Agent({ config: loadConfig(env), logger: log.logger });
+    const agent = newAgent(loadConfig(env), log.logger);
     agent.on("prompt", (p) => prompts.push(p));
     const again = new Promise<Authenticated>((resolve) => agent.once("authenticated", resolve));
-    running.push(agent);
     await agent.start();
 
     const event = (
@@ -155,14 +132,13 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await approveSignIn(display.verificationUri, display.userCode, { ca: idp.caPem, login: "alice" });
     await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
-    await stopAgent(agent);
+    await agent.stop();
     await idp.close();
     const cacheBefore = await readFile(join(stateDirOf(env), CACHE_FILE), "utf8");
 
     const prompts: unknown[] = [];
-    const offline = new Agent({ config: loadConfig(env), logger: captureLogger().logger });
+    const offline = newAgent(loadConfig(env));
     offline.on("prompt", (p) => prompts.push(p));
-    running.push(offline);
     await offline.start();
     const failures = [
       (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>(),
@@ -314,7 +290,7 @@ describe("staying signed in: token cache in STATE_DIR", () => {
     ]);
 
     // A lock left by a dead process (SIGKILL, power cut) is taken over.
-    await stopAgent(first);
+    await first.stop();
     await writeFile(join(stateDirOf(env), "agent.lock"), "999999\n");
     const third = await startAgent(env);
     expect(third.state.state).not.toBe("error");

@@ -1,38 +1,22 @@
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createRemoteJWKSet, customFetch, jwtVerify } from "jose";
 import { Agent as UndiciAgent, fetch as undiciFetch } from "undici";
-import { Agent } from "../../src/agent.js";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { Authenticated, SignInFailed } from "../../src/events.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { captureLogger, useTestBed } from "../helpers/fixture.js";
 
 /**
  * MSAL decodes ID tokens without checking them. These tests have the real local provider hand out tokens
  * a careful client must refuse, and check that no `authenticated` event ever leaves the agent for them.
  */
 describe("ID tokens are verified before anyone hears of a sign-in", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
-  let agent: Agent | undefined;
+  const { bed, probe, newAgent } = useTestBed();
   let runs = 0;
 
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
-    bed.idp.setIdTokenFault(undefined);
-    await agent?.stop();
-    agent = undefined;
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  // Runs before useTestBed's afterEach stops the test's agents.
+  afterEach(() => bed.idp.setIdTokenFault(undefined));
 
   /** Starts an agent, signs alice in on the provider's pages, and records what the agent said. */
   async function signInAlice(env: Record<string, string> = {}) {
@@ -40,7 +24,7 @@ describe("ID tokens are verified before anyone hears of a sign-in", () => {
     // A state directory of its own: a token cache left by an earlier test would sign alice in silently.
     const config = bed.config({ EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, `state-${++runs}`), ...env });
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
-    agent = new Agent({ config, logger: log.logger });
+    const agent = newAgent(config, log.logger);
     const authenticated: Authenticated[] = [];
     const failed: SignInFailed[] = [];
     agent.on("authenticated", (e) => authenticated.push(e));
@@ -48,7 +32,7 @@ describe("ID tokens are verified before anyone hears of a sign-in", () => {
     await agent.start();
     const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "alice" });
-    return { topics, config, log, authenticated, failed };
+    return { agent, topics, config, log, authenticated, failed };
   }
 
   it("publishes a verified token's claims with verified: true", async () => {
@@ -67,7 +51,7 @@ describe("ID tokens are verified before anyone hears of a sign-in", () => {
   for (const fault of ["forged", "expired"] as const) {
     it(`refuses a ${fault} ID token: sign_in_failed invalid_token, never authenticated`, async () => {
       bed.idp.setIdTokenFault(fault);
-      const { topics, authenticated, failed } = await signInAlice();
+      const { agent, topics, authenticated, failed } = await signInAlice();
       const event = (await probe.next(topics.event("sign_in_failed"))).json<EventPayload<"sign_in_failed">>();
       expect(event).toMatchObject({ type: "sign_in_failed", reason: "invalid_token" });
       expect(event.message).toMatch(fault === "forged" ? /signature/i : /exp/i);
@@ -76,22 +60,22 @@ describe("ID tokens are verified before anyone hears of a sign-in", () => {
       expect(authenticated).toStrictEqual([]);
       expect(failed.map((f) => f.reason)).toStrictEqual(["invalid_token"]);
       expect(probe.all(topics.event("authenticated"))).toStrictEqual([]);
-      expect(agent?.state.state).not.toBe("signed_in");
+      expect(agent.state.state).not.toBe("signed_in");
     });
   }
 
   it("keeps no session from a refused token: the next start shows a code instead of renewing it", async () => {
     bed.idp.setIdTokenFault("forged");
-    const { topics, config } = await signInAlice();
+    const { agent: first, topics, config } = await signInAlice();
     await probe.next(
       topics.event("sign_in_failed"),
       (m) => m.json<{ reason: string }>().reason === "invalid_token",
     );
-    await agent?.stop();
+    await first.stop();
     bed.idp.setIdTokenFault(undefined);
 
     const authenticated: unknown[] = [];
-    agent = new Agent({ config, logger: captureLogger().logger });
+    const agent = newAgent(config);
     agent.on("authenticated", (e) => authenticated.push(e));
     await agent.start();
     // A cached account would be renewed silently (state signed_in, no code); a new code means none was kept.

@@ -3,12 +3,10 @@ import { readdir, readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../src/agent.js";
+import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
-import { captureLogger, startTestBed, type TestBed } from "../helpers/fixture.js";
-import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
+import { captureLogger, useTestBed } from "../helpers/fixture.js";
 
 const SECRET = "whsec_test_0123456789";
 
@@ -113,25 +111,16 @@ function verify(body: string, header: string | string[] | undefined): boolean {
 }
 
 describe("webhook reporter against a real HTTP receiver", () => {
-  let bed: TestBed;
-  let probe: MqttProbe;
+  const { bed, probe, newAgent, afterThisTest } = useTestBed();
   let receiver: Receiver;
-  const agents: Agent[] = [];
   let runs = 0;
 
-  beforeAll(async () => {
-    bed = await startTestBed();
-    probe = await connectProbe(bed.broker.url);
-    await probe.subscribe("edge-signin/#");
-  });
-  afterEach(async () => {
-    for (const agent of agents.splice(0)) await agent.stop();
-    await receiver.close();
-  });
-  afterAll(async () => {
-    await probe.close();
-    await bed.close();
-  });
+  /** A receiver for this test, closed after it (and after the test's agents have stopped). */
+  function newReceiver(): Receiver {
+    const created = new Receiver();
+    afterThisTest(() => created.close());
+    return created;
+  }
 
   function webhookEnv(extra: Record<string, string> = {}) {
     return {
@@ -144,7 +133,7 @@ describe("webhook reporter against a real HTTP receiver", () => {
   }
 
   it("delivers every event, signed and in order, after a 503 phase, an outage and an agent restart", async () => {
-    receiver = new Receiver();
+    receiver = newReceiver();
     receiver.answer = () => 503;
     await receiver.listen();
     // With a cache key, queued events (they hold claims) are sealed on disk like the token cache.
@@ -152,8 +141,7 @@ describe("webhook reporter against a real HTTP receiver", () => {
     const config = bed.config(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
     const log = captureLogger();
-    const first = new Agent({ config, logger: log.logger });
-    agents.push(first);
+    const first = newAgent(config, log.logger);
     await first.start();
 
     // The receiver fails with 503: the agent retries the same event (same id), with growing pauses.
@@ -174,7 +162,6 @@ describe("webhook reporter against a real HTTP receiver", () => {
 
     // The agent restarts while the receiver is still down: the events wait on disk.
     await first.stop();
-    agents.splice(0);
     const queued = (await readdir(join(config.stateDir, "webhook-queue"))).filter((n) => n.endsWith(".json"));
     expect(queued.length).toBeGreaterThanOrEqual(2);
     for (const name of queued) {
@@ -185,9 +172,7 @@ describe("webhook reporter against a real HTTP receiver", () => {
     receiver.answer = () => 200;
     await receiver.listen(); // same port: the receiver is back
     const restartedAt = Date.now();
-    const second = new Agent({ config: bed.config(env), logger: captureLogger().logger });
-    agents.push(second);
-    await second.start();
+    await newAgent(bed.config(env)).start();
 
     await receiver.until((d) => receiver.accepted().length >= 3 && d.length > 0);
     const accepted = receiver.accepted();
@@ -234,15 +219,13 @@ describe("webhook reporter against a real HTTP receiver", () => {
   });
 
   it("drops an event the receiver refuses with a 4xx, without retrying it, and goes on", async () => {
-    receiver = new Receiver();
+    receiver = newReceiver();
     receiver.answer = (n) => (n === 0 ? 400 : 200);
     await receiver.listen();
     const log = captureLogger();
     // An unreachable provider makes the agent raise sign_in_failed events one after the other.
     const config = bed.config(webhookEnv({ EDGE_SIGNIN_AUTHORITY: "https://127.0.0.1:9/" }));
-    const agent = new Agent({ config, logger: log.logger });
-    agents.push(agent);
-    await agent.start();
+    await newAgent(config, log.logger).start();
 
     await receiver.until((d) => d.length >= 3);
     const [refused, ...rest] = receiver.deliveries;
@@ -256,14 +239,12 @@ describe("webhook reporter against a real HTTP receiver", () => {
   });
 
   it("gives up on a receiver that does not answer within the timeout, and delivers the event on a retry", async () => {
-    receiver = new Receiver();
+    receiver = newReceiver();
     receiver.hang = (n) => n === 0;
     await receiver.listen();
     const log = captureLogger();
     const config = bed.config(webhookEnv({ EDGE_SIGNIN_WEBHOOK_TIMEOUT_SECONDS: "1" }));
-    const agent = new Agent({ config, logger: log.logger });
-    agents.push(agent);
-    await agent.start();
+    await newAgent(config, log.logger).start();
 
     await receiver.until(() => receiver.accepted().length >= 1);
     const [hung, ...rest] = receiver.deliveries;
