@@ -1,5 +1,6 @@
 import { EventEmitter } from "eventemitter3";
-import type { DeviceWatcher } from "../mqtt/device-watcher.js";
+import { listen } from "../listen.js";
+import type { DeviceWatcher, DeviceWatcherEvents } from "../mqtt/device-watcher.js";
 import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
 import { qrSvg } from "./qr.js";
 
@@ -32,7 +33,7 @@ export interface DeviceSnapshot {
   readonly serverTime: string;
 }
 
-interface DeviceViewEvents {
+export interface DeviceViewEvents {
   change: [snapshot: DeviceSnapshot];
 }
 
@@ -56,32 +57,24 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
 
   /** Listens to the watcher; call before the watcher starts so no retained message is missed. */
   start(): void {
-    const onDisplay = (prompt: DisplayPayload | null) => {
-      this.prompt = prompt && show(prompt);
-      this.changed();
-    };
-    const onState = (state: StatePayload) => {
-      this.state = showState(state);
-      this.changed();
-    };
-    const onAvailability = (availability: Availability) => {
-      this.availability = availability;
-      this.changed();
-    };
-    const onConnection = (connected: boolean) => {
-      this.brokerConnected = connected;
-      this.changed();
-    };
-    this.watcher.on("display", onDisplay);
-    this.watcher.on("state", onState);
-    this.watcher.on("availability", onAvailability);
-    this.watcher.on("connection", onConnection);
-    this.unsubscribe = () => {
-      this.watcher.off("display", onDisplay);
-      this.watcher.off("state", onState);
-      this.watcher.off("availability", onAvailability);
-      this.watcher.off("connection", onConnection);
-    };
+    this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
+      display: (prompt) => {
+        this.prompt = prompt && show(prompt);
+        this.changed();
+      },
+      state: (state) => {
+        this.state = showState(state);
+        this.changed();
+      },
+      availability: (availability) => {
+        this.availability = availability;
+        this.changed();
+      },
+      connection: (connected) => {
+        this.brokerConnected = connected;
+        this.changed();
+      },
+    });
   }
 
   stop(): void {

@@ -1,5 +1,6 @@
 import type { Writable } from "node:stream";
-import type { DeviceWatcher, WatchedEvent } from "../mqtt/device-watcher.js";
+import { listen } from "../listen.js";
+import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
 import { qrText } from "./qr.js";
 
@@ -17,28 +18,15 @@ export class TerminalDisplay {
   ) {}
 
   start(): void {
-    const onDisplay = (prompt: DisplayPayload | null) => this.renderPrompt(prompt);
-    const onState = (state: StatePayload) => this.line(`state: ${describeState(state)}`);
-    const onEvent = (event: WatchedEvent) => this.renderEvent(event);
-    const onAvailability = (availability: string) => this.line(`device is ${availability}`);
-    const onConnection = (connected: boolean) =>
-      this.line(connected ? "connected to the broker" : "broker not reachable; retrying…");
-    const onInvalid = (topic: string, problem: string) =>
-      this.line(`ignored a malformed message on ${topic}: ${problem}`);
-    this.watcher.on("display", onDisplay);
-    this.watcher.on("state", onState);
-    this.watcher.on("event", onEvent);
-    this.watcher.on("availability", onAvailability);
-    this.watcher.on("invalid", onInvalid);
-    this.watcher.on("connection", onConnection);
-    this.unsubscribe = () => {
-      this.watcher.off("display", onDisplay);
-      this.watcher.off("state", onState);
-      this.watcher.off("event", onEvent);
-      this.watcher.off("availability", onAvailability);
-      this.watcher.off("invalid", onInvalid);
-      this.watcher.off("connection", onConnection);
-    };
+    this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
+      display: (prompt) => this.renderPrompt(prompt),
+      state: (state) => this.line(`state: ${describeState(state)}`),
+      event: (event) => this.renderEvent(event),
+      availability: (availability) => this.line(`device is ${availability}`),
+      invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
+      connection: (connected) =>
+        this.line(connected ? "connected to the broker" : "broker not reachable; retrying…"),
+    });
   }
 
   stop(): void {

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import type { DeviceSnapshot, DeviceView } from "./device-view.js";
+import { listen } from "../listen.js";
+import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
 import { CLIENT_JS } from "./web/client.js";
 import { devicePage, indexPage, notFoundPage } from "./web/pages.js";
 import { STYLE_CSS } from "./web/style.js";
@@ -64,8 +65,7 @@ export class WebDisplayServer {
       const push = (snapshot: DeviceSnapshot) => {
         for (const res of streams) sendSnapshot(res, snapshot);
       };
-      view.on("change", push);
-      this.unsubscribes.push(() => view.off("change", push));
+      this.unsubscribes.push(listen<DeviceViewEvents>(view, { change: push }));
     }
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => {

@@ -1,5 +1,6 @@
 import type { EventEmitter } from "eventemitter3";
 import type { AgentEvents } from "../events.js";
+import { listen } from "../listen.js";
 
 /**
  * A consumer of the agent's event stream (MQTT, logs, and any a library user writes).
@@ -23,15 +24,12 @@ export function subscribe<K extends keyof AgentEvents>(
   listener: Listener<K>,
   onError: (error: unknown) => void,
 ): () => void {
-  const guarded = ((...args: AgentEvents[K]) => {
+  const guarded = (...args: AgentEvents[K]) => {
     try {
       listener(...args);
     } catch (error) {
       onError(error);
     }
-  }) as EventEmitter.EventListener<AgentEvents, K>;
-  events.on(name, guarded);
-  return () => {
-    events.off(name, guarded);
   };
+  return listen(events, { [name]: guarded });
 }
