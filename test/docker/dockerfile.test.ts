@@ -80,10 +80,17 @@ describe("docker/Dockerfile", () => {
   it("checks its health with node alone and starts the agent in exec form (so SIGTERM reaches node)", () => {
     const healthchecks = final.filter(keyword("HEALTHCHECK"));
     expect(healthchecks).toHaveLength(1);
-    expect(execForm(healthchecks[0])).toStrictEqual(["node", "dist/src/main.js", "health"]);
+    expect(execForm(healthchecks[0])).toStrictEqual(["node", "dist/bundle/edge-signin.mjs", "health"]);
     const cmds = final.filter(keyword("CMD"));
     expect(cmds).toHaveLength(1);
     expect(execForm(cmds[0])?.[0]).toBe("node");
+    // One entry point for both: the bundle, which is also the package's bin (test/docker/package.test.ts runs
+    // `agent` and `health` through that bin).
+    const { bin } = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
+      bin: Record<string, string>;
+    };
+    expect(execForm(cmds[0])?.[1]).toBe(execForm(healthchecks[0])?.[1]);
+    expect(join(execForm(cmds[0])?.[1] ?? "")).toBe(join(bin["edge-signin"] ?? ""));
     expect(final.filter(keyword("STOPSIGNAL")).map(args)).toStrictEqual(["SIGTERM"]);
   });
 
