@@ -1,11 +1,11 @@
 import {
-  createRemoteJWKSet,
-  customFetch,
+  createLocalJWKSet,
   decodeJwt,
   errors,
   jwtVerify,
-  type FetchImplementation,
+  type JSONWebKeySet,
   type JWK,
+  type JWTVerifyGetKey,
 } from "jose";
 import type { Claims } from "../events.js";
 import { IdpUnreachableError } from "./network-client.js";
@@ -20,10 +20,14 @@ export interface IdTokenVerifierOptions {
   /** The client id: the only audience this device accepts. */
   readonly audience: string;
   readonly clockToleranceSeconds: number;
-  readonly timeoutMs: number;
-  /** Fetch with the identity provider's trusted CAs (jose would otherwise use the global fetch). */
-  readonly fetch: FetchImplementation;
+  /** GETs a JSON document with the identity provider's CAs, proxy and timeouts (NetworkClient.getJson). */
+  readonly getJson: (url: string) => Promise<{ status: number; body: unknown }>;
 }
+
+/** Keys are fetched again after this long, as jose's remote key set would. */
+const KEYS_MAX_AGE_MS = 10 * 60_000;
+/** A token naming an unknown key fetches the keys again, but not more often than this. */
+const KEYS_COOLDOWN_MS = 30_000;
 
 /** Why an ID token was not accepted: `invalid_token` (forged, expired, wrong audience...) or the JWKS was unreachable. */
 export class IdTokenError extends Error {
@@ -38,18 +42,72 @@ export class IdTokenError extends Error {
 }
 
 /**
+ * The provider's signing keys, fetched through the agent's network client and held in jose's local key set;
+ * fetched again when a token names a key the set does not hold (the provider rotated its keys), at most every
+ * 30 s. (jose's remote key set would do the same over the global fetch, which loads a second HTTP stack into
+ * the process: ~30 ms and several MiB on a small device.)
+ */
+class SigningKeys {
+  private local: ReturnType<typeof createLocalJWKSet> = createLocalJWKSet({ keys: [] });
+  private fetchedAt = Number.NEGATIVE_INFINITY;
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly getJson: IdTokenVerifierOptions["getJson"],
+  ) {}
+
+  get fresh(): boolean {
+    return Date.now() - this.fetchedAt < KEYS_MAX_AGE_MS;
+  }
+
+  get keys(): readonly JWK[] {
+    return this.local.jwks().keys;
+  }
+
+  /** One fetch at a time; callers during a fetch share it. */
+  reload(): Promise<void> {
+    this.pending ??= this.fetch().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    if (!this.fresh) await this.reload();
+    try {
+      return await this.local(header, token);
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - this.fetchedAt < KEYS_COOLDOWN_MS)
+        throw error;
+      await this.reload();
+      return this.local(header, token);
+    }
+  };
+
+  /** Imports the key this header names into WebCrypto now; jose caches it. Failures are left to `getKey`. */
+  async warm(header: { alg: string; kid?: string }): Promise<void> {
+    await this.local(header).catch(() => undefined);
+  }
+
+  private async fetch(): Promise<void> {
+    const { status, body } = await this.getJson(this.url);
+    if (status !== 200)
+      throw new IdTokenError(
+        "server",
+        `signing keys unusable: HTTP ${status} from ${new URL(this.url).origin}`,
+      );
+    this.local = createLocalJWKSet(body as JSONWebKeySet);
+    this.fetchedAt = Date.now();
+  }
+}
+
+/**
  * Checks an ID token before anyone trusts its claims: MSAL decodes ID tokens but never checks their signature.
- * The JWKS is fetched once, cached by jose, and fetched again when a token names a key it does not know
- * (the provider rotated its keys), at most every 30 s.
  */
 export class IdTokenVerifier {
-  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  private readonly keys: SigningKeys;
 
   constructor(private readonly options: IdTokenVerifierOptions) {
-    this.jwks = createRemoteJWKSet(new URL(options.jwksUri), {
-      timeoutDuration: options.timeoutMs,
-      [customFetch]: options.fetch,
-    });
+    this.keys = new SigningKeys(options.jwksUri, options.getJson);
   }
 
   /**
@@ -58,8 +116,8 @@ export class IdTokenVerifier {
    * `verify` fetches again.
    */
   prefetch(): void {
-    if (this.jwks.fresh || this.jwks.reloading) return;
-    this.jwks
+    if (this.keys.fresh) return;
+    this.keys
       .reload()
       .then(() => this.importKeys())
       .catch(() => undefined);
@@ -70,10 +128,10 @@ export class IdTokenVerifier {
    * asking for each key now, with the algorithm it will be used with, leaves that cached for the approval.
    */
   private async importKeys(): Promise<void> {
-    for (const jwk of this.jwks.jwks()?.keys ?? []) {
+    for (const jwk of this.keys.keys) {
       const alg = jwk.alg ?? likelyAlgorithm(jwk);
       if (!alg) continue;
-      await this.jwks({ alg, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) }).catch(() => undefined);
+      await this.keys.warm({ alg, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) });
     }
   }
 
@@ -81,7 +139,7 @@ export class IdTokenVerifier {
   async verify(idToken: string | undefined): Promise<Claims> {
     if (!idToken) throw new IdTokenError("invalid_token", "the identity provider returned no ID token");
     try {
-      const { payload } = await jwtVerify(idToken, this.jwks, {
+      const { payload } = await jwtVerify(idToken, this.keys.getKey, {
         issuer: this.expectedIssuer(idToken),
         audience: this.options.audience,
         clockTolerance: this.options.clockToleranceSeconds,
@@ -121,6 +179,7 @@ function safeDecode(token: string): Record<string, unknown> | undefined {
 }
 
 function describe(error: unknown): IdTokenError {
+  if (error instanceof IdTokenError) return error;
   if (error instanceof IdpUnreachableError)
     return new IdTokenError("network", `signing keys unreachable: ${error.message}`, { cause: error });
   if (error instanceof errors.JWKSTimeout)

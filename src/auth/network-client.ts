@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Logger } from "pino";
-import { EnvHttpProxyAgent, fetch, type Dispatcher } from "undici";
+import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import type { ProxyConfig, RetryConfig } from "../config.js";
 import { isDeviceCodePoll, PollGuard } from "./poll-guard.js";
 import { describeFetchError } from "../fetch-error.js";
@@ -30,7 +30,7 @@ export class IdpUnreachableError extends Error {
  * device-code poll that meets trouble keeps the code alive instead of ending the flow (see PollGuard).
  */
 export class NetworkClient implements INetworkModule {
-  private readonly dispatcher: Dispatcher | undefined;
+  private readonly dispatcher: Dispatcher;
   private readonly pollGuard: PollGuard | undefined;
 
   constructor(private readonly options: NetworkClientOptions) {
@@ -67,33 +67,8 @@ export class NetworkClient implements INetworkModule {
     return { status: response.status, body: response.body };
   }
 
-  /**
-   * A plain fetch with the same trusted CAs, for libraries that take one (jose's JWKS fetch).
-   * A request that never reaches the provider rejects with IdpUnreachableError.
-   */
-  readonly fetch = async (
-    url: string,
-    init: { headers: Headers; method: "GET"; redirect: "manual"; signal: AbortSignal },
-  ): Promise<Response> => {
-    try {
-      const response = await fetch(url, {
-        method: init.method,
-        headers: Object.fromEntries(init.headers.entries()),
-        redirect: init.redirect,
-        signal: AbortSignal.any([init.signal, AbortSignal.timeout(this.options.timeoutMs)]),
-        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
-      });
-      // undici's Response is the global Response's implementation; only their TypeScript declarations differ.
-      return response;
-    } catch (error) {
-      throw new IdpUnreachableError(`GET ${new URL(url).origin}: ${describeFetchError(error)}`, {
-        cause: error,
-      });
-    }
-  };
-
   async close(): Promise<void> {
-    await this.dispatcher?.close();
+    await this.dispatcher.close();
   }
 
   private async send<T>(
@@ -113,35 +88,42 @@ export class NetworkClient implements INetworkModule {
     timeout?: number,
   ): Promise<{ response: NetworkResponse<T>; json: boolean }> {
     const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
-    let response;
+    const target = new URL(url);
+    let status: number;
+    let rawHeaders: Record<string, string | string[] | undefined>;
+    let text: string;
     try {
-      response = await fetch(url, {
+      // undici's request API rather than fetch: no WHATWG layer per request, and no second copy of undici (Node's
+      // own, behind the global fetch) loaded into the process. No redirects are followed: OAuth endpoints send none.
+      const response = await this.dispatcher.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
         method,
         headers: options?.headers ?? {},
         ...(method === "POST" ? { body: options?.body ?? "" } : {}),
         signal,
-        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       });
+      status = response.statusCode;
+      rawHeaders = response.headers;
+      text = await response.body.text();
     } catch (error) {
-      throw new IdpUnreachableError(`${method} ${new URL(url).origin}: ${describeFetchError(error)}`, {
+      throw new IdpUnreachableError(`${method} ${target.origin}: ${describeFetchError(error)}`, {
         cause: error,
       });
     }
-    const text = await response.text();
     let body: T;
     let json = true;
     try {
       body = (text === "" ? {} : JSON.parse(text)) as T;
     } catch {
       // An HTML error page from a proxy or a load balancer: keep the status, let MSAL report it as a server error.
-      body = { error: "invalid_response", error_description: `HTTP ${response.status}, not JSON` } as T;
+      body = { error: "invalid_response", error_description: `HTTP ${status}, not JSON` } as T;
       json = false;
     }
     const headers: Record<string, string> = {};
-    response.headers.forEach((value, key) => {
-      headers[key] = value;
-    });
-    return { response: { headers, body, status: response.status }, json };
+    for (const [key, value] of Object.entries(rawHeaders))
+      if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(", ") : value;
+    return { response: { headers, body, status }, json };
   }
 }
 

@@ -27,26 +27,25 @@ function token(key: Key, claims: Record<string, unknown>) {
     .sign(key.privateKey);
 }
 
-/** The JWKS endpoint is the unit's edge: a fetch that serves whatever keys the provider publishes now. */
+/** The JWKS endpoint is the unit's edge: a GET that serves whatever keys the provider publishes now. */
 function provider(keys: JWK[]) {
-  const state = { keys, fetches: 0, down: false };
+  const state = { keys, fetches: 0, down: false, status: 200 };
   const fetch = (url: string) => {
     state.fetches += 1;
     if (state.down)
       return Promise.reject(new IdpUnreachableError(`GET ${new URL(url).origin}: connect ECONNREFUSED`));
-    return Promise.resolve(Response.json({ keys: state.keys }));
+    return Promise.resolve({ status: state.status, body: { keys: state.keys } });
   };
   return { state, fetch };
 }
 
-function verifier(fetch: ReturnType<typeof provider>["fetch"]) {
+function verifier(getJson: ReturnType<typeof provider>["fetch"]) {
   return new IdTokenVerifier({
     issuer: ISSUER_TEMPLATE,
     jwksUri: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
     audience: "client-1",
     clockToleranceSeconds: 60,
-    timeoutMs: 5_000,
-    fetch,
+    getJson,
   });
 }
 
@@ -86,7 +85,12 @@ describe("ID token verification", () => {
     await check.verify(await token(old, {}));
     expect(idp.state.fetches).toBe(1);
     idp.state.keys = [old.jwk, rotated.jwk];
-    // jose refetches on an unknown kid once 30 s have passed since the last fetch (its cool-down).
+    // Within 30 s of the last fetch an unknown kid is refused without another fetch (the cool-down)...
+    await expect(failure(check.verify(await token(rotated, {})))).resolves.toMatchObject({
+      reason: "invalid_token",
+    });
+    expect(idp.state.fetches).toBe(1);
+    // ...after it, the keys are fetched again and the new one is found.
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 31_000 });
     try {
       await expect(check.verify(await token(rotated, {}))).resolves.toMatchObject({ sub: "alice" });
@@ -101,5 +105,28 @@ describe("ID token verification", () => {
     const idp = provider([key.jwk]);
     idp.state.down = true;
     expect((await failure(verifier(idp.fetch).verify(await token(key, {})))).reason).toBe("network");
+  });
+
+  it("calls an error page or malformed keys a server problem", async () => {
+    const key = await signingKey("k1");
+    const failing = provider([key.jwk]);
+    failing.state.status = 503;
+    expect(await failure(verifier(failing.fetch).verify(await token(key, {})))).toMatchObject({
+      reason: "server",
+      message: expect.stringContaining("HTTP 503") as unknown,
+    });
+    const malformed = provider("not a list" as unknown as JWK[]);
+    expect((await failure(verifier(malformed.fetch).verify(await token(key, {})))).reason).toBe("server");
+  });
+
+  it("fetches and imports the keys ahead of the token when asked to prefetch", async () => {
+    const key = await signingKey("k1");
+    const idp = provider([{ ...key.jwk, alg: undefined }]);
+    const check = verifier(idp.fetch);
+    check.prefetch();
+    await vi.waitFor(() => expect(idp.state.fetches).toBe(1));
+    check.prefetch(); // fresh keys: no second fetch
+    await expect(check.verify(await token(key, {}))).resolves.toMatchObject({ sub: "alice" });
+    expect(idp.state.fetches).toBe(1);
   });
 });
