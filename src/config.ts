@@ -1,6 +1,9 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { z } from "zod";
+// zod/mini, not zod's classic API: the same schemas cost ~32 KB of bundle instead of ~450 KB, all of which the
+// agent would load and compile before it shows the first code; on small devices that is start time and memory.
+import * as z from "zod/mini";
+import "./zod-messages.js";
 import { decodeCacheKey } from "./auth/cache-crypto.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
@@ -316,23 +319,42 @@ const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 const httpsUrl = z
   .string()
-  .refine((value) => URL.canParse(value) && new URL(value).protocol === "https:", "expected an https:// URL");
+  .check(
+    z.refine(
+      (value) => URL.canParse(value) && new URL(value).protocol === "https:",
+      "expected an https:// URL",
+    ),
+  );
 
-const bool = z.enum(["true", "false"], { message: "expected true or false" }).transform((v) => v === "true");
+const bool = z.pipe(
+  z.enum(["true", "false"], { message: "expected true or false" }),
+  z.transform((v) => v === "true"),
+);
 
 const claimNames = z
-  .string()
-  .transform((v) => v.split(/[\s,]+/).filter(Boolean))
-  .refine((names) => names.length > 0 && names.every((n) => /^[A-Za-z0-9_.:-]+$/.test(n)), {
-    message: "expected claim names separated by spaces or commas, e.g. sub,name,preferred_username",
-  });
+  .pipe(
+    z.string(),
+    z.transform((v) => v.split(/[\s,]+/).filter(Boolean)),
+  )
+  .check(
+    z.refine((names) => names.length > 0 && names.every((n) => /^[A-Za-z0-9_.:-]+$/.test(n)), {
+      message: "expected claim names separated by spaces or commas, e.g. sub,name,preferred_username",
+    }),
+  );
+
+/** A whole number from 1 to a million: how many events a queue keeps. */
+const positiveCount = z.coerce
+  .number()
+  .check(z.int("expected a whole number"), z.gte(1, "expected at least 1"), z.lte(1_000_000));
 
 const seconds = (min: number, max: number) =>
   z.coerce
     .number({ message: "expected a number of seconds" })
-    .refine(
-      (value) => Number.isFinite(value) && value >= min && value <= max,
-      `expected seconds between ${min} and ${max}`,
+    .check(
+      z.refine(
+        (value) => Number.isFinite(value) && value >= min && value <= max,
+        `expected seconds between ${min} and ${max}`,
+      ),
     );
 
 /**
@@ -345,17 +367,19 @@ export function loadConfig(env: Env = process.env): Config {
 
   const tenant = read.optional(
     "TENANT",
-    z.string().regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso"),
+    z.string().check(z.regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso")),
   );
   const authorityUrl = read.optional("AUTHORITY", httpsUrl);
   const clientId = read.required(
     "CLIENT_ID",
-    z.string().trim().min(1, "expected the application (client) id"),
+    z.string().check(z.trim(), z.minLength(1, "expected the application (client) id")),
   );
   const scopes = (read.optional("SCOPES", z.string()) ?? "").split(/[\s,]+/).filter(Boolean);
   const deviceId =
-    read.optional("DEVICE_ID", z.string().regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")) ??
-    sanitiseHostname(hostname());
+    read.optional(
+      "DEVICE_ID",
+      z.string().check(z.regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")),
+    ) ?? sanitiseHostname(hostname());
   const topicPrefix = readTopicPrefix(read);
   const mqtt = readMqtt(read, `edge-signin-${deviceId}`);
   const logLevel = readLogLevel(read);
@@ -374,18 +398,16 @@ export function loadConfig(env: Env = process.env): Config {
     "WEBHOOK_URL",
     z
       .string()
-      .refine(
-        (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol),
-        "expected an http:// or https:// URL",
+      .check(
+        z.refine(
+          (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol),
+          "expected an http:// or https:// URL",
+        ),
       ),
   );
   const webhookSecret = read.secret("WEBHOOK_SECRET");
   const webhookTimeout = read.optional("WEBHOOK_TIMEOUT_SECONDS", seconds(1, 600)) ?? 10;
-  const webhookQueueMax =
-    read.optional(
-      "WEBHOOK_QUEUE_MAX",
-      z.coerce.number().int("expected a whole number").min(1, "expected at least 1").max(1_000_000),
-    ) ?? 10_000;
+  const webhookQueueMax = read.optional("WEBHOOK_QUEUE_MAX", positiveCount) ?? 10_000;
   if (webhookUrl && !webhookSecret)
     problems.push(
       `${ENV_PREFIX}WEBHOOK_SECRET: is required with ${ENV_PREFIX}WEBHOOK_URL (receivers must be able to verify what they get)`,
@@ -395,9 +417,11 @@ export function loadConfig(env: Env = process.env): Config {
       "HA_DISCOVERY_PREFIX",
       z
         .string()
-        .refine(
-          (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
-          "expected topic levels without wildcards",
+        .check(
+          z.refine(
+            (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
+            "expected topic levels without wildcards",
+          ),
         ),
     ) ?? "homeassistant";
 
@@ -411,7 +435,7 @@ export function loadConfig(env: Env = process.env): Config {
     deviceId,
     topicPrefix,
     mqtt,
-    stateDir: read.optional("STATE_DIR", z.string().min(1)) ?? "./state",
+    stateDir: read.optional("STATE_DIR", z.string().check(z.minLength(1))) ?? "./state",
     logLevel,
     verificationUri,
     deviceFlowDialect,
@@ -436,11 +460,7 @@ export function loadConfig(env: Env = process.env): Config {
     homeAssistant: { discovery: read.optional("HA_DISCOVERY", bool) ?? false, discoveryPrefix: haPrefix },
     healthIntervalMs: healthInterval * 1000,
     proxy: readProxy(env, problems),
-    outboxMaxEvents:
-      read.optional(
-        "OUTBOX_MAX_EVENTS",
-        z.coerce.number().int("expected a whole number").min(1, "expected at least 1").max(1_000_000),
-      ) ?? 1000,
+    outboxMaxEvents: read.optional("OUTBOX_MAX_EVENTS", positiveCount) ?? 1000,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -483,15 +503,17 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
     deviceIds: devices,
     topicPrefix: readTopicPrefix(read),
     mqtt: readMqtt(read, `edge-signin-display-${sanitiseHostname(hostname())}`),
-    host: read.optional("DISPLAY_HOST", z.string().trim().min(1)) ?? "127.0.0.1",
+    host: read.optional("DISPLAY_HOST", z.string().check(z.trim(), z.minLength(1))) ?? "127.0.0.1",
     port:
       read.optional(
         "DISPLAY_PORT",
         z.coerce
           .number({ message: "expected a TCP port number" })
-          .refine(
-            (v) => Number.isInteger(v) && v >= 0 && v <= 65535,
-            "expected a TCP port between 0 and 65535",
+          .check(
+            z.refine(
+              (v) => Number.isInteger(v) && v >= 0 && v <= 65535,
+              "expected a TCP port between 0 and 65535",
+            ),
           ),
       ) ?? 8080,
     logLevel: readLogLevel(read),
@@ -530,12 +552,12 @@ function readTopicPrefix(read: EnvReader): string {
   return (
     read.optional(
       "TOPIC_PREFIX",
-      z
-        .string()
-        .min(1)
-        .refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
+      z.string().check(
+        z.minLength(1),
+        z.refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
           message: "expected topic levels without wildcards (+, #) or empty levels",
         }),
+      ),
     ) ?? "edge-signin"
   );
 }
@@ -554,14 +576,17 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
       "MQTT_URL",
       z
         .string()
-        .refine(
-          (v) => URL.canParse(v) && ["mqtt:", "mqtts:", "ws:", "wss:"].includes(new URL(v).protocol),
-          "expected a URL with scheme mqtt, mqtts, ws or wss",
+        .check(
+          z.refine(
+            (v) => URL.canParse(v) && ["mqtt:", "mqtts:", "ws:", "wss:"].includes(new URL(v).protocol),
+            "expected a URL with scheme mqtt, mqtts, ws or wss",
+          ),
         ),
     ) ?? "mqtt://localhost:1883";
   const mqtt: MqttConfig = {
     url,
-    clientId: read.optional("MQTT_CLIENT_ID", z.string().min(1).max(256)) ?? defaultClientId,
+    clientId:
+      read.optional("MQTT_CLIENT_ID", z.string().check(z.minLength(1), z.maxLength(256))) ?? defaultClientId,
     protocolVersion: Number(
       read.optional("MQTT_PROTOCOL_VERSION", z.enum(["4", "5"], { message: "expected 4 or 5" })) ?? "5",
     ) as 4 | 5,
@@ -587,7 +612,7 @@ class EnvReader {
     this.problems.push(text);
   }
 
-  optional<T>(name: string, schema: z.ZodType<T>): T | undefined {
+  optional<T>(name: string, schema: z.ZodMiniType<T>): T | undefined {
     const raw = this.env[ENV_PREFIX + name];
     if (raw === undefined || raw === "") return undefined;
     const result = schema.safeParse(raw);
@@ -596,7 +621,7 @@ class EnvReader {
     return undefined;
   }
 
-  required<T>(name: string, schema: z.ZodType<T>): T | undefined {
+  required<T>(name: string, schema: z.ZodMiniType<T>): T | undefined {
     const value = this.optional(name, schema);
     const raw = this.env[ENV_PREFIX + name];
     if (value === undefined && (raw === undefined || raw === ""))

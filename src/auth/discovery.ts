@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-messages.js";
 import type { NetworkClient } from "./network-client.js";
 
 /** The discovery fields MSAL needs in `auth.authorityMetadata`, and the ones the agent reads itself. */
@@ -9,8 +10,8 @@ const DiscoveryDocument = z.looseObject({
   authorization_endpoint: z.url(),
   token_endpoint: z.url(),
   jwks_uri: z.url(),
-  end_session_endpoint: z.url().optional(),
-  device_authorization_endpoint: z.url().optional(),
+  end_session_endpoint: z.optional(z.url()),
+  device_authorization_endpoint: z.optional(z.url()),
 });
 export type DiscoveryDocument = z.infer<typeof DiscoveryDocument>;
 

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ENV_PREFIX, SETTINGS } from "../config.js";
 import { AGENT_STATES } from "../events.js";
 import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.js";
@@ -9,14 +9,14 @@ import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.
 export const MISSED_HEARTBEATS = 3;
 
 const HealthFileSchema = z.object({
-  pid: z.number().int().positive(),
+  pid: z.number().check(z.int(), z.positive()),
   state: z.enum(AGENT_STATES),
   since: z.iso.datetime(),
   broker: z.enum(["connected", "disconnected"]),
   brokerSince: z.iso.datetime(),
   heartbeatAt: z.iso.datetime(),
-  heartbeatSeconds: z.number().positive(),
-}) satisfies z.ZodType<HealthFile>;
+  heartbeatSeconds: z.number().check(z.positive()),
+}) satisfies z.ZodMiniType<HealthFile>;
 
 export interface HealthVerdict {
   readonly healthy: boolean;

@@ -1,16 +1,18 @@
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-messages.js";
 import { CommandRefusedError, type AgentControl } from "../control.js";
 
 /** Requests larger than this are refused unread: nothing the agent accepts comes near it. */
 export const MAX_REQUEST_BYTES = 4096;
 
-const transaction = z.union([z.string().max(256), z.number().finite()]);
+// z.number() already refuses Infinity and NaN (classic zod's `.finite()` was a no-op).
+const transaction = z.union([z.string().check(z.maxLength(256)), z.number()]);
 
 /** Every command's body today: nothing but an optional `transaction` to echo (the Zigbee2MQTT convention). */
-const emptyBody = z.strictObject({ transaction: transaction.optional() });
+const emptyBody = z.strictObject({ transaction: z.optional(transaction) });
 
 interface CommandHandler {
-  readonly body: z.ZodType<{ transaction?: string | number | undefined }>;
+  readonly body: z.ZodMiniType<{ transaction?: string | number | undefined }>;
   run(agent: AgentControl): unknown;
 }
 
@@ -103,7 +105,7 @@ function readTransaction(body: unknown): string | number | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-function describe(error: z.ZodError): string {
+function describe(error: z.core.$ZodError): string {
   const issue = error.issues[0];
   if (!issue) return "invalid";
   const path = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";

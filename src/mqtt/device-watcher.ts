@@ -1,15 +1,16 @@
 import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-messages.js";
 import type { MqttConfig } from "../config.js";
 import { AGENT_STATES } from "../events.js";
 import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
 
 const Display = z.looseObject({
   deviceId: z.string(),
-  userCode: z.string().min(1),
-  verificationUri: z.string().min(1),
-  verificationUriComplete: z.string().optional(),
+  userCode: z.string().check(z.minLength(1)),
+  verificationUri: z.string().check(z.minLength(1)),
+  verificationUriComplete: z.optional(z.string()),
   message: z.string(),
   issuedAt: z.string(),
   expiresAt: z.string(),

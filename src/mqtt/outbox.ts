@@ -11,7 +11,7 @@ import {
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
 
 /** One event waiting for the broker's acknowledgement. */
@@ -42,8 +42,8 @@ const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
 const ENTRY = /^(\d{16})\.json$/;
 const StoredEntry = z.object({
   v: z.literal(1),
-  topic: z.string().min(1),
-  payload: z.looseObject({ id: z.string().min(1) }),
+  topic: z.string().check(z.minLength(1)),
+  payload: z.looseObject({ id: z.string().check(z.minLength(1)) }),
 });
 
 /**
