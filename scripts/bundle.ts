@@ -1,12 +1,17 @@
 /**
- * Bundles the agent into `dist/bundle/edge-signin.mjs` (plus chunks that only `demo` loads): the production
- * start path (`npm start`, the container, the `edge-signin` bin). A bundle starts markedly sooner and sits in less memory than the same code
- * loaded module by module from node_modules (see bench/results/latest.md): Node resolves, reads and compiles far
- * fewer files before the first code reaches the display.
+ * Builds the production start path (`npm start`, the container, the `edge-signin` bin) into `dist/bundle/`:
+ * - `edge-signin.mjs`: the entry point (src/launch.ts). `agent` goes straight to agent.cjs; anything else to cli.mjs.
+ * - `agent.cjs`: the agent alone, one CommonJS file, loaded through a V8 code cache kept in STATE_DIR
+ *   (src/code-cache.ts) and with a slim undici (scripts/undici-slim.mjs).
+ * - `cli.mjs` + `chunks/`: the whole command line (help, demo, display, health), commands in lazy chunks.
+ * A bundle starts markedly sooner and sits in less memory than the same code loaded module by module from
+ * node_modules (bench/results/latest.md): Node resolves, reads and compiles far fewer files before the first
+ * code reaches the display.
  */
 import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, type BuildOptions, type Plugin } from "esbuild";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   devDependencies?: Record<string, string>;
@@ -19,33 +24,67 @@ export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
   // Chunk names carry a content hash: without a clean directory, every rebuild would leave the old chunks
   // behind, and `npm pack` would ship them.
   rmSync(new URL(outdir, `file://${root}`), { recursive: true, force: true });
-  await build({
+  const common: BuildOptions = {
     // Paths relative to the project, whoever calls this (npm, the bench).
     absWorkingDir: root,
-    entryPoints: { "edge-signin": "src/main.ts" },
-    outdir,
-    outExtension: { ".js": ".mjs" },
-    // main.ts imports each command lazily; split chunks keep that laziness, so `agent` never loads the demo's
-    // identity provider (which would also need the development dependencies).
-    splitting: true,
-    chunkNames: "chunks/[name]-[hash]",
     bundle: true,
     platform: "node",
-    format: "esm",
     target: "node20",
     minify: true,
-    // Readable stack traces on demand: `node --enable-source-maps dist/edge-signin.mjs`.
+    // Readable stack traces on demand: `node --enable-source-maps dist/bundle/edge-signin.mjs`.
     sourcemap: "linked",
     // The demo's broker and identity provider are development dependencies: left out of the bundle, so the
     // bundle's `demo` command works where they are installed.
     external: Object.keys(pkg.devDependencies ?? {}),
-    // CommonJS dependencies (MSAL, mqtt, pino) call require() for Node's built-ins; an ES module has none.
-    banner: {
-      js: 'import { createRequire as __edgeSigninRequire } from "node:module"; const require = __edgeSigninRequire(import.meta.url);',
-    },
     legalComments: "linked",
     logLevel: "warning",
-  });
+  };
+  // CommonJS dependencies (MSAL, mqtt, pino) call require() for Node's built-ins; an ES module has none.
+  const esmRequire =
+    'import { createRequire as __edgeSigninRequire } from "node:module"; const require = __edgeSigninRequire(import.meta.url);';
+  await Promise.all([
+    build({
+      ...common,
+      entryPoints: { "edge-signin": "src/launch.ts" },
+      outdir,
+      outExtension: { ".js": ".mjs" },
+      format: "esm",
+      banner: { js: esmRequire },
+    }),
+    build({
+      ...common,
+      entryPoints: { agent: "src/commands/agent.ts" },
+      outdir,
+      outExtension: { ".js": ".cjs" },
+      format: "cjs",
+      plugins: [slimUndici(root)],
+      // The few `import.meta.url` lookups (package.json for the version) work from the bundle's own path.
+      define: { "import.meta.url": "__edgeSigninModuleUrl" },
+      banner: { js: 'var __edgeSigninModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    }),
+    build({
+      ...common,
+      entryPoints: { cli: "src/main.ts" },
+      outdir,
+      outExtension: { ".js": ".mjs" },
+      // main.ts imports each command lazily; split chunks keep that laziness, so `display` never loads the
+      // demo's identity provider (which would also need the development dependencies).
+      splitting: true,
+      chunkNames: "chunks/[name]-[hash]",
+      format: "esm",
+      banner: { js: esmRequire },
+    }),
+  ]);
+}
+
+/** `import ... from "undici"` (exactly; not its subpaths) resolves to scripts/undici-slim.mjs. */
+function slimUndici(root: string): Plugin {
+  return {
+    name: "slim-undici",
+    setup(build) {
+      build.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, "scripts", "undici-slim.mjs") }));
+    },
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) await bundle();

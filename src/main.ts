@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
-import { ConfigError, ENV_PREFIX, SETTINGS } from "./config.js";
-import { StartupError } from "./startup-error.js";
+import { ENV_PREFIX, SETTINGS } from "./config.js";
+import { reportFailure } from "./report-failure.js";
 import { packageVersion } from "./version.js";
 
 /**
@@ -81,18 +81,7 @@ program
 try {
   await program.parseAsync();
 } catch (error) {
-  if (error instanceof ConfigError) {
-    // One line per problem, no stack trace: the person reading it is configuring a device, not debugging us.
-    for (const problem of error.problems) process.stderr.write(`edge-signin: ${problem}\n`);
-    process.exitCode = 2;
-  } else if (error instanceof StartupError) {
-    // Another agent on the state directory, a cache key that does not fit: one line, the person fixes it.
-    process.stderr.write(`edge-signin: ${error.message}\n`);
-    process.exitCode = error.exitCode;
-  } else {
-    process.stderr.write(`edge-signin: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  }
+  process.exitCode = reportFailure(error);
 }
 // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now.
 process.exit();

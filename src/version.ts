@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 
-/** The package's version, read from package.json next to src/ (tsx) or dist/src/ (compiled). */
+/** The package's version, read from package.json above src/ (tsx), dist/src/ or dist/bundle/ (compiled, bundled) or dist/bundle/chunks/. */
 export function packageVersion(): string {
-  for (const path of ["../package.json", "../../package.json"]) {
+  for (const path of ["../package.json", "../../package.json", "../../../package.json"]) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as {
         name?: string;

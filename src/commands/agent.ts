@@ -1,15 +1,36 @@
+import type { Logger } from "pino";
 import { Agent } from "../agent.js";
+import type { CodeCache } from "../code-cache.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../logger.js";
+import { reportFailure } from "../report-failure.js";
 
 /** docker stop waits 10 s before SIGKILL; the agent promises to be gone within 5. */
 const SHUTDOWN_DEADLINE_MS = 4_500;
 
+/** After a milestone, wait this long (the agent is idle then) before writing the code cache. */
+const CODE_CACHE_DELAY_MS = 1_000;
+
+export interface RunAgentOptions {
+  /** The code cache the launcher loaded this code with (src/launch.ts); refreshed after the first code and sign-in. */
+  readonly codeCache?: CodeCache;
+}
+
+/** The `agent` command as a whole: runs the agent; a failure to start is reported in one line. Never throws. */
+export async function agentCommand(options: RunAgentOptions = {}): Promise<number> {
+  try {
+    return await runAgent(options);
+  } catch (error) {
+    return reportFailure(error);
+  }
+}
+
 /** Runs the agent until SIGTERM or SIGINT; resolves with the process exit code. */
-export async function runAgent(): Promise<number> {
+export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
+  if (options.codeCache) keepCodeCache(agent, options.codeCache, log.child({ module: "code-cache" }));
   const stopped = new Promise<number>((resolve) => {
     const shutdown = (signal: NodeJS.Signals) => {
       log.info({ signal }, "shutting down");
@@ -33,4 +54,27 @@ export async function runAgent(): Promise<number> {
   });
   await Promise.race([agent.start(), stopped]);
   return stopped;
+}
+
+/**
+ * Writes the code cache once the code that matters has run: after the first code on the display (start-up)
+ * and after the first sign-in (the approval path, compiled lazily until then). A failure costs only speed.
+ */
+function keepCodeCache(agent: Agent, cache: CodeCache, log: Logger): void {
+  log.debug({ status: cache.status, file: cache.file }, "code cache");
+  const saveSoon = () => {
+    setTimeout(() => {
+      try {
+        cache.save();
+        log.debug({ file: cache.file }, "code cache written");
+      } catch (error) {
+        log.warn(
+          { err: { message: (error as Error).message }, file: cache.file },
+          "cannot write the code cache",
+        );
+      }
+    }, CODE_CACHE_DELAY_MS).unref();
+  };
+  agent.once("prompt", saveSoon);
+  agent.once("authenticated", saveSoon);
 }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
-import { request } from "undici";
+import { Agent } from "undici";
 import { backoffDelay } from "../backoff.js";
 import type { RetryConfig, WebhookConfig } from "../config.js";
 import type { AgentEvents } from "../events.js";
@@ -26,6 +26,8 @@ export class WebhookReporter implements Reporter {
   private readonly queue: Outbox;
   private unsubscribers: Array<() => void> = [];
   private readonly stopping = new AbortController();
+  /** Connections to the receiver, kept alive between events and closed on stop. */
+  private readonly http = new Agent();
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
@@ -69,6 +71,7 @@ export class WebhookReporter implements Reporter {
     this.wake?.();
     await this.loop;
     await this.queue.flush();
+    await this.http.close();
   }
 
   private enqueue<T extends EventType>(type: T, data: EventPayloads[T], source: object = data): void {
@@ -109,7 +112,10 @@ export class WebhookReporter implements Reporter {
     const context = { id: entry.payload.id, type: entry.topic };
     try {
       // undici's request API (a redirect is not followed, and counts as a refusal below).
-      const response = await request(this.config.url, {
+      const target = new URL(this.config.url);
+      const response = await this.http.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
         method: "POST",
         headers: {
           "content-type": "application/json",

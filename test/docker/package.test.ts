@@ -118,6 +118,7 @@ describe("the packed project, installed with production dependencies only", () =
       (path) =>
         path.endsWith(".js") &&
         path !== "main.js" && // Runs the CLI on import; the next test runs it for real.
+        path !== "launch.js" && // The bundle's entry point (needs cli.mjs beside it); runs on import too.
         !path.startsWith("dev/") && // The demo's broker and identity provider: dev dependencies by design.
         path !== "commands/demo.js",
     );
@@ -197,5 +198,38 @@ describe("the packed project, installed with production dependencies only", () =
     expect(inHome).toStrictEqual([]);
     expect((await listFiles(stateDir)).size).toBeGreaterThan(0);
     await rm(home, { recursive: true, force: true });
+  }, 180_000);
+
+  it("starts `agent` from the V8 code cache it wrote to STATE_DIR on the previous start", async () => {
+    const env: Record<string, string> = {
+      ...bed.env({ EDGE_SIGNIN_LOG_LEVEL: "debug" }),
+      PATH: process.env["PATH"] ?? "",
+      NODE_ENV: "production",
+    };
+    const codeCacheStatus = async (): Promise<unknown> => {
+      const agent = spawn(installed.bin, ["agent"], {
+        cwd: installed.dir,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let output = "";
+      agent.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      agent.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      const exited = new Promise((resolve) => agent.once("exit", resolve));
+      try {
+        // The cache is written a moment after the first code is on the display.
+        await expect
+          .poll(() => output, { timeout: 60_000, interval: 100 })
+          .toContain('"msg":"code cache written"');
+        agent.kill("SIGTERM");
+        await exited;
+        const line = output.split("\n").find((l) => l.includes('"msg":"code cache"')) ?? "{}";
+        return (JSON.parse(line) as { status?: unknown }).status;
+      } finally {
+        agent.kill("SIGKILL");
+      }
+    };
+    expect(await codeCacheStatus()).toBe("absent");
+    expect(await codeCacheStatus()).toBe("used");
   }, 180_000);
 });

@@ -1,0 +1,14 @@
+// What the agent's bundle gets for `import ... from "undici"` (scripts/bundle.ts aliases it): the dispatchers and
+// the request API the agent uses, without undici's fetch, WebSocket, cache and mocks. Loading undici's index
+// loads all of those, and its fetch touches the global File and Headers, which loads Node's own copy of undici
+// too: ~500 KB of code to compile before the first code reaches the display. The type declarations stay
+// undici's; esbuild fails the bundle if the agent ever imports a name that is not exported here.
+import Agent from "undici/lib/dispatcher/agent.js";
+import Dispatcher from "undici/lib/dispatcher/dispatcher.js";
+import EnvHttpProxyAgent from "undici/lib/dispatcher/env-http-proxy-agent.js";
+import request from "undici/lib/api/api-request.js";
+
+// As undici's index does for every API; `dispatcher.request()` is the only one the agent calls.
+Object.assign(Dispatcher.prototype, { request });
+
+export { Agent, Dispatcher, EnvHttpProxyAgent };

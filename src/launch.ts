@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/**
+ * The bundle's entry point (`dist/bundle/edge-signin.mjs`: the `edge-signin` bin, `npm start`, the container).
+ * `edge-signin agent`, the command a device runs at every boot, goes straight to the agent's own CommonJS
+ * bundle, loaded through a V8 code cache kept in STATE_DIR (src/code-cache.ts): no command-line parser, no
+ * other command's code, and no parsing or compiling of what the last start already compiled. Everything else
+ * (`--help`, `demo`, `display`, `health`) is the full command line in cli.mjs.
+ * Only meaningful inside dist/bundle/, where scripts/bundle.ts puts agent.cjs and cli.mjs beside it.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadWithCodeCache } from "./code-cache.js";
+import type { agentCommand } from "./commands/agent.js";
+import { configuredStateDir } from "./state-dir.js";
+
+/** The code cache's file in STATE_DIR. */
+export const CODE_CACHE_FILE = "code-cache.bin";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const args = process.argv.slice(2);
+
+if (args.length === 1 && args[0] === "agent") {
+  const { exports, codeCache } = loadWithCodeCache<{ agentCommand: typeof agentCommand }>(
+    join(here, "agent.cjs"),
+    join(configuredStateDir(), CODE_CACHE_FILE),
+  );
+  process.exitCode = await exports.agentCommand({ codeCache });
+  // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now (as cli.mjs does).
+  process.exit();
+} else {
+  // A computed specifier keeps esbuild from bundling the CLI into this file.
+  const cli = "./cli.mjs";
+  await import(cli);
+}
