@@ -17,8 +17,11 @@ export const BASELINE_SCRIPT = join(ROOT, "bench", "baseline.mjs");
 export const BUNDLE_ENTRY = join(ROOT, "dist", "bundle", "edge-signin.mjs");
 export const UNBUNDLED_ENTRY = join(ROOT, "dist", "src", "main.js");
 
-/** Where the agent caches the provider's discovery document (src/auth/discovery.ts). */
-const METADATA_FILE = "authority-metadata.json";
+/**
+ * What a reboot finds in STATE_DIR from the previous start: the provider's discovery document
+ * (src/auth/discovery.ts) and the V8 code cache of the agent's bundle (src/code-cache.ts).
+ */
+const REBOOT_FILES = ["authority-metadata.json", "code-cache.bin"];
 
 export type SideName = "agent" | "baseline" | "agent-first-boot" | "agent-unbundled";
 
@@ -31,7 +34,7 @@ export const SIDES: Record<SideName, Side> = {
   agent: {
     name: "agent",
     description:
-      "edge-signin as `npm start` runs it (bundle), discovery metadata cached in STATE_DIR (a reboot)",
+      "edge-signin as `npm start` and the container run it (launcher + agent bundle), with the discovery metadata and the code cache an earlier start left in STATE_DIR (a reboot)",
   },
   baseline: {
     name: "baseline",
@@ -39,7 +42,8 @@ export const SIDES: Record<SideName, Side> = {
   },
   "agent-first-boot": {
     name: "agent-first-boot",
-    description: "edge-signin bundle with an empty STATE_DIR (first boot: discovery over the network)",
+    description:
+      "the same with an empty STATE_DIR (first boot: discovery over the network, no code cache yet)",
   },
   "agent-unbundled": {
     name: "agent-unbundled",
@@ -100,10 +104,11 @@ async function runOnce(
   // The warm-up run of "agent" writes the metadata cache that later agent runs start from.
   if (round === 0 && side === "agent") return runIn(bed, side, round, warmStateDir, options);
   const stateDir = await mkdtemp(join(bed.scratch, `state-${side}-`));
-  // A reboot: the provider's metadata is cached from an earlier start, but nobody is signed in (a cached
-  // session would skip the code altogether, which is not what this figure is about).
+  // A reboot: the provider's metadata and the code cache are there from an earlier start, but nobody is signed
+  // in (a cached session would skip the code altogether, which is not what this figure is about).
   if (side !== "agent-first-boot")
-    await copyFile(join(warmStateDir, METADATA_FILE), join(stateDir, METADATA_FILE)).catch(() => undefined);
+    for (const file of REBOOT_FILES)
+      await copyFile(join(warmStateDir, file), join(stateDir, file)).catch(() => undefined);
   return runIn(bed, side, round, stateDir, options);
 }
 

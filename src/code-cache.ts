@@ -18,11 +18,13 @@ export type CodeCacheStatus =
 export interface CodeCache {
   readonly status: CodeCacheStatus;
   readonly file: string;
+  /** What the used cache was saved after (the `milestone` given to `save`); undefined unless `status` is used. */
+  readonly milestone: string | undefined;
   /**
    * Writes V8's code for every function compiled so far (the start-up path, once it has run) to the cache
-   * file, atomically. @throws the file system's error
+   * file, atomically, noting the milestone it was saved after. @throws the file system's error
    */
-  save(): void;
+  save(milestone: string): void;
 }
 
 export interface CachedModule<T> {
@@ -73,12 +75,16 @@ export function loadWithCodeCache<T>(bundleFile: string, cacheFile: string): Cac
     codeCache: {
       status,
       file: cacheFile,
-      save: () => writeCache(cacheFile, key, script.createCachedData()),
+      milestone: status === "used" ? stored.milestone : undefined,
+      save: (milestone) => writeCache(cacheFile, `${key}\n${milestone}`, script.createCachedData()),
     },
   };
 }
 
-function readCache(file: string, key: string): { data?: Buffer; status: CodeCacheStatus } {
+function readCache(
+  file: string,
+  key: string,
+): { data?: Buffer; status: CodeCacheStatus; milestone?: string } {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
@@ -91,10 +97,13 @@ function readCache(file: string, key: string): { data?: Buffer; status: CodeCach
   const keyLength = bytes.readUInt16BE(MAGIC.length + 4);
   const body = bytes.subarray(MAGIC.length + 4);
   if (bytes.length < HEADER_BYTES + keyLength || crc32(body) !== crc) return { status: "damaged" };
-  const storedKey = body.subarray(2, 2 + keyLength).toString("utf8");
+  const [storedKey, milestone] = body
+    .subarray(2, 2 + keyLength)
+    .toString("utf8")
+    .split("\n");
   // Another bundle or another Node: the same as none.
   if (storedKey !== key) return { status: "absent" };
-  return { data: body.subarray(2 + keyLength), status: "used" };
+  return { data: body.subarray(2 + keyLength), status: "used", ...(milestone ? { milestone } : {}) };
 }
 
 function writeCache(file: string, key: string, data: Buffer): void {

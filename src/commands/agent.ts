@@ -10,6 +10,8 @@ const SHUTDOWN_DEADLINE_MS = 4_500;
 
 /** After a milestone, wait this long (the agent is idle then) before writing the code cache. */
 const CODE_CACHE_DELAY_MS = 1_000;
+/** The points after which the code cache is worth writing, in the order a start reaches them. */
+const CODE_CACHE_MILESTONES = ["first_code", "signed_in"] as const;
 
 export interface RunAgentOptions {
   /** The code cache the launcher loaded this code with (src/launch.ts); refreshed after the first code and sign-in. */
@@ -58,15 +60,22 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
 
 /**
  * Writes the code cache once the code that matters has run: after the first code on the display (start-up)
- * and after the first sign-in (the approval path, compiled lazily until then). A failure costs only speed.
+ * and after the first sign-in (the approval path, compiled lazily until then), unless the cache this start
+ * used already covers it: a device that reboots into the same code writes nothing. A failure costs only speed.
  */
 function keepCodeCache(agent: Agent, cache: CodeCache, log: Logger): void {
-  log.debug({ status: cache.status, file: cache.file }, "code cache");
-  const saveSoon = () => {
+  log.debug({ status: cache.status, milestone: cache.milestone, file: cache.file }, "code cache");
+  const covered = new Set(
+    cache.status === "used"
+      ? CODE_CACHE_MILESTONES.slice(0, CODE_CACHE_MILESTONES.indexOf(cache.milestone as never) + 1)
+      : [],
+  );
+  const saveSoon = (milestone: (typeof CODE_CACHE_MILESTONES)[number]) => {
+    if (covered.has(milestone)) return;
     setTimeout(() => {
       try {
-        cache.save();
-        log.debug({ file: cache.file }, "code cache written");
+        cache.save(milestone);
+        log.debug({ file: cache.file, milestone }, "code cache written");
       } catch (error) {
         log.warn(
           { err: { message: (error as Error).message }, file: cache.file },
@@ -75,6 +84,6 @@ function keepCodeCache(agent: Agent, cache: CodeCache, log: Logger): void {
       }
     }, CODE_CACHE_DELAY_MS).unref();
   };
-  agent.once("prompt", saveSoon);
-  agent.once("authenticated", saveSoon);
+  agent.once("prompt", () => saveSoon("first_code"));
+  agent.once("authenticated", () => saveSoon("signed_in"));
 }

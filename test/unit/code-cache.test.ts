@@ -32,15 +32,16 @@ describe("the code cache the launcher loads the agent with", () => {
     expect(first.codeCache.status).toBe("absent");
     expect(first.exports.square(7)).toBe(49);
     expect(first.exports.name).toBe("bundle.cjs");
-    first.codeCache.save();
+    first.codeCache.save("first_code");
 
     const second = loadWithCodeCache<Bundle>(bundle, cache);
     expect(second.codeCache.status).toBe("used");
+    expect(second.codeCache.milestone).toBe("first_code");
     expect(second.exports.square(8)).toBe(64);
   });
 
   it("ignores a damaged or truncated file, and a file that is not a cache at all", async () => {
-    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save();
+    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save("first_code");
     const bytes = await readFile(cache);
     bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
     await writeFile(cache, bytes);
@@ -48,7 +49,7 @@ describe("the code cache the launcher loads the agent with", () => {
     expect(flipped.codeCache.status).toBe("damaged");
     expect(flipped.exports.square(3)).toBe(9);
 
-    flipped.codeCache.save();
+    flipped.codeCache.save("first_code");
     await truncate(cache, 20);
     expect(loadWithCodeCache<Bundle>(bundle, cache).codeCache.status).toBe("damaged");
 
@@ -57,7 +58,7 @@ describe("the code cache the launcher loads the agent with", () => {
   });
 
   it("starts afresh when the bundle changed (an upgrade)", async () => {
-    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save();
+    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save("first_code");
     await writeFile(bundle, "module.exports = { square: (n) => n * n * 1, name: 'v2' };\n");
     const upgraded = loadWithCodeCache<Bundle>(bundle, cache);
     expect(upgraded.codeCache.status).toBe("absent");
@@ -66,6 +67,6 @@ describe("the code cache the launcher loads the agent with", () => {
 
   it("reports a file it cannot write", () => {
     const loaded = loadWithCodeCache<Bundle>(bundle, join(bundle, "not-a-directory", "code-cache.bin"));
-    expect(() => loaded.codeCache.save()).toThrow(/ENOTDIR|EEXIST/);
+    expect(() => loaded.codeCache.save("first_code")).toThrow(/ENOTDIR|EEXIST/);
   });
 });
