@@ -258,7 +258,7 @@ function stormSection(results: BenchResults): string[] {
   if (!results.storm.ok) return [...out, `Failed: ${results.storm.error}`, ""];
   const s = results.storm.value;
   out.push(
-    `${s.agents} \`Agent\` instances in one child process, each with its own MSAL client, undici dispatcher, MQTT ` +
+    `${s.agents} \`Agent\` instances in ${s.processes === 1 ? "one child process" : `${s.processes} child processes (one per core)`}, each with its own MSAL client, undici dispatcher, MQTT ` +
       "connection and state directory, started at the same instant (a power cut ends). When every code was on its " +
       "display, all were approved at once through the provider's approval hook (not the HTML journey; see " +
       "`approve()` in src/dev/identity-provider.ts). One provider process serves every poll.",
@@ -269,7 +269,7 @@ function stormSection(results: BenchResults): string[] {
     `| Approving all ${s.agents} codes at the provider (hook cost, not in the figure) | ${fmt(s.approvingMs, 0)} ms |`,
     `| Last approval to the last \`authenticated\` event | ${fmt(s.allAuthenticatedMs, 0)} ms = ${fmt(s.allAuthenticatedIntervals, 2)} polling intervals |`,
     `| Authenticated / failures | ${s.authenticated} / ${s.failures} |`,
-    `| Worker RSS before the agents / with all signed in / peak | ${fmt(s.workerRssBeforeMiB, 1)} / ${fmt(s.workerRssAfterMiB, 1)} / ${fmt(s.workerPeakRssMiB, 1)} MiB |`,
+    `| Worker RSS (all workers) before the agents / with all signed in / peak | ${fmt(s.workerRssBeforeMiB, 1)} / ${fmt(s.workerRssAfterMiB, 1)} / ${fmt(s.workerPeakRssMiB, 1)} MiB |`,
     `| Memory per agent ((RSS signed in - RSS before) / N) | ${fmt(s.perAgentMiB, 2)} MiB |`,
     "",
   );

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Logger } from "pino";
@@ -33,9 +34,9 @@ export class TokenCacheStore implements ICachePlugin {
   private readonly key: Buffer | undefined;
   /** MSAL's serialised cache as last read or written; undefined until there is one. */
   private contents: string | undefined;
-  private writing: Promise<void> = Promise.resolve();
-  /** The background fsync of the last write, if one is running. */
+  /** The background fsync of the last writes, if one is running, and whether a write came after it began. */
   private syncing: Promise<void> | undefined;
+  private unsynced = false;
 
   constructor(private readonly options: TokenCacheStoreOptions) {
     this.path = join(options.stateDir, CACHE_FILE);
@@ -102,7 +103,7 @@ export class TokenCacheStore implements ICachePlugin {
     // A plain cache and a key now: seal it at once rather than leave it readable until the next sign-in.
     if (this.key) {
       this.options.log.info({ path: this.path }, "encrypting the existing token cache");
-      await this.write(text);
+      this.write(text);
     }
   }
 
@@ -116,15 +117,13 @@ export class TokenCacheStore implements ICachePlugin {
     return Promise.resolve();
   }
 
-  async afterCacheAccess(context: TokenCacheContext): Promise<void> {
-    if (!context.cacheHasChanged) return;
+  afterCacheAccess(context: TokenCacheContext): Promise<void> {
+    if (!context.cacheHasChanged) return Promise.resolve();
     const contents = context.tokenCache.serialize();
     this.contents = contents;
-    // Serialise the writes: two renames racing could leave the older cache in place.
-    const next = this.writing.then(() => this.write(contents));
-    this.writing = next.catch(() => undefined);
     try {
-      await next;
+      // Synchronous, so two writes can never race to the rename.
+      this.write(contents);
     } catch (error) {
       // The session stays good in memory; only a restart would lose it. Say so, do not fail the sign-in.
       this.options.log.error(
@@ -132,44 +131,49 @@ export class TokenCacheStore implements ICachePlugin {
         "could not write the token cache; a restart will need a new sign-in",
       );
     }
+    return Promise.resolve();
   }
 
-  /** Waits for pending writes to reach the disk (before the lock is released). */
+  /** Waits for the last write to reach the disk (before the lock is released). */
   async flush(): Promise<void> {
-    await this.writing;
     while (this.syncing) await this.syncing;
   }
 
   /**
-   * Replaces the file atomically (temp file, rename): once this resolves the new cache survives a crash or a
-   * SIGKILL. Forcing it onto the disk (fsync of the file, then of the directory for the rename) follows in the
-   * background, so the sign-in and its `authenticated` event do not wait ~10 ms for it; `flush()` waits.
+   * Replaces the file atomically (temp file, rename): once this returns the new cache survives a crash or a
+   * SIGKILL. Synchronous on purpose: a few KB, and an asynchronous write would queue in libuv's thread pool
+   * behind other work (in a sign-in storm, hundreds of fsyncs) while the sign-in waits for it. Forcing it onto
+   * the disk (fsync of the file, then of the directory for the rename) follows in the background, so the
+   * sign-in and its `authenticated` event do not wait ~10 ms for it; `flush()` waits.
    */
-  private async write(contents: string): Promise<void> {
+  private write(contents: string): void {
     const data = this.key ? seal(contents, this.key) : contents;
     const temp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    await writeFile(temp, data, { encoding: "utf8", mode: 0o600, flag: "wx" });
+    writeFileSync(temp, data, { encoding: "utf8", mode: 0o600, flag: "wx" });
     try {
-      await rename(temp, this.path);
+      renameSync(temp, this.path);
     } catch (error) {
-      await unlink(temp).catch(() => undefined);
+      rmSync(temp, { force: true });
       throw error;
     }
-    this.syncing ??= this.syncToDisk();
+    this.unsynced = true;
+    this.syncing ??= this.syncToDisk().finally(() => (this.syncing = undefined));
   }
 
+  /** Forces the file and its directory entry onto the disk, again while writes keep coming during it. */
   private async syncToDisk(): Promise<void> {
     try {
-      await fsyncPath(this.path);
-      await fsyncPath(this.options.stateDir);
+      while (this.unsynced) {
+        this.unsynced = false;
+        await fsyncPath(this.path);
+        await fsyncPath(this.options.stateDir);
+      }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT")
         this.options.log.warn(
           { err: { message: (error as Error).message }, path: this.path },
           "could not force the token cache onto the disk; a power cut may lose the session",
         );
-    } finally {
-      this.syncing = undefined;
     }
   }
 

@@ -40,6 +40,12 @@ export interface OutboxOptions {
 /** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
 const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
 const ENTRY = /^(\d{16})\.json$/;
+/**
+ * How long a written entry waits before it is forced onto the disk. Most are acknowledged by the broker (and
+ * deleted) well within it and never cost an fsync; in a sign-in storm, hundreds of fsyncs would otherwise fill
+ * libuv's thread pool, where every other file operation of the process then queues.
+ */
+const SYNC_DELAY_MS = 250;
 const StoredEntry = z.object({
   v: z.literal(1),
   topic: z.string().check(z.minLength(1)),
@@ -52,8 +58,8 @@ const StoredEntry = z.object({
  * tries to publish it, and removed only once the broker acknowledged it, so an event survives a broker outage,
  * a crash or a SIGKILL. Writes are synchronous on purpose: events are few, and an event must be in the file
  * system before the code that raised it goes on. Forcing it onto the disk (fsync of the file and the directory,
- * ~5 ms each on a Pi's SD card) happens in the background right after, in parallel with the publish rather than
- * before it: it only matters for a power cut, and a power cut in those milliseconds loses the event either way.
+ * ~5 ms each on a Pi's SD card) happens in the background a moment later, and only for events the broker has
+ * not acknowledged by then: it only matters for a power cut, which within that moment loses the event either way.
  *
  * A disk that refuses writes does not stop delivery: the entry is kept in memory and an error is logged.
  */
@@ -65,6 +71,7 @@ export class Outbox {
   private readonly maxBytes: number;
   /** Entries written but not yet forced to disk, and the background flush that forces them. */
   private unsynced = new Set<string>();
+  private syncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
 
   constructor(
@@ -209,27 +216,46 @@ export class Outbox {
     }
     renameSync(temp, target);
     this.unsynced.add(name);
-    this.syncing ??= this.syncToDisk();
+    this.scheduleSync();
   }
 
-  /** Resolves once every entry written so far is on the disk (call before the agent exits). */
+  private scheduleSync(): void {
+    this.syncTimer ??= setTimeout(() => this.startSync(), SYNC_DELAY_MS).unref();
+  }
+
+  /** Resolves once every entry written so far and still waiting is on the disk (call before the agent exits). */
   async flush(): Promise<void> {
-    while (this.syncing) await this.syncing;
+    while (this.syncing || this.unsynced.size > 0) {
+      if (!this.syncing) this.startSync();
+      await this.syncing;
+    }
+  }
+
+  private startSync(): void {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    // Cleared once done, by the promise itself: syncToDisk may finish before this assignment does. Entries
+    // written after its last look get the next round.
+    this.syncing ??= this.syncToDisk().finally(() => {
+      this.syncing = undefined;
+      if (this.unsynced.size > 0) this.scheduleSync();
+    });
   }
 
   /**
-   * Forces the written entries, then the directory (their names), onto the disk, off the event loop. Entries
-   * written meanwhile are taken by the next round; one fsync of the directory serves a whole batch.
+   * Forces the entries still waiting for the broker, then the directory (their names), onto the disk, off the
+   * event loop. One round serves every entry written meanwhile; an entry already acknowledged (and removed)
+   * needs nothing.
    */
   private async syncToDisk(): Promise<void> {
-    await Promise.resolve(); // let the caller publish first
     while (this.unsynced.size > 0) {
-      const batch = [...this.unsynced];
+      const waiting = new Set(this.entries.map((entry) => fileName(entry.seq)));
+      const batch = [...this.unsynced].filter((name) => waiting.has(name));
       this.unsynced = new Set();
+      if (batch.length === 0) continue;
       await Promise.all(batch.map((name) => fsyncPath(join(this.dir, name)).catch(this.syncFailed)));
       await fsyncPath(this.dir).catch(this.syncFailed);
     }
-    this.syncing = undefined;
   }
 
   private readonly syncFailed = (error: unknown): void => {
