@@ -155,6 +155,9 @@ async function runIn(
       ? (await within(bed.watcher.next("authenticated", deviceId), 30_000, `${side} authenticated`)).at
       : await within(proc.line(/Signed in as/), 30_000, "baseline result");
     const sentAt = await within(tokenSent, 5_000, "the provider's token response");
+    // The warm-up start lives on a moment after its sign-in, as a device does, so the code cache it leaves
+    // for the reboots covers the approval path too (src/commands/agent.ts writes it a second after).
+    if (round === 0 && isAgent) await sleep(2_000);
     return {
       side,
       round,
