@@ -21,6 +21,8 @@ export interface FootprintResult {
   /** dist/bundle without source maps and licence files: all the agent needs besides Node, KiB. */
   readonly bundleKiB: number;
   readonly bundleFiles: number;
+  /** What `edge-signin agent` loads of it: the launcher and the agent's own bundle, KiB. */
+  readonly agentKiB: number;
 }
 
 export async function measureFootprint(scratch: string, bundleDir: string): Promise<FootprintResult> {
@@ -45,7 +47,9 @@ export async function measureFootprint(scratch: string, bundleDir: string): Prom
   const { stdout: list } = await run("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: app }).catch(
     (error: { stdout?: string }) => ({ stdout: error.stdout ?? "" }),
   );
-  const bundleFiles = (await readdir(bundleDir, { recursive: true })).filter((f) => f.endsWith(".mjs"));
+  const bundleFiles = (await readdir(bundleDir, { recursive: true })).filter(
+    (f) => f.endsWith(".mjs") || f.endsWith(".cjs"),
+  );
   let bundleBytes = 0;
   for (const file of bundleFiles) bundleBytes += (await stat(join(bundleDir, file))).size;
   return {
@@ -55,6 +59,10 @@ export async function measureFootprint(scratch: string, bundleDir: string): Prom
     packageKiB: (await du(app)) - productionDependenciesKiB,
     bundleKiB: bundleBytes / 1024,
     bundleFiles: bundleFiles.length,
+    agentKiB:
+      ((await stat(join(bundleDir, "edge-signin.mjs"))).size +
+        (await stat(join(bundleDir, "agent.cjs"))).size) /
+      1024,
   };
 }
 

@@ -185,8 +185,8 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     o.quick ? "\n**Quick mode: tiny counts, to keep the script working. These figures mean nothing.**\n" : "",
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB memory (${m.freeMemoryGiB} GiB free at start), ` +
       `load average at start ${m.loadAverage.join(" / ")}; ${m.platform}; Node ${m.node}; ${m.mosquitto}; open-file limit ${m.openFileLimit}.`,
-    "The machine is shared: other engineers' test suites ran on the same two cores during the run, so absolute",
-    "times are noisy. Sides run alternately (one run of each per round, same order) and ratios are taken pair by pair",
+    "The machine may be shared with other work (the load average above tells), so absolute times can be noisy.",
+    "Sides run alternately (one run of each per round, same order) and ratios are taken pair by pair",
     "within a round, so a busy moment weighs on both sides of a pair.",
     "",
     "## Targets",
@@ -318,7 +318,8 @@ function footprintSection(results: BenchResults): string[] {
     `| Tarball | ${fmt(f.tarballKiB / 1024, 2)} MiB |`,
     `| Production dependencies (node_modules, ${f.productionPackages} packages) | ${fmt(f.productionDependenciesKiB / 1024, 1)} MiB |`,
     `| The package itself (dist/, README) | ${fmt(f.packageKiB / 1024, 1)} MiB |`,
-    `| The bundle alone (dist/bundle, ${f.bundleFiles} .mjs files, without source maps): all \`agent\` needs besides Node | ${fmt(f.bundleKiB / 1024, 2)} MiB |`,
+    `| The bundle (dist/bundle, ${f.bundleFiles} .mjs/.cjs files, without source maps): every command besides the demo, with no node_modules | ${fmt(f.bundleKiB / 1024, 2)} MiB |`,
+    `| Of which \`agent\` loads (edge-signin.mjs + agent.cjs) | ${fmt(f.agentKiB / 1024, 2)} MiB |`,
     "",
   );
   return out;
