@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { loadWithCodeCache } from "./code-cache.js";
 import type { agentCommand } from "./commands/agent.js";
 import { configuredStateDir } from "./state-dir.js";
@@ -20,6 +21,11 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
 
 if (args.length === 1 && args[0] === "agent") {
+  // undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it twice: quickly (Liftoff), then again
+  // optimised (TurboFan) on a worker thread, whose ~10 MiB of compiler memory stays in that thread's malloc arena
+  // for the life of the process. The agent parses a few small responses a minute; the quick code is plenty.
+  // Set before any WebAssembly is compiled, and before the code cache is loaded (V8 checks the flags it was made with).
+  setFlagsFromString("--liftoff-only");
   const { exports, codeCache } = loadWithCodeCache<{ agentCommand: typeof agentCommand }>(
     join(here, "agent.cjs"),
     join(configuredStateDir(), CODE_CACHE_FILE),
