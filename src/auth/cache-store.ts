@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Logger } from "pino";
+import { fsyncPath } from "../fsync.js";
 import { StartupError } from "../startup-error.js";
 import { decodeCacheKey, looksSealed, open as openEnvelope, seal } from "./cache-crypto.js";
 
@@ -184,16 +185,6 @@ export class TokenCacheStore implements ICachePlugin {
       { path: this.path, movedTo: aside, problem },
       "token cache unreadable; moved aside, starting signed out",
     );
-  }
-}
-
-/** fsync of a file or directory by path, on libuv's thread pool. */
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

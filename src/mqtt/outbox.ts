@@ -8,11 +8,11 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
+import { fsyncPath } from "../fsync.js";
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {
@@ -287,14 +287,4 @@ export class Outbox {
 
 function fileName(seq: number): string {
   return `${String(seq).padStart(16, "0")}.json`;
-}
-
-/** fsync of a file or directory by path, on libuv's thread pool. */
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -142,6 +142,22 @@ describe("the packed project, installed with production dependencies only", () =
     expect(library.stdout.trim()).toBe("function");
   });
 
+  /** `edge-signin agent` from the installed bin and the install directory, as the image runs it from /app. */
+  function startInstalledAgent(env: Record<string, string>) {
+    const agent = spawn(installed.bin, ["agent"], {
+      cwd: installed.dir,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    agent.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    agent.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | string>((resolve) =>
+      agent.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+    );
+    return { agent, output: () => output, exited };
+  }
+
   it("signs a person in from the installed package, writes only to STATE_DIR and reports healthy", async () => {
     const home = await mkdtemp(join(tmpdir(), "edge-signin-home-"));
     const env: Record<string, string> = {
@@ -154,24 +170,13 @@ describe("the packed project, installed with production dependencies only", () =
     const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
     const before = await listFiles(installed.dir);
     const started = Date.now();
-    // The installed bin, from the install directory, as the image runs it from /app.
-    const agent = spawn(installed.bin, ["agent"], {
-      cwd: installed.dir,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    agent.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    agent.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | string>((resolve) =>
-      agent.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-    );
+    const { agent, output, exited } = startInstalledAgent(env);
     try {
       const display = (
         await probe
           .next(topics.display, (m) => m.payload.length > 0, 60_000)
           .catch((error: Error) => {
-            throw new Error(`${error.message}\n--- agent output ---\n${output}`);
+            throw new Error(`${error.message}\n--- agent output ---\n${output()}`);
           })
       ).json<DisplayPayload>();
       await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "carol" });
@@ -207,24 +212,19 @@ describe("the packed project, installed with production dependencies only", () =
       NODE_ENV: "production",
     };
     const codeCacheStatus = async (): Promise<unknown> => {
-      const agent = spawn(installed.bin, ["agent"], {
-        cwd: installed.dir,
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let output = "";
-      agent.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      agent.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      const exited = new Promise((resolve) => agent.once("exit", resolve));
+      const { agent, output, exited } = startInstalledAgent(env);
       try {
-        await expect.poll(() => output, { timeout: 60_000, interval: 100 }).toContain('"msg":"code issued"');
+        await expect.poll(output, { timeout: 60_000, interval: 100 }).toContain('"msg":"code issued"');
         // The cache is written a second after the first code, when the start did not use one already.
         await new Promise((resolve) => setTimeout(resolve, 2_500));
         agent.kill("SIGTERM");
         await exited;
-        const line = output.split("\n").find((l) => l.includes('"msg":"code cache"')) ?? "{}";
+        const line =
+          output()
+            .split("\n")
+            .find((l) => l.includes('"msg":"code cache"')) ?? "{}";
         const { status } = JSON.parse(line) as { status?: unknown };
-        return { status, written: output.includes('"msg":"code cache written"') };
+        return { status, written: output().includes('"msg":"code cache written"') };
       } finally {
         agent.kill("SIGKILL");
       }
