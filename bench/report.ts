@@ -269,6 +269,8 @@ function stormSection(results: BenchResults): string[] {
     `| Approving all ${s.agents} codes at the provider (hook cost, not in the figure) | ${fmt(s.approvingMs, 0)} ms |`,
     `| Last approval to the last \`authenticated\` event | ${fmt(s.allAuthenticatedMs, 0)} ms = ${fmt(s.allAuthenticatedIntervals, 2)} polling intervals |`,
     `| \`authenticated\` events arrived after the last approval: 10 % / 50 % / 90 % of them | ${fmt(s.arrivalP10Ms, 0)} / ${fmt(s.arrivalP50Ms, 0)} / ${fmt(s.arrivalP90Ms, 0)} ms |`,
+    `| Last approval to the provider's last token response (its own pace: one process signs every ID token) | ${fmt(s.lastTokenSentMs, 0)} ms |`,
+    `| The provider's last token response to the last \`authenticated\` event (the agents' share) | ${fmt(s.lastTokenToLastEventMs, 0)} ms |`,
     `| Authenticated / failures | ${s.authenticated} / ${s.failures} |`,
     `| Worker RSS (all workers) before the agents / with all signed in / peak | ${fmt(s.workerRssBeforeMiB, 1)} / ${fmt(s.workerRssAfterMiB, 1)} / ${fmt(s.workerPeakRssMiB, 1)} MiB |`,
     `| Memory per agent ((RSS signed in - RSS before) / N) | ${fmt(s.perAgentMiB, 2)} MiB |`,

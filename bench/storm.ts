@@ -29,6 +29,10 @@ export interface StormResult {
   readonly allAuthenticatedMs: number;
   /** Same, in polling intervals. */
   readonly allAuthenticatedIntervals: number;
+  /** The last approval to the provider's last successful token response, ms: the provider's share. */
+  readonly lastTokenSentMs: number;
+  /** The provider's last token response to the last `authenticated` event at the subscriber, ms. */
+  readonly lastTokenToLastEventMs: number;
   /** When the first 10 %, half and 90 % of the `authenticated` events had arrived after the last approval, ms. */
   readonly arrivalP10Ms: number;
   readonly arrivalP50Ms: number;
@@ -107,6 +111,11 @@ export async function runStorm(
     progress(`storm: ${shown.length} codes shown after ${allCodesShownMs.toFixed(0)} ms; approving all`);
 
     const events = shown.map((s) => bed.watcher.next("authenticated", s.deviceId));
+    // When the provider sent each token: the storm's floor is how fast one provider process issues 500 tokens.
+    const tokensSent: number[] = [];
+    const stopCounting = bed.idp.onTokenResponse((info) => {
+      if (info.status === 200 && info.grantType.endsWith("device_code")) tokensSent.push(info.sentAt);
+    });
     const approving = performance.now();
     await Promise.all(
       shown.map((s) =>
@@ -120,7 +129,9 @@ export async function runStorm(
       60_000,
       `${count} authenticated events`,
     ).catch(() => undefined);
+    stopCounting();
     const lastEvent = arrived ? Math.max(...arrived.map((s) => s.at)) : Number.NaN;
+    const lastTokenSent = tokensSent.length > 0 ? Math.max(...tokensSent) : Number.NaN;
     const afterApproval = (arrived ?? []).map((s) => s.at - approvedAt).sort((a, b) => a - b);
     const arrivalMs = (q: number) =>
       afterApproval[Math.min(afterApproval.length - 1, Math.floor(q * afterApproval.length))] ?? Number.NaN;
@@ -147,6 +158,8 @@ export async function runStorm(
       approvingMs: approvedAt - approving,
       allAuthenticatedMs,
       allAuthenticatedIntervals: allAuthenticatedMs / bed.pollIntervalMs,
+      lastTokenSentMs: lastTokenSent - approvedAt,
+      lastTokenToLastEventMs: lastEvent - lastTokenSent,
       arrivalP10Ms: arrivalMs(0.1),
       arrivalP50Ms: arrivalMs(0.5),
       arrivalP90Ms: arrivalMs(0.9),
