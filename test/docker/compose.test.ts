@@ -137,7 +137,7 @@ describe("compose.yaml", () => {
   it("runs the web display as the same image with read-only broker credentials", () => {
     const display = compose.services.display;
     expect(display.image).toBe(compose.services.agent.image);
-    expect(display.command).toStrictEqual(["node", "dist/src/main.js", "display", "--web"]);
+    expect(display.command).toStrictEqual(["node", "dist/bundle/edge-signin.mjs", "display", "--web"]);
     expect(display.environment).toMatchObject({
       EDGE_SIGNIN_DISPLAY_HOST: "0.0.0.0",
       EDGE_SIGNIN_DISPLAY_PORT: "8080",
