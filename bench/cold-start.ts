@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { METADATA_FILE } from "../src/auth/discovery.js";
+import { CODE_CACHE_FILE } from "../src/state-dir.js";
 import type { Bed } from "./lib/bed.js";
 import { TOPIC_PREFIX } from "./lib/bed.js";
 import { rssMiB, spawnNode, within, type Spawned } from "./lib/proc.js";
@@ -21,7 +23,7 @@ export const UNBUNDLED_ENTRY = join(ROOT, "dist", "src", "main.js");
  * What a reboot finds in STATE_DIR from the previous start: the provider's discovery document
  * (src/auth/discovery.ts) and the V8 code cache of the agent's bundle (src/code-cache.ts).
  */
-const REBOOT_FILES = ["authority-metadata.json", "code-cache.bin"];
+const REBOOT_FILES = [METADATA_FILE, CODE_CACHE_FILE];
 
 export type SideName = "agent" | "baseline" | "agent-first-boot" | "agent-unbundled";
 

@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import * as z from "zod/mini";
 import "./zod-messages.js";
 import { decodeCacheKey } from "./auth/cache-crypto.js";
+import { DEFAULT_STATE_DIR } from "./state-dir.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";
@@ -174,7 +175,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "MQTT_KEY_FILE", default: "", description: "PEM private key of the client certificate." },
   {
     name: "STATE_DIR",
-    default: "./state",
+    default: DEFAULT_STATE_DIR,
     description:
       "Writable directory for the agent's own files (token cache, event outbox, the provider's cached metadata); keep it on persistent storage.",
   },
@@ -435,7 +436,7 @@ export function loadConfig(env: Env = process.env): Config {
     deviceId,
     topicPrefix,
     mqtt,
-    stateDir: read.optional("STATE_DIR", z.string().check(z.minLength(1))) ?? "./state",
+    stateDir: read.optional("STATE_DIR", z.string().check(z.minLength(1))) ?? DEFAULT_STATE_DIR,
     logLevel,
     verificationUri,
     deviceFlowDialect,

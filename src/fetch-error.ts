@@ -1,6 +1,7 @@
 /**
- * One line for a failed `fetch` (undici hides the useful part, e.g. ECONNREFUSED, in `cause`). Shared by
- * the identity provider's network client and the webhook reporter, so both report trouble the same way.
+ * One line for a failed HTTP request through undici (a wrapped error hides the useful part, e.g.
+ * ECONNREFUSED, in `cause`). Shared by the identity provider's network client and the webhook reporter, so both
+ * report trouble the same way.
  */
 export function describeFetchError(error: unknown): string {
   if (error instanceof Error) {

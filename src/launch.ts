@@ -12,10 +12,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { loadWithCodeCache } from "./code-cache.js";
 import type { agentCommand } from "./commands/agent.js";
-import { configuredStateDir } from "./state-dir.js";
-
-/** The code cache's file in STATE_DIR. */
-export const CODE_CACHE_FILE = "code-cache.bin";
+import { CODE_CACHE_FILE, configuredStateDir } from "./state-dir.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);

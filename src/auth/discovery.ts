@@ -19,7 +19,8 @@ const CacheFile = z.object({ url: z.string(), fetchedAt: z.number(), document: D
 
 /** A day, as MSAL's own metadata cache: endpoints move rarely, and a reboot should not wait for them. */
 const FRESH_FOR_MS = 24 * 60 * 60 * 1000;
-const CACHE_FILE = "authority-metadata.json";
+/** The provider's discovery document, cached in the state directory. */
+export const METADATA_FILE = "authority-metadata.json";
 
 export class DiscoveryError extends Error {
   override readonly name = "DiscoveryError";
@@ -66,7 +67,7 @@ async function fetchDocument(url: string, http: NetworkClient): Promise<Discover
 
 async function readCache(stateDir: string, url: string): Promise<z.infer<typeof CacheFile> | undefined> {
   try {
-    const parsed = CacheFile.safeParse(JSON.parse(await readFile(join(stateDir, CACHE_FILE), "utf8")));
+    const parsed = CacheFile.safeParse(JSON.parse(await readFile(join(stateDir, METADATA_FILE), "utf8")));
     return parsed.success && parsed.data.url === url ? parsed.data : undefined;
   } catch {
     // Missing or unreadable cache: it is only a cache, fetch afresh.
@@ -77,7 +78,7 @@ async function readCache(stateDir: string, url: string): Promise<z.infer<typeof 
 async function writeCache(stateDir: string, content: z.infer<typeof CacheFile>): Promise<void> {
   try {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const target = join(stateDir, CACHE_FILE);
+    const target = join(stateDir, METADATA_FILE);
     const temp = `${target}.${process.pid}.tmp`;
     await writeFile(temp, JSON.stringify(content), { mode: 0o600 });
     await rename(temp, target);

@@ -182,12 +182,9 @@ function describe(error: unknown): IdTokenError {
   if (error instanceof IdTokenError) return error;
   if (error instanceof IdpUnreachableError)
     return new IdTokenError("network", `signing keys unreachable: ${error.message}`, { cause: error });
-  if (error instanceof errors.JWKSTimeout)
-    return new IdTokenError("network", "signing keys unreachable: timed out", { cause: error });
-  if (
-    error instanceof errors.JWKSInvalid ||
-    (error instanceof errors.JOSEError && error.code === "ERR_JOSE_GENERIC")
-  )
+  // The keys come through the network client (IdpUnreachableError, or IdTokenError for an error page);
+  // a document that is not a key set is jose's JWKSInvalid.
+  if (error instanceof errors.JWKSInvalid)
     return new IdTokenError("server", `signing keys unusable: ${error.message}`, { cause: error });
   if (error instanceof errors.JOSEError)
     return new IdTokenError(

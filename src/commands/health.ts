@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
-import { ENV_PREFIX, SETTINGS } from "../config.js";
 import { AGENT_STATES } from "../events.js";
 import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.js";
+import { configuredStateDir } from "../state-dir.js";
 
 /** Missed heartbeats (and heartbeats' worth of broker outage) before the agent counts as unhealthy. */
 export const MISSED_HEARTBEATS = 3;
@@ -68,9 +68,7 @@ export async function runHealth(
   options: { file?: string },
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const stateDir =
-    env[`${ENV_PREFIX}STATE_DIR`] || (SETTINGS.find((s) => s.name === "STATE_DIR")?.default ?? "./state");
-  const path = options.file ?? join(stateDir, HEALTH_FILE_NAME);
+  const path = options.file ?? join(configuredStateDir(env), HEALTH_FILE_NAME);
   let verdict: HealthVerdict;
   try {
     verdict = judgeHealth(await readFile(path, "utf8"), path, Date.now(), isAlive);

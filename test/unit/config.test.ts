@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
+import { configProblems } from "../helpers/config.js";
 
 const minimal = {
   EDGE_SIGNIN_TENANT: "contoso",
@@ -10,13 +11,7 @@ const minimal = {
 };
 
 function problemsOf(env: Record<string, string>): readonly string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
+  return configProblems(() => loadConfig(env));
 }
 
 describe("configuration from the environment", () => {

@@ -1,14 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadDisplayConfig } from "../../src/config.js";
+import { loadDisplayConfig } from "../../src/config.js";
+import { configProblems } from "../helpers/config.js";
 
 function problemsOf(env: Record<string, string>, devices: string[] = []): readonly string[] {
-  try {
-    loadDisplayConfig(env, devices);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
+  return configProblems(() => loadDisplayConfig(env, devices));
 }
 
 describe("loadDisplayConfig", () => {

@@ -1,17 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
+import { configProblems } from "../helpers/config.js";
 import { applyClaimsPolicy } from "../../src/auth/claims-policy.js";
 
 const base = { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_CLIENT_ID: "client" };
 
 function problems(env: Record<string, string>): readonly string[] {
-  try {
-    loadConfig({ ...base, ...env });
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
+  return configProblems(() => loadConfig({ ...base, ...env }));
 }
 
 describe("reporting settings", () => {
