@@ -238,14 +238,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private async run(): Promise<void> {
     const stopping = this.stopping.signal;
     while (!stopping.aborted) {
+      // stop() aborts the running phase's controller too, so the phase needs no signal of its own combined with
+      // `stopping` (and AbortSignal.any() would leave a record in `stopping` per phase, for the agent's life).
       const control = new AbortController();
       this.phaseAbort = control;
-      const signal = AbortSignal.any([stopping, control.signal]);
-      let next = await this.phases[this.phase](signal);
+      let next = await this.phases[this.phase](control.signal);
       if (control.signal.aborted && this.requested) next = this.requested;
-      // The phase is over: abort its signal even when it ended by itself. Node keeps a signal made by
-      // AbortSignal.any() alive, with every listener on it (and what they hold: the MSAL request and
-      // result, the ID token), until it aborts; without this each sign-in leaked about 9 KB (bench soak).
+      // The phase is over: abort its signal even when it ended by itself, so whatever it left listening (an
+      // MSAL poll still in flight, a timer) lets go now.
       control.abort();
       this.requested = undefined;
       this.pausing = false;

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import { Agent } from "undici";
+import { boundedSignal } from "../abort.js";
 import { backoffDelay } from "../backoff.js";
 import type { RetryConfig, WebhookConfig } from "../config.js";
 import type { AgentEvents } from "../events.js";
@@ -110,6 +111,7 @@ export class WebhookReporter implements Reporter {
     // Signed when sent, not when queued: the receiver's replay window counts from the delivery attempt.
     const signature = signWebhook(this.config.secret, body, Math.floor(Date.now() / 1000));
     const context = { id: entry.payload.id, type: entry.topic };
+    const attempt = boundedSignal(signal, this.config.timeoutMs);
     try {
       // undici's request API (a redirect is not followed, and counts as a refusal below).
       const target = new URL(this.config.url);
@@ -125,7 +127,7 @@ export class WebhookReporter implements Reporter {
           "x-edge-signin-event-type": entry.topic,
         },
         body,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.config.timeoutMs)]),
+        signal: attempt.signal,
       });
       await response.body.dump();
       const status = response.statusCode;
@@ -147,6 +149,8 @@ export class WebhookReporter implements Reporter {
           "webhook receiver unreachable; will retry",
         );
       return "retry";
+    } finally {
+      attempt.release();
     }
   }
 }

@@ -13,11 +13,13 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 async function scriptedServer(): Promise<{
   url: string;
   hits: () => number;
+  connections: () => number;
   next: (...h: Handler[]) => void;
   close: () => Promise<void>;
 }> {
   const queue: Handler[] = [];
   let hits = 0;
+  let connections = 0;
   const server: Server = createServer((req, res) => {
     hits += 1;
     req.resume();
@@ -29,10 +31,12 @@ async function scriptedServer(): Promise<{
       handler(req, res);
     });
   });
+  server.on("connection", () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
     hits: () => hits,
+    connections: () => connections,
     next: (...handlers) => queue.push(...handlers),
     close: async () => {
       server.closeAllConnections();
@@ -118,6 +122,23 @@ describe("the identity provider network client", () => {
     );
     server.next(json(200, { access_token: "a", id_token: "b" }));
     expect((await client.sendPostRequestAsync<{ access_token?: string }>(server.url, poll)).status).toBe(200);
+  });
+
+  it("sends a request made while another is in flight over the same connection, after it", async () => {
+    newClient();
+    const order: string[] = [];
+    const slow: Handler = (_req, res) =>
+      setTimeout(() => (order.push("poll"), json(400, { error: "authorization_pending" })(_req, res)), 100);
+    server.next(slow, (req, res) => (order.push("keys"), json(200, { keys: [] })(req, res)));
+    const before = server.connections();
+    const [pending, keys] = await Promise.all([
+      client.sendPostRequestAsync<{ error?: string }>(server.url, poll),
+      client.getJson(server.url.replace("/token", "/keys")),
+    ]);
+    expect(pending.body.error).toBe("authorization_pending");
+    expect(keys).toStrictEqual({ status: 200, body: { keys: [] } });
+    expect(order).toStrictEqual(["poll", "keys"]);
+    expect(server.connections() - before).toBe(1);
   });
 
   it("leaves requests other than polls as they are: MSAL and the agent's loop handle those", async () => {
