@@ -271,6 +271,7 @@ function stormSection(results: BenchResults): string[] {
     `| \`authenticated\` events arrived after the last approval: 10 % / 50 % / 90 % of them | ${fmt(s.arrivalP10Ms, 0)} / ${fmt(s.arrivalP50Ms, 0)} / ${fmt(s.arrivalP90Ms, 0)} ms |`,
     `| Last approval to the provider's last successful token response | ${fmt(s.lastTokenSentMs, 0)} ms |`,
     `| The provider's last token response to the last \`authenticated\` event | ${fmt(s.lastTokenToLastEventMs, 0)} ms |`,
+    `| TLS connections opened to the provider after the approval (each a handshake on both ends) | ${s.connectionsAfterApproval} |`,
     `| Authenticated / failures | ${s.authenticated} / ${s.failures} |`,
     `| Worker RSS (all workers) before the agents / with all signed in / peak | ${fmt(s.workerRssBeforeMiB, 1)} / ${fmt(s.workerRssAfterMiB, 1)} / ${fmt(s.workerPeakRssMiB, 1)} MiB |`,
     `| Memory per agent ((RSS signed in - RSS before) / N) | ${fmt(s.perAgentMiB, 2)} MiB |`,

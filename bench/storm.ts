@@ -33,6 +33,8 @@ export interface StormResult {
   readonly lastTokenSentMs: number;
   /** The provider's last token response to the last `authenticated` event at the subscriber, ms. */
   readonly lastTokenToLastEventMs: number;
+  /** TLS connections the agents opened to the provider from the approvals to the last event (handshakes on both ends). */
+  readonly connectionsAfterApproval: number;
   /** When the first 10 %, half and 90 % of the `authenticated` events had arrived after the last approval, ms. */
   readonly arrivalP10Ms: number;
   readonly arrivalP50Ms: number;
@@ -116,6 +118,7 @@ export async function runStorm(
     const stopCounting = bed.idp.onTokenResponse((info) => {
       if (info.status === 200 && info.grantType.endsWith("device_code")) tokensSent.push(info.sentAt);
     });
+    const connectionsBefore = bed.idp.tlsConnections();
     const approving = performance.now();
     await Promise.all(
       shown.map((s) =>
@@ -130,6 +133,7 @@ export async function runStorm(
       `${count} authenticated events`,
     ).catch(() => undefined);
     stopCounting();
+    const connectionsAfterApproval = bed.idp.tlsConnections() - connectionsBefore;
     const lastEvent = arrived ? Math.max(...arrived.map((s) => s.at)) : Number.NaN;
     const lastTokenSent = tokensSent.length > 0 ? Math.max(...tokensSent) : Number.NaN;
     const afterApproval = (arrived ?? []).map((s) => s.at - approvedAt).sort((a, b) => a - b);
@@ -160,6 +164,7 @@ export async function runStorm(
       allAuthenticatedIntervals: allAuthenticatedMs / bed.pollIntervalMs,
       lastTokenSentMs: lastTokenSent - approvedAt,
       lastTokenToLastEventMs: lastEvent - lastTokenSent,
+      connectionsAfterApproval,
       arrivalP10Ms: arrivalMs(0.1),
       arrivalP50Ms: arrivalMs(0.5),
       arrivalP90Ms: arrivalMs(0.9),

@@ -59,6 +59,8 @@ export interface DevIdentityProvider {
    * with `performance.now()` of that moment. Returns the unsubscribe.
    */
   onTokenResponse(listener: (response: TokenResponseInfo) => void): () => void;
+  /** Benchmark hook: TLS connections clients have opened to the provider so far (each one a handshake). */
+  tlsConnections(): number;
   /**
    * Test hook: from now on the token endpoint hands out ID tokens that a careful client must refuse:
    * `forged` is signed by a key that is not in the provider's JWKS (under the real key's `kid`), `expired`
@@ -95,6 +97,8 @@ export async function startDevIdentityProvider(
   // The issuer embeds the port, so listen before the Provider exists and plug it in afterwards.
   let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
   const server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => handle(req, res));
+  let tlsConnections = 0;
+  server.on("secureConnection", () => (tlsConnections += 1));
   const port = await listen(server, options.port ?? 0);
   const issuer = `https://127.0.0.1:${port}`;
 
@@ -169,6 +173,7 @@ export async function startDevIdentityProvider(
       idTokenFault = fault;
     },
     approve: (userCode, login) => approveDeviceCode(provider, clientId, userCode, login),
+    tlsConnections: () => tlsConnections,
     onTokenResponse: (listener) => {
       tokenListeners.add(listener);
       return () => tokenListeners.delete(listener);
