@@ -141,7 +141,9 @@ function createDispatcher(ca: string | undefined, proxy: ProxyConfig | undefined
     noProxy: proxy?.noProxy ?? "",
     // One kept-alive connection per origin: the agent's requests are few and mostly one after another, and a
     // second connection costs a TLS handshake on both ends. Without this, the signing-key prefetch that starts
-    // beside MSAL's first poll opened one in every agent (500 in the storm, measured in bench/results).
+    // beside MSAL's first poll opened one in every agent (500 in the storm, measured in bench/results). The price:
+    // a request that hangs holds the next one back until its timeout; both go to the same server, which is
+    // then most likely slow for either.
     connections: 1,
     ...(tls ? { connect: tls, requestTls: tls, proxyTls: tls } : {}),
   });
