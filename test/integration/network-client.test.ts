@@ -127,8 +127,8 @@ describe("the identity provider network client", () => {
   it("sends a request made while another is in flight over the same connection, after it", async () => {
     newClient();
     const order: string[] = [];
-    const slow: Handler = (_req, res) =>
-      setTimeout(() => (order.push("poll"), json(400, { error: "authorization_pending" })(_req, res)), 100);
+    const slow: Handler = (req, res) =>
+      setTimeout(() => (order.push("poll"), json(400, { error: "authorization_pending" })(req, res)), 100);
     server.next(slow, (req, res) => (order.push("keys"), json(200, { keys: [] })(req, res)));
     const before = server.connections();
     const [pending, keys] = await Promise.all([
