@@ -8,6 +8,7 @@
  * node_modules (bench/results/latest.md): Node resolves, reads and compiles far fewer files before the first
  * code reaches the display.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,6 +76,36 @@ export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
       banner: { js: esmRequire },
     }),
   ]);
+  verifySlimUndici(root);
+}
+
+/**
+ * Fails the build when the slim undici (scripts/undici-slim.mjs) leaves dispatchers without a method that
+ * undici's own index gives them. Dispatchers call each other's methods (the proxy agent tunnels through
+ * `connect()`), so a method the agent never calls by name can still be one it needs. Each side is loaded in a
+ * fresh Node process, as the two entry points never share a process.
+ */
+export function verifySlimUndici(root: string): void {
+  const methods = (load: string): string[] => {
+    const script = `${load}.then((Dispatcher) => console.log(JSON.stringify(Object.getOwnPropertyNames((Dispatcher.default ?? Dispatcher).prototype))))`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: root,
+      encoding: "utf8",
+    });
+    return JSON.parse(out) as string[];
+  };
+  const dispatcher = JSON.stringify(join(root, "node_modules/undici/lib/dispatcher/dispatcher.js"));
+  const full = methods(`import("undici").then(() => import(${dispatcher}))`);
+  const slim = methods(
+    `import(${JSON.stringify(join(root, "scripts", "undici-slim.mjs"))}).then(() => import(${dispatcher}))`,
+  );
+  const missing = full.filter((name) => !slim.includes(name));
+  if (missing.length > 0) {
+    throw new Error(
+      `scripts/undici-slim.mjs leaves Dispatcher.prototype without ${missing.join(", ")}, which undici's index ` +
+        "attaches: the agent's bundle would fail wherever a dispatcher calls them (an HTTPS proxy calls connect()).",
+    );
+  }
 }
 
 /** `import ... from "undici"` (exactly; not its subpaths) resolves to scripts/undici-slim.mjs. */

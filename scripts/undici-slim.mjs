@@ -6,9 +6,12 @@
 import Agent from "undici/lib/dispatcher/agent.js";
 import Dispatcher from "undici/lib/dispatcher/dispatcher.js";
 import EnvHttpProxyAgent from "undici/lib/dispatcher/env-http-proxy-agent.js";
-import request from "undici/lib/api/api-request.js";
+import api from "undici/lib/api/index.js";
 
-// As undici's index does for every API; `dispatcher.request()` is the only one the agent calls.
-Object.assign(Dispatcher.prototype, { request });
+// Exactly what undici's index does: every dispatcher gets the whole API, not only the `request()` the agent
+// calls. Dispatchers call these on each other: the proxy agent tunnels with `connect()`, so attaching only
+// `request` broke every HTTPS proxy in the shipped bundle. scripts/bundle.ts checks after each build that this
+// file leaves Dispatcher.prototype as undici's index does (verifySlimUndici).
+Object.assign(Dispatcher.prototype, api);
 
 export { Agent, Dispatcher, EnvHttpProxyAgent };

@@ -3,8 +3,10 @@
  *
  * Order of preference:
  *  1. `EDGE_SIGNIN_TEST_MQTT_URL` — an externally managed broker; nothing is started, stop()/start() throw.
- *  2. A container runtime (detected by testcontainers) — `eclipse-mosquitto:2` in a container.
- *  3. The local `mosquitto` binary — run on a free loopback port with a generated config.
+ *  2. A container runtime (detected by testcontainers) — `eclipse-mosquitto:2` in a container (the official image,
+ *     or the stand-in that docker/stand-ins/build.sh makes where no image registry is reachable).
+ *  3. Only where no container engine answers at all: the local `mosquitto` binary on a free loopback port with
+ *     a generated config, said loudly on stderr (an error instead with EDGE_SIGNIN_TEST_REQUIRE_CONTAINER=1).
  *
  * Never the system broker on 1883: tests publish retained messages and would leave them behind, and its
  * configuration (auth, persistence) is not ours to rely on.
@@ -35,6 +37,8 @@ export interface TestBroker {
 }
 
 export const EXTERNAL_URL_ENV = "EDGE_SIGNIN_TEST_MQTT_URL";
+/** Set to 1 (CI does) to fail rather than fall back to the local binary when no container engine answers. */
+export const REQUIRE_CONTAINER_ENV = "EDGE_SIGNIN_TEST_REQUIRE_CONTAINER";
 const CONTAINER_IMAGE = "eclipse-mosquitto:2";
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -56,6 +60,12 @@ export async function startTestBroker(): Promise<TestBroker> {
     runtimeProblem = message;
   }
 
+  if (process.env[REQUIRE_CONTAINER_ENV] === "1") {
+    throw new Error(
+      `${REQUIRE_CONTAINER_ENV}=1 asks for the broker in a container, but no container runtime answers ` +
+        `(testcontainers: "${runtimeProblem}"). Start the engine (.ci/run starts Debian's dockerd).`,
+    );
+  }
   const binary = findMosquittoBinary();
   if (!binary) {
     throw new Error(
@@ -66,7 +76,19 @@ export async function startTestBroker(): Promise<TestBroker> {
         `start Docker/Podman, or set ${EXTERNAL_URL_ENV}=mqtt://host:port to use an existing broker.`,
     );
   }
+  reportFallbackOnce(runtimeProblem, binary);
   return startLocalBinary(binary);
+}
+
+let fallbackReported = false;
+/** Said once per test file, on stderr, so a run that did not use a container says so where people look. */
+function reportFallbackOnce(runtimeProblem: string, binary: string): void {
+  if (fallbackReported) return;
+  fallbackReported = true;
+  process.stderr.write(
+    `test broker: NO CONTAINER ENGINE (${runtimeProblem}); falling back to the local ${binary}. ` +
+      `The Mosquitto container path is not being tested here; set ${REQUIRE_CONTAINER_ENV}=1 to make this an error.\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -92,13 +114,14 @@ async function startExternal(url: string): Promise<TestBroker> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Container (untested on the machine this was written on: it has no container runtime)
+// Container: the official image, or the local stand-in docker/stand-ins/build.sh makes where no registry answers
 
 const CONTAINER_CONFIG = [
   "listener 1883",
   "allow_anonymous true",
   "persistence false",
-  "log_dest stdout",
+  // stderr: never buffered, whatever the image's C library does with stdout when it is not a terminal.
+  "log_dest stderr",
   "",
 ].join("\n");
 

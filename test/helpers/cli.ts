@@ -1,7 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+/**
+ * The shipped entry point: what `npm start`, the `edge-signin` bin and the image run. test/global-setup.ts
+ * builds it (scripts/bundle.ts) once before any test file, so every process a test starts runs the bundle a
+ * device maker gets, never the TypeScript source.
+ */
+export const SHIPPED_BIN = fileURLToPath(new URL("../../dist/bundle/edge-signin.mjs", import.meta.url));
 
 export interface RunningCli {
   readonly child: ChildProcess;
@@ -11,9 +16,9 @@ export interface RunningCli {
   readonly exited: Promise<number | string>;
 }
 
-/** Starts `edge-signin ...args` as a real process, the way a device maker runs it (through tsx, from source). */
+/** Starts `edge-signin ...args` as a real process, the way a device maker runs it: the shipped bundle. */
 export function startCli(args: string[], env: Record<string, string> = {}): RunningCli {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const child = spawn(process.execPath, [SHIPPED_BIN, ...args], {
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
