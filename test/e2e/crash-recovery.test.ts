@@ -5,7 +5,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
-import { startConnectProxy } from "../helpers/connect-proxy.js";
 import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
@@ -98,35 +97,5 @@ describe("the agent process, killed and started again", () => {
     );
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
-  });
-
-  it("reaches the identity provider through HTTPS_PROXY", async () => {
-    const proxy = await startConnectProxy();
-    try {
-      const env = bed.env({
-        EDGE_SIGNIN_STATE_DIR: await mkdtemp(join(bed.stateDir, "proxy-")),
-        HTTPS_PROXY: proxy.url,
-      });
-      const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
-      const probe = await watch(`${topics.base}/#`);
-      const cli = startCli(["agent"], env);
-      running.push(cli);
-      const display = (
-        await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)
-      ).json<DisplayPayload>();
-      await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "frank" });
-      expect(
-        (await probe.next(topics.event("authenticated"), undefined, 30_000)).json<
-          EventPayload<"authenticated">
-        >().claims,
-      ).toMatchObject({ sub: "frank" });
-      // Every tunnel went to the provider; none of the agent's requests bypassed the proxy.
-      expect(proxy.tunnels().length).toBeGreaterThan(0);
-      expect(new Set(proxy.tunnels())).toStrictEqual(new Set([new URL(bed.idp.authority).host]));
-      cli.child.kill("SIGTERM");
-      expect(await cli.exited).toBe(0);
-    } finally {
-      await proxy.close();
-    }
   });
 });

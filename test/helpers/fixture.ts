@@ -12,7 +12,16 @@ import {
 } from "../../src/dev/identity-provider.js";
 import { createLogger } from "../../src/logger.js";
 import type { Logger } from "pino";
+import {
+  deviceTopics,
+  type DeviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type EventType,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
 import { startTestBroker, type TestBroker } from "./broker.js";
+import { startCli, type RunningCli } from "./cli.js";
 import { connectProbe, type MqttProbe } from "./mqtt-probe.js";
 
 /** A real Mosquitto, a real OpenID provider over HTTPS, and a state directory: what every agent test stands on. */
@@ -80,7 +89,31 @@ export interface UsedTestBed {
   readonly newAgent: (config: Config, logger?: Logger) => Agent;
   /** Runs `cleanup` after the current test; the latest registered runs first, as with `try`/`finally`. */
   readonly afterThisTest: (cleanup: () => unknown) => void;
+  /**
+   * Starts `edge-signin agent` as a process running the shipped bundle, on the bed's broker and provider with
+   * `env(overrides)`, and a probe on its device's topics; both are ended after the test (SIGKILL if still up).
+   */
+  readonly startAgent: (overrides?: Record<string, string>) => Promise<AgentProcess>;
 }
+
+/** An agent process (the shipped bundle) and a probe subscribed to its device's topics since before it started. */
+export interface AgentProcess {
+  readonly cli: RunningCli;
+  /** The environment it was started with: start another process with it to restart the same device. */
+  readonly env: Record<string, string>;
+  readonly topics: DeviceTopics;
+  readonly probe: MqttProbe;
+  /** The next non-empty prompt on the display topic. */
+  prompt(timeoutMs?: number): Promise<DisplayPayload>;
+  /** The next event of this type. */
+  event<T extends EventType>(type: T, timeoutMs?: number): Promise<EventPayload<T>>;
+  /** The next retained state that passes the predicate. */
+  state(predicate: (state: StatePayload) => boolean, timeoutMs?: number): Promise<StatePayload>;
+  /** Sends a signal (SIGTERM by default) and resolves with the exit code or signal name. */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+const PROCESS_WAIT_MS = 30_000;
 
 /**
  * The set-up most agent tests share, as vitest hooks in the calling describe block: a bed (beforeAll), a probe
@@ -127,6 +160,43 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
     return connected;
   };
   const afterThisTest = (cleanup: () => unknown) => void cleanups.push(cleanup);
+  const startAgent = async (overrides: Record<string, string> = {}): Promise<AgentProcess> => {
+    const env = current().env(overrides);
+    const topics = deviceTopics(
+      env["EDGE_SIGNIN_TOPIC_PREFIX"] ?? "edge-signin",
+      env["EDGE_SIGNIN_DEVICE_ID"] ?? "",
+    );
+    const probe = await connectProbe(current().broker.url);
+    afterThisTest(() => probe.close());
+    await probe.subscribe(`${topics.base}/#`);
+    const cli = startCli(["agent"], env);
+    afterThisTest(async () => {
+      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill("SIGKILL");
+      await cli.exited;
+    });
+    return {
+      cli,
+      env,
+      topics,
+      probe,
+      prompt: async (timeoutMs = PROCESS_WAIT_MS) =>
+        (await probe.next(topics.display, (m) => m.payload.length > 0, timeoutMs)).json<DisplayPayload>(),
+      event: async <T extends EventType>(type: T, timeoutMs = PROCESS_WAIT_MS) =>
+        (await probe.next(topics.event(type), undefined, timeoutMs)).json<EventPayload<T>>(),
+      state: async (predicate, timeoutMs = PROCESS_WAIT_MS) =>
+        (
+          await probe.next(
+            topics.state,
+            (m) => m.payload.length > 0 && predicate(m.json<StatePayload>()),
+            timeoutMs,
+          )
+        ).json<StatePayload>(),
+      stop: async (signal = "SIGTERM") => {
+        cli.child.kill(signal);
+        return cli.exited;
+      },
+    };
+  };
 
   return {
     bed: {
@@ -155,6 +225,7 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
       return agent;
     },
     afterThisTest,
+    startAgent,
   };
 }
 
