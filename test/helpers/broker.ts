@@ -36,6 +36,11 @@ export interface TestBroker {
   close(): Promise<void>;
 }
 
+// testcontainers' Ryuk (the reaper of containers left behind) is an image it would pull from a registry, which
+// an air-gapped machine cannot; every broker here removes its own container in close(). Set here, not only in
+// vitest's config, because the bench starts its brokers through this module too.
+process.env["TESTCONTAINERS_RYUK_DISABLED"] ??= "true";
+
 export const EXTERNAL_URL_ENV = "EDGE_SIGNIN_TEST_MQTT_URL";
 /** Set to 1 (CI does) to fail rather than fall back to the local binary when no container engine answers. */
 export const REQUIRE_CONTAINER_ENV = "EDGE_SIGNIN_TEST_REQUIRE_CONTAINER";
