@@ -11,7 +11,7 @@ import { Agent } from "../../src/agent.js";
 import { loadDisplayConfig } from "../../src/config.js";
 import { startWebDisplay, type RunningWebDisplay } from "../../src/display/web-display.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
-import { launchChromium } from "../helpers/browser.js";
+import { gotoPage, launchChromium } from "../helpers/browser.js";
 import { captureLogger, useTestBed, type UsedTestBed } from "../helpers/fixture.js";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
@@ -73,7 +73,7 @@ async function openDisplayPage(url: string): Promise<{ page: Page; errors: strin
     if (message.type() === "error") errors.push(message.text());
   });
   cleanups.push(() => page.close());
-  await page.goto(url);
+  await gotoPage(page, url);
   // A value on window survives only as long as the document does: proof that nothing reloaded the page.
   await markDocument(page);
   return { page, errors };
@@ -113,7 +113,7 @@ async function signInOnProviderPages(
   userCode: string,
   login: string,
 ): Promise<void> {
-  await page.goto(url);
+  await gotoPage(page, url);
   const codeField = page.locator('input[name="user_code"]');
   // With verification_uri_complete the code is already filled in; a person checks it and continues.
   if ((await codeField.count()) > 0 && (await codeField.inputValue()) === "") await codeField.fill(userCode);
