@@ -75,6 +75,8 @@ export async function buildImage(tag: string, target?: string): Promise<void> {
   await docker(
     [
       "build",
+      // A failed step's container goes too: nothing of a test may outlive it.
+      "--force-rm",
       "--network",
       "host",
       "-f",
