@@ -8,15 +8,7 @@ import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/
 import { launchChromium } from "../helpers/browser.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 import { aclDeviceId, freePort, REPO } from "./compose-broker.js";
-import {
-  buildImage,
-  command,
-  docker,
-  requireEngine,
-  Teardown,
-  uniqueName,
-  type CommandResult,
-} from "./engine.js";
+import { command, docker, requireEngine, Teardown, uniqueName, type CommandResult } from "./engine.js";
 
 /**
  * compose.yaml as shipped, brought up for real by whichever Compose is present (v2 `docker compose`, else v1.29
@@ -118,12 +110,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), `${project}-`));
   teardown.add(() => rm(dir, { recursive: true, force: true }));
 
-  // The images, built with the engine's own builder (`--network host` only so npm reaches the registry).
+  // Compose builds the images itself (`up --build`), under tags of this test's own.
   const image = uniqueName("image");
   const buildStage = uniqueName("build-stage");
   teardown.add(() => docker(["rmi", "-f", image, buildStage]).catch(() => undefined));
-  await buildImage(image);
-  await buildImage(buildStage, "build");
 
   // What sits next to compose.yaml in a checkout: the broker's files, and the second device's ACL blocks.
   await mkdir(join(dir, "docker/mosquitto"), { recursive: true });
@@ -187,7 +177,8 @@ beforeAll(async () => {
   // `down -v` always, even after an `up` that failed half-way.
   teardown.add(() => compose(["down", "--volumes", "--remove-orphans", "--timeout", "10"]));
   try {
-    await compose(["up", "--detach", "--no-build"], 5 * 60_000);
+    // A cold build cache runs `npm ci` and the whole build; a warm one takes seconds.
+    await compose(["up", "--detach", "--build"], 15 * 60_000);
   } catch (error) {
     throw new Error(`${(error as Error).message}\n${await stackLogs()}`, { cause: error });
   }
