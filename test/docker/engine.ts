@@ -59,8 +59,9 @@ export async function requireEngine(): Promise<string> {
   } catch (error) {
     throw new Error(
       "No container engine answers (`docker version` failed): the image and compose tests run what ships in " +
-        "a container and cannot pass without one. Start Docker (Docker Desktop, or Debian's docker.io: " +
-        "`dockerd &`; .ci/run does this and makes the stand-in base images).",
+        "a container and cannot pass without one. Start Docker (Docker Desktop), or install Debian's docker.io " +
+        "and run the tests as root, which starts `dockerd` for the run (then docker/stand-ins/build.sh makes " +
+        "the base images where no registry answers).",
       { cause: error },
     );
   }
