@@ -69,24 +69,12 @@ export async function requireEngine(): Promise<string> {
 
 /**
  * Builds docker/Dockerfile from the repository root, unchanged, as a device maker does. `--network host` only
- * lets npm in the build stage reach the registry on a machine whose bridge network cannot; a target other than
- * the runtime stage is for the tests' own helpers (the build stage has the dev dependencies and src/).
+ * lets npm in the build stage reach the registry on a machine whose bridge network cannot.
  */
-export async function buildImage(tag: string, target?: string): Promise<void> {
+export async function buildImage(tag: string): Promise<void> {
   await docker(
-    [
-      "build",
-      // A failed step's container goes too: nothing of a test may outlive it.
-      "--force-rm",
-      "--network",
-      "host",
-      "-f",
-      "docker/Dockerfile",
-      ...(target ? ["--target", target] : []),
-      "-t",
-      tag,
-      ".",
-    ],
+    // --force-rm: a failed step's container goes too; nothing of a test may outlive it.
+    ["build", "--force-rm", "--network", "host", "-f", "docker/Dockerfile", "-t", tag, "."],
     // A build with a cold cache runs `npm ci` and the whole build; a warm one takes seconds.
     15 * 60_000,
   );
