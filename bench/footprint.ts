@@ -1,9 +1,10 @@
 /**
  * Figure 6: what a device stores. The package as npm would install it (packed tarball, then
- * `npm ci --omit=dev` with the project's lock file), and the bundle, which needs no node_modules at all.
+ * `npm ci --omit=dev` with the project's lock file), the bundle, which needs no node_modules at all, and the
+ * image built from docker/Dockerfile, measured over its base image.
  */
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, readdir, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -23,6 +24,23 @@ export interface FootprintResult {
   readonly bundleFiles: number;
   /** What `edge-signin agent` loads of it: the launcher and the agent's own bundle, KiB. */
   readonly agentKiB: number;
+  /**
+   * The image, or why it was not measured (no container engine answered, the build failed). Absent in reports
+   * written before the image was measured.
+   */
+  readonly image?:
+    { readonly ok: true; readonly value: ImageFootprint } | { readonly ok: false; readonly error: string };
+}
+
+export interface ImageFootprint {
+  /** The engine that built it (`docker version`'s server version). */
+  readonly engine: string;
+  /** The Dockerfile's base image (its `NODE_IMAGE` default) and the two sizes `docker image inspect` reports, MiB. */
+  readonly base: string;
+  readonly baseMiB: number;
+  readonly imageMiB: number;
+  /** imageMiB - baseMiB: what the image adds to a base the device may already hold. */
+  readonly overBaseMiB: number;
 }
 
 export async function measureFootprint(scratch: string, bundleDir: string): Promise<FootprintResult> {
@@ -63,7 +81,47 @@ export async function measureFootprint(scratch: string, bundleDir: string): Prom
       ((await stat(join(bundleDir, "edge-signin.mjs"))).size +
         (await stat(join(bundleDir, "agent.cjs"))).size) /
       1024,
+    image: await measureImage().then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({
+        ok: false as const,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    ),
   };
+}
+
+/**
+ * Builds docker/Dockerfile unchanged (`--network host` only so npm in the build reaches the registry where the
+ * engine's bridge network cannot), reads its size and its base image's, and removes the tag again. Rejects with
+ * one line when no engine answers, so the report can say so in the image's row.
+ */
+async function measureImage(): Promise<ImageFootprint> {
+  const docker = (args: string[], timeout = 60_000) =>
+    run("docker", args, { cwd: ROOT, timeout, maxBuffer: 64 * 2 ** 20 }).then((r) => r.stdout.trim());
+  const engine = await docker(["version", "--format", "{{.Server.Version}}"], 20_000).catch(() => {
+    throw new Error("not measured: no container engine answered (`docker version`)");
+  });
+  const dockerfile = await readFile(join(ROOT, "docker/Dockerfile"), "utf8");
+  const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+  if (!base) throw new Error("not measured: docker/Dockerfile has no `ARG NODE_IMAGE=` default");
+  const tag = `edge-signin-bench:${process.pid}`;
+  try {
+    await docker(
+      ["build", "--force-rm", "--network", "host", "-q", "-f", "docker/Dockerfile", "-t", tag, "."],
+      15 * 60_000,
+    ).catch((error: { stderr?: string }) => {
+      throw new Error(
+        `not measured: the image did not build (${(error.stderr ?? "").trim().split("\n").at(-1)})`,
+      );
+    });
+    const size = async (image: string) =>
+      Number(await docker(["image", "inspect", "--format", "{{.Size}}", image])) / 2 ** 20;
+    const [imageMiB, baseMiB] = [await size(tag), await size(base)];
+    return { engine, base, baseMiB, imageMiB, overBaseMiB: imageMiB - baseMiB };
+  } finally {
+    await docker(["rmi", "-f", tag]).catch(() => undefined);
+  }
 }
 
 async function du(path: string): Promise<number> {

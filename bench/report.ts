@@ -36,6 +36,13 @@ export interface Target {
   readonly met: boolean | undefined;
 }
 
+/** One `--only` re-measurement, and the one before it (each earlier one is named in the report too). */
+export interface Rerun {
+  readonly at: string;
+  readonly sections: readonly string[];
+  readonly earlier?: Rerun;
+}
+
 export interface BenchResults {
   readonly generatedAt: string;
   readonly durationS: number;
@@ -53,7 +60,7 @@ export interface BenchResults {
   readonly footprint: Outcome<FootprintResult>;
   readonly targets: readonly Target[];
   /** Set when `--only` re-measured some sections into an existing report. */
-  readonly rerun?: { readonly at: string; readonly sections: readonly string[] };
+  readonly rerun?: Rerun;
 }
 
 export function summariseColdStart(runs: readonly ColdRun[], sides: readonly SideName[]) {
@@ -138,6 +145,15 @@ export function evaluateTargets(results: Omit<BenchResults, "targets">): Target[
         soak.handlesAtEnd <= soak.handlesAtWarmup,
     });
   }
+  if (results.footprint.ok) {
+    const image = imageOf(results.footprint.value);
+    targets.push({
+      figure: "6. Image size over its base image",
+      target: "<= 5 MiB",
+      measured: image.ok ? `${fmt(image.value.overBaseMiB, 2)} MiB over ${image.value.base}` : image.error,
+      met: image.ok ? image.value.overBaseMiB <= 5 : undefined,
+    });
+  }
   return targets;
 }
 
@@ -179,9 +195,7 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     "# edge-signin benchmark",
     "",
     `Generated ${results.generatedAt} by \`npm run bench${o.quick ? " -- --quick" : ""}\` in ${fmt(results.durationS, 0)} s.`,
-    results.rerun
-      ? `Re-measured at ${results.rerun.at} with \`--only ${results.rerun.sections.join(",")}\`: ${results.rerun.sections.join(", ")}; the rest is from the run above.\n`
-      : "",
+    results.rerun ? `${rerunLines(results.rerun).join("\n")}\nThe rest is from the run above.\n` : "",
     o.quick ? "\n**Quick mode: tiny counts, to keep the script working. These figures mean nothing.**\n" : "",
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB memory (${m.freeMemoryGiB} GiB free at start), ` +
       `load average at start ${m.loadAverage.join(" / ")}; ${m.platform}; Node ${m.node}; ${m.mosquitto}; open-file limit ${m.openFileLimit}.`,
@@ -194,7 +208,8 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     "| Figure | Target | Measured | Met |",
     "| --- | --- | --- | --- |",
     ...results.targets.map(
-      (t) => `| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`,
+      (t) =>
+        `| ${t.figure} | ${t.target} | ${t.measured} | ${t.met === undefined ? "n/a" : t.met ? "yes" : "**no**"} |`,
     ),
     "",
   ];
@@ -312,6 +327,7 @@ function footprintSection(results: BenchResults): string[] {
   const out = ["## 6. Production footprint", ""];
   if (!results.footprint.ok) return [...out, `Failed: ${results.footprint.error}`, ""];
   const f = results.footprint.value;
+  const image = imageOf(f);
   out.push(
     "`npm pack`, then `npm ci --omit=dev --ignore-scripts` of the tarball with the project's lock file in a temp " +
       "directory; sizes are `du -sk` (on disk).",
@@ -323,9 +339,25 @@ function footprintSection(results: BenchResults): string[] {
     `| The package itself (dist/, README) | ${fmt(f.packageKiB / 1024, 1)} MiB |`,
     `| The bundle (dist/bundle, ${f.bundleFiles} .mjs/.cjs files, without source maps): every command besides the demo, with no node_modules | ${fmt(f.bundleKiB / 1024, 2)} MiB |`,
     `| Of which \`agent\` loads (edge-signin.mjs + agent.cjs) | ${fmt(f.agentKiB / 1024, 2)} MiB |`,
+    image.ok
+      ? `| The image (docker/Dockerfile, engine ${image.value.engine}) over its base ${image.value.base}: ` +
+          `${fmt(image.value.imageMiB, 1)} - ${fmt(image.value.baseMiB, 1)} MiB (\`docker image inspect\`) | ` +
+          `${fmt(image.value.overBaseMiB, 2)} MiB |`
+      : `| The image (docker/Dockerfile) over its base | ${image.error} |`,
     "",
   );
   return out;
+}
+
+/** Newest first: each `--only` run since the full one. */
+function rerunLines(rerun: Rerun): string[] {
+  const line = `Re-measured at ${rerun.at} with \`--only ${rerun.sections.join(",")}\`: ${rerun.sections.join(", ")}.`;
+  return [line, ...(rerun.earlier ? rerunLines(rerun.earlier) : [])];
+}
+
+/** The image's figure, or why there is none (a report from before the image was measured has none). */
+function imageOf(f: FootprintResult): NonNullable<FootprintResult["image"]> {
+  return f.image ?? { ok: false, error: "not measured (this report predates the image figure)" };
 }
 
 function reproduceSection(): string[] {
@@ -334,6 +366,7 @@ function reproduceSection(): string[] {
     "",
     "```sh",
     "apt-get install mosquitto   # where no container runtime is available",
+    "# The image figure builds docker/Dockerfile: it needs a container engine (without one, its row says so).",
     "npm ci && npm run bench     # about 15 minutes; writes bench/results/latest.{md,json,svg}",
     "npm run bench -- --quick    # tiny counts, a minute or two; writes to a temp directory",
     "```",

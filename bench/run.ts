@@ -173,7 +173,11 @@ if (previous) {
     generatedAt: previous.generatedAt,
     durationS: previous.durationS,
     machine: previous.machine,
-    rerun: { at: results.generatedAt, sections: [...only] },
+    rerun: {
+      at: results.generatedAt,
+      sections: [...only],
+      ...(previous.rerun ? { earlier: previous.rerun } : {}),
+    },
     coldStart: only.has("cold") ? results.coldStart : previous.coldStart,
     storm: only.has("storm") ? results.storm : previous.storm,
     soak: only.has("soak") ? results.soak : previous.soak,
@@ -189,7 +193,9 @@ await writeFile(join(outDir, "latest.json"), `${JSON.stringify(full, null, 2)}\n
 await writeFile(join(outDir, "latest.md"), markdownReport(full, chartFile));
 log(`report: ${join(outDir, "latest.md")}`);
 for (const target of full.targets)
-  log(`${target.met ? "met " : "MISS"} ${target.figure}: ${target.measured}`);
+  log(
+    `${target.met === undefined ? "n/a " : target.met ? "met " : "MISS"} ${target.figure}: ${target.measured}`,
+  );
 const failed = [full.coldStart, full.storm, full.soak, full.footprint].filter(
   (o) => !o.ok && o.error !== "not run (--only)",
 );

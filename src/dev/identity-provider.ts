@@ -13,8 +13,16 @@ import { generate } from "selfsigned";
 import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 
 export interface DevIdentityProviderOptions {
-  /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
+  /** TCP port; 0 (default) picks a free one. */
   port?: number;
+  /** Address to listen on. Default 127.0.0.1; `0.0.0.0` inside a container that others reach by name. */
+  host?: string;
+  /**
+   * The host name clients reach the provider by, when not this machine's loopback (a compose service name).
+   * Then the authority and the issuer both carry it, and so does the certificate. Default: none (authority
+   * `https://localhost:{port}/`, issuer `https://127.0.0.1:{port}`).
+   */
+  publicHost?: string;
   /** Public client id registered in the provider. Default "edge-signin-dev". */
   clientId?: string;
   /** Device code lifetime in seconds. Default 600. */
@@ -35,12 +43,12 @@ export interface DevIdentityProviderOptions {
 }
 
 export interface DevIdentityProvider {
-  /** Authority to hand to the agent: `https://localhost:{port}/` */
+  /** Authority to hand to the agent: `https://localhost:{port}/` (`https://{publicHost}:{port}/` with one). */
   readonly authority: string;
-  /** Issuer in the discovery document and ID tokens: `https://127.0.0.1:{port}`, a different host from the authority on purpose (External ID names its issuer by tenant GUID host). */
+  /** Issuer in the discovery document and ID tokens: `https://127.0.0.1:{port}`, a different host from the authority on purpose (External ID names its issuer by tenant GUID host); `https://{publicHost}:{port}` with one. */
   readonly issuer: string;
   readonly clientId: string;
-  /** PEM of the self-signed certificate the server uses (DNS localhost, IP 127.0.0.1), to trust it. */
+  /** PEM of the self-signed certificate the server uses (DNS localhost and `publicHost`, IP 127.0.0.1), to trust it. */
   readonly caPem: string;
   /** Path of a file holding caPem, suitable for NODE_EXTRA_CA_CERTS. */
   readonly caFile: string;
@@ -87,7 +95,7 @@ export async function startDevIdentityProvider(
 ): Promise<DevIdentityProvider> {
   const clientId = options.clientId ?? "edge-signin-dev";
   const interval = options.pollIntervalSeconds ?? 5;
-  const [tls, jwk] = await Promise.all([generateCertificate(), generateSigningKey()]);
+  const [tls, jwk] = await Promise.all([generateCertificate(options.publicHost), generateSigningKey()]);
   const ownsCertDir = options.certDir === undefined;
   const certDir = options.certDir ?? (await mkdtemp(join(tmpdir(), "edge-signin-idp-")));
   await mkdir(certDir, { recursive: true });
@@ -99,8 +107,8 @@ export async function startDevIdentityProvider(
   const server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => handle(req, res));
   let tlsConnections = 0;
   server.on("secureConnection", () => (tlsConnections += 1));
-  const port = await listen(server, options.port ?? 0);
-  const issuer = `https://127.0.0.1:${port}`;
+  const port = await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
+  const issuer = `https://${options.publicHost ?? "127.0.0.1"}:${port}`;
 
   const entra = (options.dialect ?? "entra") === "entra";
   // Kept here so tests can revoke what the provider issued.
@@ -160,7 +168,7 @@ export async function startDevIdentityProvider(
   };
 
   return {
-    authority: `https://localhost:${port}/`,
+    authority: `https://${options.publicHost ?? "localhost"}:${port}/`,
     issuer,
     clientId,
     caPem: tls.cert,
@@ -376,7 +384,7 @@ const page = (title: string, body: string) =>
 
 const escape = (text: unknown) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
-async function generateCertificate() {
+async function generateCertificate(publicHost: string | undefined) {
   return generate([{ name: "commonName", value: "localhost" }], {
     keyType: "ec",
     algorithm: "sha256",
@@ -389,6 +397,7 @@ async function generateCertificate() {
         altNames: [
           { type: 2, value: "localhost" },
           { type: 7, ip: "127.0.0.1" },
+          ...(publicHost ? [{ type: 2 as const, value: publicHost }] : []),
         ],
       },
     ],
@@ -401,10 +410,10 @@ async function generateSigningKey(): Promise<JWK> {
   return { ...privateKey.export({ format: "jwk" }), use: "sig", alg: "RS256" };
 }
 
-function listen(server: Server, port: number): Promise<number> {
+function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
 }
 

@@ -1,9 +1,15 @@
-import { Agent, fetch } from "undici";
+import { Agent, buildConnector, fetch } from "undici";
 
 export interface PersonOptions {
   ca: string;
   login: string;
   password?: string;
+  /**
+   * Where the person's browser really connects, as curl's `--connect-to`: `"host:port"` (as in the provider's
+   * URLs) to `"host:port"`. For a provider whose URLs carry a name only its own network resolves (a compose
+   * service) and that this machine reaches through a published port. TLS still checks the URL's host name.
+   */
+  connectTo?: Readonly<Record<string, string>>;
 }
 
 /** Open verificationUri, enter userCode, confirm, log in as `login`, consent if asked; resolves when the "Sign-in Success" page is reached, rejects with a clear Error otherwise. */
@@ -12,7 +18,7 @@ export async function approveSignIn(
   userCode: string,
   options: PersonOptions,
 ): Promise<void> {
-  await withBrowser(options.ca, async (browser) => {
+  await withBrowser(options, async (browser) => {
     const confirm = await reachConfirmation(browser, verificationUri, userCode);
     await confirmAndLogIn(browser, confirm, options);
   });
@@ -27,7 +33,7 @@ export async function approveByCompleteUri(
   verificationUriComplete: string,
   options: PersonOptions,
 ): Promise<void> {
-  await withBrowser(options.ca, async (browser) => {
+  await withBrowser(options, async (browser) => {
     const landing = await browser.open(verificationUriComplete);
     const [autoSubmitted] = forms(landing);
     if (!autoSubmitted || !/document\.forms\[0\]\.submit\(\)/.test(landing.html)) {
@@ -60,9 +66,9 @@ async function confirmAndLogIn(browser: Browser, confirm: Form, options: PersonO
 export async function declineSignIn(
   verificationUri: string,
   userCode: string,
-  options: Pick<PersonOptions, "ca">,
+  options: Pick<PersonOptions, "ca" | "connectTo">,
 ): Promise<void> {
-  await withBrowser(options.ca, async (browser) => {
+  await withBrowser(options, async (browser) => {
     const confirm = await reachConfirmation(browser, verificationUri, userCode);
     const fields: Record<string, string> = { ...confirm.fields, abort: "yes" };
     delete fields.confirm;
@@ -94,8 +100,21 @@ async function reachConfirmation(browser: Browser, verificationUri: string, user
   );
 }
 
-async function withBrowser(ca: string, journey: (browser: Browser) => Promise<void>): Promise<void> {
-  const dispatcher = new Agent({ connect: { ca } });
+async function withBrowser(
+  options: Pick<PersonOptions, "ca" | "connectTo">,
+  journey: (browser: Browser) => Promise<void>,
+): Promise<void> {
+  const connect = buildConnector({ ca: options.ca });
+  const connectTo = options.connectTo ?? {};
+  const dispatcher = new Agent({
+    connect: (target, callback) => {
+      const to = connectTo[`${target.hostname}:${target.port}`];
+      if (!to) return connect(target, callback);
+      // `host` (the URL's host:port) stays, so the TLS server name and the Host header stay the URL's.
+      const { hostname, port } = new URL(`https://${to}`);
+      return connect({ ...target, hostname, port }, callback);
+    },
+  });
   try {
     await journey(new Browser(dispatcher));
   } finally {

@@ -167,7 +167,8 @@ async function waitForLogin(
   throw new Error(`the compose broker at ${url} did not accept a login within 10 s (${last}):\n${log()}`);
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 when probed (another process may take it before the caller binds it). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

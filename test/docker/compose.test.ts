@@ -92,6 +92,12 @@ describe("compose.yaml", () => {
         "services-alphabetical-order": 0,
         "service-keys-order": 0,
         "service-dependencies-alphabetical-order": 0,
+        // Compose v1 (docker-compose 1.29) rejects a top-level `name:`; .env.example names the project
+        // (COMPOSE_PROJECT_NAME), checked below.
+        "require-project-name-field": 0,
+        // It cannot see an interface behind interpolation (`${DISPLAY_ADDRESS:-0.0.0.0}:...`); the test
+        // "publishes every port on a named interface" below checks what it would.
+        "no-unbound-port-interfaces": 0,
       },
       quiet: false,
       debug: false,
@@ -143,7 +149,23 @@ describe("compose.yaml", () => {
       EDGE_SIGNIN_DISPLAY_PORT: "8080",
       EDGE_SIGNIN_MQTT_USERNAME: "${EDGE_SIGNIN_DEVICE_ID}-display",
     });
-    expect(display.ports).toStrictEqual(["0.0.0.0:${DISPLAY_PORT:-8080}:8080"]);
+    expect(display.ports).toStrictEqual(["${DISPLAY_ADDRESS:-0.0.0.0}:${DISPLAY_PORT:-8080}:8080"]);
+  });
+
+  it("publishes every port on a named interface: the broker on loopback, the display where DISPLAY_ADDRESS says", () => {
+    const published = Object.entries(compose.services).flatMap(([name, service]) =>
+      (service.ports ?? []).map((port) => `${name} ${port}`),
+    );
+    expect(published).toStrictEqual([
+      "mosquitto 127.0.0.1:${MQTT_PORT:-1883}:1883",
+      "display ${DISPLAY_ADDRESS:-0.0.0.0}:${DISPLAY_PORT:-8080}:8080",
+    ]);
+  });
+
+  it("runs with Compose v1 as well: no top-level `name:`, the project named in .env.example", () => {
+    expect(Object.keys(compose)).not.toContain("name");
+    const example = readFileSync(join(REPO, ".env.example"), "utf8");
+    expect(example).toMatch(/^COMPOSE_PROJECT_NAME=edge-signin$/m);
   });
 
   it("passes every secret as a *_FILE variable naming a mounted compose secret, never as a value", () => {

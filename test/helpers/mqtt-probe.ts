@@ -44,11 +44,16 @@ interface Waiter {
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 
-export async function connectProbe(url: string, opts?: { protocolVersion?: 4 | 5 }): Promise<MqttProbe> {
+export async function connectProbe(
+  url: string,
+  opts?: { protocolVersion?: 4 | 5; username?: string; password?: string },
+): Promise<MqttProbe> {
   const client = await mqtt.connectAsync(
     url,
     {
       protocolVersion: opts?.protocolVersion ?? 5,
+      // A broker with users (compose.yaml's): the probe sees only what the user's ACL lets it read.
+      ...(opts?.username !== undefined && { username: opts.username, password: opts.password }),
       clientId: `edge-signin-probe-${Math.random().toString(16).slice(2, 10)}`,
       clean: true,
       // Outage tests stop the broker under the probe; it must come back (mqtt.js resubscribes on

@@ -7,7 +7,7 @@ import {
   type NetworkRequestOptions,
   type NetworkResponse,
 } from "@azure/msal-node";
-import { Agent, fetch } from "undici";
+import { Agent, buildConnector, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevIdentityProvider, type DevIdentityProvider } from "../../src/dev/identity-provider.js";
 import { approveSignIn, declineSignIn } from "../../src/dev/person.js";
@@ -91,6 +91,51 @@ describe("dev identity provider with real MSAL", () => {
     await expect(lenient.getAuthCodeUrl(urlRequest)).resolves.toContain(hostOf(idp.authority));
     const configured = msal(client, { knownAuthorities: [hostOf(idp.authority)] });
     await expect(configured.getAuthCodeUrl(urlRequest)).resolves.toContain(hostOf(idp.authority));
+  });
+});
+
+describe("dev identity provider under a public host name (as a compose service)", () => {
+  it("carries the name in its URLs, tokens and certificate; a person reaches it through connectTo", async () => {
+    const idp = await startDevIdentityProvider({
+      publicHost: "identity-provider.test",
+      pollIntervalSeconds: 1,
+    });
+    // `.test` never resolves (RFC 2606): every connection goes to the loopback port, as to a published port.
+    const port = new URL(idp.authority).port;
+    const connectTo = { [`identity-provider.test:${port}`]: `127.0.0.1:${port}` };
+    const connector = buildConnector({ ca: idp.caPem });
+    const dispatcher = new Agent({
+      connect: (target, callback) => connector({ ...target, hostname: "127.0.0.1" }, callback),
+    });
+    try {
+      expect(idp.authority).toBe(`https://identity-provider.test:${port}/`);
+      expect(idp.issuer).toBe(`https://identity-provider.test:${port}`);
+      const discovery = await (
+        await fetch(`${idp.authority}.well-known/openid-configuration`, { dispatcher })
+      ).text();
+      const pca = msal({ idp, dispatcher, discovery });
+
+      // Without the mapping the person's browser cannot find the provider at all.
+      const lost = signIn(pca, (response) =>
+        approveSignIn(response.verificationUri, response.userCode, { ca: idp.caPem, login: "erin" }),
+      );
+      await expect(lost).rejects.toThrow(/^fetch failed$/);
+
+      const result = await signIn(pca, (response) =>
+        approveSignIn(response.verificationUri, response.userCode, {
+          ca: idp.caPem,
+          login: "erin",
+          connectTo,
+        }),
+      );
+      expect(result.idTokenClaims).toMatchObject({
+        sub: "erin",
+        iss: `https://identity-provider.test:${port}`,
+      });
+    } finally {
+      await dispatcher.close();
+      await idp.close();
+    }
   });
 });
 
