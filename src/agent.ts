@@ -89,7 +89,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }), this.cache);
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
     const gateway = new MqttGateway(this.config.mqtt, topics, this.log.child({ module: "mqtt" }));
-    this.commands = new CommandServer(gateway, topics, this, this.log.child({ module: "commands" }));
+    this.commands = new CommandServer(
+      gateway,
+      topics,
+      this,
+      this.log.child({ module: "commands" }),
+      this.config.responseTopicPrefix,
+    );
     gateway.onConnect(() => this.emit("broker", { connected: true }));
     gateway.onDisconnect(() => this.emit("broker", { connected: false }));
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
@@ -171,7 +177,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   signIn(): AgentStatus {
     this.assertRunning();
     if (this.phase === "signed_in")
-      throw new CommandRefusedError(`already signed in as ${describeAccount(this.account)}; sign out first`);
+      // Not who: the answer is logged at info, and no claim reaches a log (`status` says who, to the requester).
+      throw new CommandRefusedError("already signed in; sign out first");
     if (this.phase === "resume")
       throw new CommandRefusedError("renewing the saved session; sign out first to sign in as someone else");
     if (this.phase === "sign_in" && !this.pausing)
@@ -453,10 +460,6 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.current = { ...change, since: new Date().toISOString() };
     this.emit("state", this.current);
   }
-}
-
-function describeAccount(account: AccountSummary | undefined): string {
-  return account?.username || account?.name || "someone";
 }
 
 function at(delayMs: number): string {

@@ -11,7 +11,7 @@ import {
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
-import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
+import { looksSealed, open as unseal, seal } from "../crypto/seal.js";
 import { fsyncPath } from "../fsync.js";
 
 /** One event waiting for the broker's acknowledgement. */
