@@ -27,6 +27,7 @@ import { CommandServer } from "./mqtt/command-server.js";
 import { MqttGateway } from "./mqtt/gateway.js";
 import { deviceTopics } from "./mqtt/topics.js";
 import { createReporters } from "./reporters/index.js";
+import { prepareStateDir } from "./state-dir.js";
 import type { Reporter } from "./reporters/reporter.js";
 
 export interface AgentOptions {
@@ -117,10 +118,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   /**
    * Takes the state directory (one agent per directory), reads the token cache, connects every reporter
    * (the broker first of all), then signs in in the background: silently when a session is cached.
-   * @throws StateDirLockedError when another agent holds the state directory; CacheKeyError when the cache
-   *   key does not open the token cache.
+   * @throws StartupError when the state directory is unusable or others can write it (src/state-dir.ts);
+   *   StateDirLockedError when another agent holds it; CacheKeyError when the cache key does not open the token cache.
    */
   async start(): Promise<void> {
+    prepareStateDir(this.config.stateDir);
     this.lock.acquire();
     // The first code needs the provider's metadata (a file read after a reboot, a round trip on a first boot)
     // and the MSAL client: get them while the broker connects, not after. A failure here is retried by the

@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 // zod/mini, not zod's classic API: the same schemas cost ~32 KB of bundle instead of ~450 KB, all of which the
@@ -442,15 +443,13 @@ export function loadConfig(env: Env = process.env): Config {
   const haPrefix =
     read.optional(
       "HA_DISCOVERY_PREFIX",
-      z
-        .string()
-        .check(
-          z.maxLength(MAX_TOPIC_PREFIX_BYTES),
-          z.refine(
-            (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
-            "expected topic levels without wildcards",
-          ),
+      z.string().check(
+        z.maxLength(MAX_TOPIC_PREFIX_BYTES),
+        z.refine(
+          (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
+          "expected topic levels without wildcards",
         ),
+      ),
     ) ?? "homeassistant";
   if (responseTopicPrefix !== undefined) {
     for (const [name, owned] of [
@@ -480,7 +479,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     verificationUri,
     deviceFlowDialect,
-    idpCa: read.pemFile("IDP_CA_FILE"),
+    idpCa: read.pemFile("IDP_CA_FILE", "certificates"),
     httpTimeoutMs: httpTimeoutSeconds * 1000,
     retry: { initialDelayMs: retryInitial * 1000, maxDelayMs: Math.max(retryMax, retryInitial) * 1000 },
     cacheKey: readCacheKey(read),
@@ -646,9 +645,9 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     ) as 4 | 5,
     username: read.optional("MQTT_USERNAME", z.string()),
     password: read.secret("MQTT_PASSWORD"),
-    ca: read.pemFile("MQTT_CA_FILE"),
-    cert: read.pemFile("MQTT_CERT_FILE"),
-    key: read.pemFile("MQTT_KEY_FILE"),
+    ca: read.pemFile("MQTT_CA_FILE", "certificates"),
+    cert: read.pemFile("MQTT_CERT_FILE", "certificates"),
+    key: read.pemFile("MQTT_KEY_FILE", "key"),
   };
   if (mqtt.cert !== undefined && mqtt.key === undefined)
     read.problem(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);
@@ -708,13 +707,29 @@ class EnvReader {
     return direct;
   }
 
-  /** A PEM file (CA, certificate, key): read now, so a wrong path or a file that is no PEM is a one-line error. */
-  pemFile(name: string): string | undefined {
+  /**
+   * A PEM file of certificates (CA, client certificate) or a private key, read and parsed now: a wrong path, a
+   * file with no PEM in it, or a damaged one is a one-line configuration error, not a TLS library's message
+   * (or a reconnect loop) later.
+   */
+  pemFile(name: string, kind: "certificates" | "key"): string | undefined {
     const path = this.value(name);
     if (!path) return undefined;
     const text = this.readFile(name, path);
-    if (text !== undefined && !/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
-      this.problems.push(`${ENV_PREFIX}${name}: ${path} holds no PEM block (-----BEGIN ...-----)`);
+    if (text === undefined) return undefined;
+    const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
+    const problem =
+      blocks.length === 0
+        ? "holds no PEM block (-----BEGIN ...-----)"
+        : kind === "key"
+          ? unusable(() => createPrivateKey(text), "holds no usable unencrypted private key")
+          : unusable(() => {
+              const certificates = blocks.filter((block) => block.startsWith("-----BEGIN CERTIFICATE-----"));
+              if (certificates.length === 0) throw new Error("no certificate");
+              for (const block of certificates) new X509Certificate(block);
+            }, "holds no usable PEM certificate");
+    if (problem) {
+      this.problems.push(`${ENV_PREFIX}${name}: ${path} ${problem}`);
       return undefined;
     }
     return text;
@@ -728,6 +743,16 @@ class EnvReader {
       this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${code})`);
       return undefined;
     }
+  }
+}
+
+/** `problem` when `parse` throws, else undefined. */
+function unusable(parse: () => unknown, problem: string): string | undefined {
+  try {
+    parse();
+    return undefined;
+  } catch {
+    return problem;
   }
 }
 

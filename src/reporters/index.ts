@@ -4,7 +4,7 @@ import { decodeSealingKey } from "../crypto/seal.js";
 import type { Config } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
 import { Outbox } from "../mqtt/outbox.js";
-import type { DeviceTopics } from "../mqtt/topics.js";
+import { isEventTopic, type DeviceTopics } from "../mqtt/topics.js";
 import { packageVersion } from "../version.js";
 import { HealthReporter } from "./health-reporter.js";
 import { discoveryEntries, HomeAssistantReporter } from "./home-assistant.js";
@@ -61,6 +61,7 @@ const FACTORIES: readonly ReporterFactory[] = [
         // Sealed with the token cache's key when there is one: events hold claims, maybe the ID token.
         {
           maxEvents: config.outboxMaxEvents,
+          accepts: (topic) => isEventTopic(topics, topic),
           key: config.cacheKey === undefined ? undefined : decodeSealingKey(config.cacheKey),
         },
         log.child({ module: "outbox" }),

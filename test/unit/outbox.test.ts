@@ -6,6 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Outbox } from "../../src/mqtt/outbox.js";
 import { captureLogger } from "../helpers/fixture.js";
 
+/** These tests are about order, bounds and durability: any topic will do (the checks have their own tests). */
+const ANY = () => true;
+
 describe("the durable outbox", () => {
   let root: string;
   let dir: string;
@@ -21,7 +24,7 @@ describe("the durable outbox", () => {
   const event = (id: string) => ({ id, type: "authenticated", deviceId: "tv" });
 
   it("keeps unacknowledged events on disk, in order, for the next run", async () => {
-    const first = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const first = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     first.open();
     first.append("edge-signin/tv/events/code_issued", event("a"));
     first.append("edge-signin/tv/events/authenticated", event("b"));
@@ -36,7 +39,7 @@ describe("the durable outbox", () => {
       payload: event("b"),
     });
 
-    const second = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const second = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     second.open();
     expect(second.size).toBe(2);
     expect(second.first()?.payload).toStrictEqual(event("b"));
@@ -47,7 +50,7 @@ describe("the durable outbox", () => {
 
   it("writes an event before append returns and forces it onto the disk in the background; flush waits", async () => {
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     outbox.append("t/events/a", event("a"));
     const acknowledged = outbox.append("t/events/b", event("b"));
@@ -63,7 +66,7 @@ describe("the durable outbox", () => {
 
   it("drops the oldest events beyond its bound, with a warning", () => {
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 3 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 3 }, log.logger);
     outbox.open();
     for (const id of ["1", "2", "3", "4", "5"]) outbox.append("t/events/x", event(id));
     expect(outbox.size).toBe(3);
@@ -77,7 +80,7 @@ describe("the durable outbox", () => {
   });
 
   it("bounds its size on disk too", () => {
-    const outbox = new Outbox(dir, { maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
     outbox.open();
     for (let i = 0; i < 20; i++) outbox.append("t/events/x", { id: `${i}-${"x".repeat(200)}` });
     expect(outbox.size).toBeLessThanOrEqual(4);
@@ -85,7 +88,7 @@ describe("the durable outbox", () => {
   });
 
   it("skips a corrupt entry with a warning and loads the rest", async () => {
-    const seed = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const seed = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     seed.open();
     seed.append("t/events/x", event("good-1"));
     seed.append("t/events/x", event("good-2"));
@@ -94,7 +97,7 @@ describe("the durable outbox", () => {
     await writeFile(join(dir, "0000000000000010.json.tmp"), "half a wri");
 
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     expect(outbox.size).toBe(1);
     expect(outbox.first()?.payload.id).toBe("good-1");
@@ -113,7 +116,7 @@ describe("the durable outbox", () => {
 
   it("seals its entries with the cache key, and skips what it cannot open", async () => {
     const key = randomBytes(32);
-    const sealed = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    const sealed = new Outbox(dir, { accepts: ANY, maxEvents: 10, key }, captureLogger().logger);
     sealed.open();
     const event = { id: "sealed-1", claims: { name: "Alice Secret" } };
     sealed.append("t/events/authenticated", event);
@@ -122,12 +125,12 @@ describe("the durable outbox", () => {
     expect(onDisk).not.toContain("Alice Secret");
     expect(onDisk).not.toContain("sealed-1");
 
-    const reopened = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    const reopened = new Outbox(dir, { accepts: ANY, maxEvents: 10, key }, captureLogger().logger);
     reopened.open();
     expect(reopened.first()?.payload).toStrictEqual(event);
 
     const log = captureLogger();
-    const otherKey = new Outbox(dir, { maxEvents: 10, key: randomBytes(32) }, log.logger);
+    const otherKey = new Outbox(dir, { accepts: ANY, maxEvents: 10, key: randomBytes(32) }, log.logger);
     otherKey.open();
     expect(otherKey.size).toBe(0);
     expect(log.lines().map((l) => l["msg"])).toContain(
@@ -139,7 +142,7 @@ describe("the durable outbox", () => {
     const blocker = join(root, "not-a-directory");
     await writeFile(blocker, "");
     const log = captureLogger();
-    const outbox = new Outbox(join(blocker, "outbox"), { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(join(blocker, "outbox"), { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     outbox.append("t/events/x", event("a"));
     expect(outbox.first()?.payload.id).toBe("a");
