@@ -16,7 +16,8 @@ export class LogReporter implements Reporter {
       subscribe(
         events,
         "state",
-        (change) => this.log.info({ state: change }, `state ${change.state}`),
+        // The account (who) stays out, as below.
+        ({ account: _account, ...change }) => this.log.info({ state: change }, `state ${change.state}`),
         onError,
       ),
       subscribe(

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Outbox } from "../../src/mqtt/outbox.js";
+import { seal } from "../../src/crypto/seal.js";
+import { MAX_ENTRY_BYTES, Outbox } from "../../src/mqtt/outbox.js";
 import { captureLogger } from "../helpers/fixture.js";
 
 /** These tests are about order, bounds and durability: any topic will do (the checks have their own tests). */
@@ -136,6 +137,70 @@ describe("the durable outbox", () => {
     expect(log.lines().map((l) => l["msg"])).toContain(
       "outbox entry is corrupt; skipping it (kept aside as .corrupt)",
     );
+  });
+
+  it("never writes through a symbolic link planted at its temp file's name (finding 6)", async () => {
+    const outside = join(root, "outside.txt");
+    await writeFile(outside, "not the outbox's\n");
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
+    outbox.open();
+    // The name the next entry's temp file gets.
+    await symlink(outside, join(dir, "0000000000000001.json.tmp"));
+    outbox.append("t/events/x", event("a"));
+    expect(await readFile(outside, "utf8")).toBe("not the outbox's\n");
+    expect((await lstat(join(dir, "0000000000000001.json"))).isFile()).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, "0000000000000001.json"), "utf8"))).toStrictEqual({
+      v: 1,
+      topic: "t/events/x",
+      payload: event("a"),
+    });
+  });
+
+  it("sets aside entries bound elsewhere, unsealed under a key, oversized or linked, and loads the rest", async () => {
+    const key = randomBytes(32);
+    const own = (topic: string) => topic === "edge-signin/tv/events/authenticated";
+    const seed = new Outbox(dir, { accepts: own, maxEvents: 10, key }, captureLogger().logger);
+    seed.open();
+    seed.append("edge-signin/tv/events/authenticated", event("good"));
+    await writeFile(
+      join(dir, "0000000000000002.json"),
+      seal(
+        JSON.stringify({ v: 1, topic: "edge-signin/other/events/authenticated", payload: event("x") }),
+        key,
+      ),
+    );
+    await writeFile(
+      join(dir, "0000000000000003.json"),
+      JSON.stringify({ v: 1, topic: "edge-signin/tv/events/authenticated", payload: event("plain") }),
+    );
+    await writeFile(
+      join(dir, "0000000000000004.json"),
+      seal(
+        JSON.stringify({
+          v: 1,
+          topic: "edge-signin/tv/events/authenticated",
+          payload: event("y".repeat(300_000)),
+        }),
+        key,
+      ),
+    );
+    await symlink(join(dir, "0000000000000001.json"), join(dir, "0000000000000005.json"));
+    const log = captureLogger();
+    const reopened = new Outbox(dir, { accepts: own, maxEvents: 10, key }, log.logger);
+    reopened.open();
+    expect(reopened.size).toBe(1);
+    expect(reopened.first()?.payload).toStrictEqual(event("good"));
+    expect(
+      log
+        .lines()
+        .filter((l) => l["msg"] === "outbox entry is corrupt; skipping it (kept aside as .corrupt)")
+        .map((l) => [l["file"], l["problem"]]),
+    ).toStrictEqual([
+      ["0000000000000002.json", "bound for a topic this outbox does not serve"],
+      ["0000000000000003.json", "not sealed, and a cache key is set"],
+      ["0000000000000004.json", `larger than ${MAX_ENTRY_BYTES} bytes`],
+      ["0000000000000005.json", "ELOOP"],
+    ]);
   });
 
   it("keeps events in memory when the state directory cannot be written", async () => {
