@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { generate } from "selfsigned";
 import { configProblems } from "../helpers/config.js";
 
 const minimal = {
@@ -60,7 +61,7 @@ describe("configuration from the environment", () => {
         EDGE_SIGNIN_RETRY_MAX_SECONDS: "soon",
       }),
     ).toStrictEqual([
-      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL",
+      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL (http:// only for a provider on loopback)",
       "EDGE_SIGNIN_CLIENT_ID: is required",
       "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '.', '_' or '-'",
       "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels without wildcards (+, #) or empty levels",
@@ -106,9 +107,10 @@ describe("configuration from the environment", () => {
     ]);
   });
 
-  it("wants a key with a client certificate", () => {
+  it("wants a key with a client certificate", async () => {
     const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
-    writeFileSync(join(dir, "cert.pem"), "-----BEGIN CERTIFICATE-----\n");
+    // A real certificate: the file is parsed, so a stub would be refused as not a certificate.
+    writeFileSync(join(dir, "cert.pem"), (await generate([{ name: "commonName", value: "tv" }])).cert);
     expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CERT_FILE: join(dir, "cert.pem") })).toStrictEqual([
       "EDGE_SIGNIN_MQTT_KEY_FILE: expected a key file to go with EDGE_SIGNIN_MQTT_CERT_FILE",
     ]);
