@@ -43,8 +43,7 @@ export const SIDES: Record<SideName, Side> = {
   },
   "agent-first-boot": {
     name: "agent-first-boot",
-    description:
-      "the same with an empty STATE_DIR (first boot: discovery over the network)",
+    description: "the same with an empty STATE_DIR (first boot: discovery over the network)",
   },
   "agent-unbundled": {
     name: "agent-unbundled",

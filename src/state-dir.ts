@@ -47,7 +47,9 @@ export function prepareStateDir(dir: string): void {
     );
   const uid = process.getuid?.();
   if (uid !== undefined && stat.uid !== uid && stat.uid !== 0)
-    refuse(`belongs to another user (uid ${stat.uid}, the agent runs as ${uid}); chown it to the agent's user`);
+    refuse(
+      `belongs to another user (uid ${stat.uid}, the agent runs as ${uid}); chown it to the agent's user`,
+    );
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch {

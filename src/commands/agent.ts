@@ -28,8 +28,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
-  if (options.codeCache)
-    log.child({ module: "code-cache" }).debug(options.codeCache, "code cache");
+  if (options.codeCache) log.child({ module: "code-cache" }).debug(options.codeCache, "code cache");
   const stopped = new Promise<number>((resolve) => {
     const shutdown = (signal: NodeJS.Signals) => {
       log.info({ signal }, "shutting down");

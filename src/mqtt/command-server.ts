@@ -90,7 +90,11 @@ export function allowedResponseTopics(topics: DeviceTopics, prefix: string | und
  * True when `topic` is a concrete topic (no wildcard, no control character, not `$`-reserved, bounded) under
  * `{base}/response/` or under `prefix/`.
  */
-export function isAllowedResponseTopic(topic: string, topics: DeviceTopics, prefix: string | undefined): boolean {
+export function isAllowedResponseTopic(
+  topic: string,
+  topics: DeviceTopics,
+  prefix: string | undefined,
+): boolean {
   if (topic.length === 0 || Buffer.byteLength(topic) > MAX_RESPONSE_TOPIC_BYTES) return false;
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[+#\u0000-\u001f\u007f-\u009f]/.test(topic) || topic.startsWith("$")) return false;

@@ -202,7 +202,8 @@ export class Outbox {
         const parsed = StoredEntry.safeParse(decoded.value);
         if (decoded.problem) problem = decoded.problem;
         else if (!parsed.success) problem = "not an outbox entry";
-        else if (!this.options.accepts(parsed.data.topic)) problem = "bound for a topic this outbox does not serve";
+        else if (!this.options.accepts(parsed.data.topic))
+          problem = "bound for a topic this outbox does not serve";
         else
           return {
             seq,

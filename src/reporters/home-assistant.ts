@@ -73,7 +73,9 @@ export class HomeAssistantReporter implements Reporter {
       if (!Array.isArray(topics)) return [];
       // The note is a file in STATE_DIR: whatever it lists, only this device's own config topics are cleared,
       // never a wildcard (which would crash the publish) or another device's or integration's retained topic.
-      const own = topics.filter((t): t is string => typeof t === "string" && isOwnDiscoveryTopic(t, this.deviceId));
+      const own = topics.filter(
+        (t): t is string => typeof t === "string" && isOwnDiscoveryTopic(t, this.deviceId),
+      );
       if (own.length !== topics.length)
         this.log.warn(
           { file: this.published, ignored: topics.length - own.length },
@@ -120,9 +122,8 @@ function discoveryNode(deviceId: string): string {
 
 /** True for `{any prefix}/{component}/{this device's node}/{key}/config` of an entity this agent publishes. */
 export function isOwnDiscoveryTopic(topic: string, deviceId: string): boolean {
-  const match = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/(sensor|button)\/([A-Za-z0-9_-]+)\/([a-z_]+)\/config$/.exec(
-    topic,
-  );
+  const match =
+    /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/(sensor|button)\/([A-Za-z0-9_-]+)\/([a-z_]+)\/config$/.exec(topic);
   return match !== null && match[2] === discoveryNode(deviceId) && ENTITY_KEYS.has(`${match[1]}/${match[3]}`);
 }
 

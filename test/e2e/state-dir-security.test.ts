@@ -249,7 +249,10 @@ describe("every configuration problem is one line naming the variable, exit code
     expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toStrictEqual({
       code: 2,
       stdout: "",
-      stderr: [line].flat().map((l) => `edge-signin: ${l}\n`).join(""),
+      stderr: [line]
+        .flat()
+        .map((l) => `edge-signin: ${l}\n`)
+        .join(""),
     });
   });
 
