@@ -49,6 +49,7 @@ export interface StatePayload {
   readonly state: AgentState;
   readonly since: string;
   readonly deviceId: string;
+  /** Only with EDGE_SIGNIN_STATE_ACCOUNT=true: displays read this topic, and it holds no personal data otherwise. */
   readonly account?: AccountSummary;
   readonly expiresAt?: string;
   readonly reason?: FailureReason;

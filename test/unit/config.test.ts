@@ -107,6 +107,31 @@ describe("configuration from the environment", () => {
     ]);
   });
 
+  it("keeps RESPONSE_TOPIC_PREFIX clear of every topic the agent owns (issue 16, finding 3)", () => {
+    const overlap = (name: string, value: string) =>
+      `EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: must not overlap EDGE_SIGNIN_${name} (${value}): responses there could overwrite the agent's own or other devices' topics`;
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "edge-signin/tv/response" }),
+    ).toStrictEqual([overlap("TOPIC_PREFIX", "edge-signin")]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "edge" })).toStrictEqual([]);
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_TOPIC_PREFIX: "home/edge-signin",
+        EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "home",
+      }),
+    ).toStrictEqual([overlap("TOPIC_PREFIX", "home/edge-signin")]);
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "homeassistant/replies" }),
+    ).toStrictEqual([overlap("HA_DISCOVERY_PREFIX", "homeassistant")]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "$SYS/x" })).toStrictEqual([
+      "EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: expected a topic not starting with $ (reserved for the broker, e.g. $SYS)",
+    ]);
+    expect(
+      loadConfig({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "clients/controller" }).responseTopicPrefix,
+    ).toBe("clients/controller");
+  });
+
   it("wants a key with a client certificate", async () => {
     const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
     // A real certificate: the file is parsed, so a stub would be refused as not a certificate.
