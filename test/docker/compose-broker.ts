@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -139,4 +140,18 @@ async function waitForLogin(
   throw new Error(
     `the compose broker at ${url} did not accept ${login.username} within 15 s (${last}):\n${await log()}`,
   );
+}
+
+/** A TCP port free on 127.0.0.1 when probed (another process may take it before the caller binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port")),
+      );
+    });
+  });
 }
