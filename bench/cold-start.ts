@@ -9,7 +9,6 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { METADATA_FILE } from "../src/auth/discovery.js";
-import { CODE_CACHE_FILE } from "../src/state-dir.js";
 import type { Bed } from "./lib/bed.js";
 import { TOPIC_PREFIX } from "./lib/bed.js";
 import { rssMiB, spawnNode, within, type Spawned } from "./lib/proc.js";
@@ -21,9 +20,9 @@ export const UNBUNDLED_ENTRY = join(ROOT, "dist", "src", "main.js");
 
 /**
  * What a reboot finds in STATE_DIR from the previous start: the provider's discovery document
- * (src/auth/discovery.ts) and the V8 code cache of the agent's bundle (src/code-cache.ts).
+ * (src/auth/discovery.ts). The V8 code cache is not in STATE_DIR: it ships beside the bundle (src/code-cache.ts).
  */
-const REBOOT_FILES = [METADATA_FILE, CODE_CACHE_FILE];
+const REBOOT_FILES = [METADATA_FILE];
 
 export type SideName = "agent" | "baseline" | "agent-first-boot" | "agent-unbundled";
 
@@ -36,7 +35,7 @@ export const SIDES: Record<SideName, Side> = {
   agent: {
     name: "agent",
     description:
-      "edge-signin as `npm start` and the container run it (launcher + agent bundle), with the discovery metadata and the code cache an earlier start left in STATE_DIR (a reboot)",
+      "edge-signin as `npm start` and the container run it (launcher + agent bundle), with the discovery metadata an earlier start left in STATE_DIR (a reboot) and the code cache shipped beside the bundle",
   },
   baseline: {
     name: "baseline",
@@ -44,8 +43,7 @@ export const SIDES: Record<SideName, Side> = {
   },
   "agent-first-boot": {
     name: "agent-first-boot",
-    description:
-      "the same with an empty STATE_DIR (first boot: discovery over the network, no code cache yet)",
+    description: "the same with an empty STATE_DIR (first boot: discovery over the network)",
   },
   "agent-unbundled": {
     name: "agent-unbundled",

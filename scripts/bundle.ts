@@ -1,8 +1,8 @@
 /**
  * Builds the production start path (`npm start`, the container, the `edge-signin` bin) into `dist/bundle/`:
  * - `edge-signin.mjs`: the entry point (src/launch.ts). `agent` goes straight to agent.cjs; anything else to cli.mjs.
- * - `agent.cjs`: the agent alone, one CommonJS file, loaded through a V8 code cache kept in STATE_DIR
- *   (src/code-cache.ts) and with a slim undici (scripts/undici-slim.mjs).
+ * - `agent.cjs`: the agent alone, one CommonJS file, with a slim undici (scripts/undici-slim.mjs), and
+ *   `agent.cjs.cache`, its V8 code cache made here for exactly this bundle (src/code-cache.ts).
  * - `cli.mjs` + `chunks/`: the whole command line (help, demo, display, health), commands in lazy chunks.
  * A bundle starts markedly sooner and sits in less memory than the same code loaded module by module from
  * node_modules (bench/results/latest.md): Node resolves, reads and compiles far fewer files before the first
@@ -10,7 +10,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type BuildOptions, type Plugin } from "esbuild";
 
@@ -77,6 +77,22 @@ export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
     }),
   ]);
   verifySlimUndici(root);
+  makeCodeCache(root, join(outdir, "agent.cjs"));
+}
+
+/**
+ * The agent bundle's V8 code cache, made now and shipped beside it (scripts/make-code-cache.ts): the agent reads
+ * compiled code only from there, never from STATE_DIR, where whoever can write the directory could plant some.
+ */
+export function makeCodeCache(root: string, bundleFile: string): void {
+  execFileSync(
+    process.execPath,
+    ["--import", "tsx", join(root, "scripts", "make-code-cache.ts"), resolve(root, bundleFile)],
+    {
+      cwd: root,
+      stdio: "inherit",
+    },
+  );
 }
 
 /**

@@ -27,6 +27,7 @@ import { CommandServer } from "./mqtt/command-server.js";
 import { MqttGateway } from "./mqtt/gateway.js";
 import { deviceTopics } from "./mqtt/topics.js";
 import { createReporters } from "./reporters/index.js";
+import { prepareStateDir } from "./state-dir.js";
 import type { Reporter } from "./reporters/reporter.js";
 
 export interface AgentOptions {
@@ -89,7 +90,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }), this.cache);
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
     const gateway = new MqttGateway(this.config.mqtt, topics, this.log.child({ module: "mqtt" }));
-    this.commands = new CommandServer(gateway, topics, this, this.log.child({ module: "commands" }));
+    this.commands = new CommandServer(
+      gateway,
+      topics,
+      this,
+      this.log.child({ module: "commands" }),
+      this.config.responseTopicPrefix,
+    );
     gateway.onConnect(() => this.emit("broker", { connected: true }));
     gateway.onDisconnect(() => this.emit("broker", { connected: false }));
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
@@ -111,10 +118,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   /**
    * Takes the state directory (one agent per directory), reads the token cache, connects every reporter
    * (the broker first of all), then signs in in the background: silently when a session is cached.
-   * @throws StateDirLockedError when another agent holds the state directory; CacheKeyError when the cache
-   *   key does not open the token cache.
+   * @throws StartupError when the state directory is unusable or others can write it (src/state-dir.ts);
+   *   StateDirLockedError when another agent holds it; CacheKeyError when the cache key does not open the token cache.
    */
   async start(): Promise<void> {
+    prepareStateDir(this.config.stateDir);
     this.lock.acquire();
     // The first code needs the provider's metadata (a file read after a reboot, a round trip on a first boot)
     // and the MSAL client: get them while the broker connects, not after. A failure here is retried by the
@@ -171,7 +179,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   signIn(): AgentStatus {
     this.assertRunning();
     if (this.phase === "signed_in")
-      throw new CommandRefusedError(`already signed in as ${describeAccount(this.account)}; sign out first`);
+      // Not who: the answer is logged at info, and no claim reaches a log (`status` says who, to the requester).
+      throw new CommandRefusedError("already signed in; sign out first");
     if (this.phase === "resume")
       throw new CommandRefusedError("renewing the saved session; sign out first to sign in as someone else");
     if (this.phase === "sign_in" && !this.pausing)
@@ -453,10 +462,6 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.current = { ...change, since: new Date().toISOString() };
     this.emit("state", this.current);
   }
-}
-
-function describeAccount(account: AccountSummary | undefined): string {
-  return account?.username || account?.name || "someone";
 }
 
 function at(delayMs: number): string {

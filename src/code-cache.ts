@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { constants, Script } from "node:vm";
@@ -6,11 +7,13 @@ import { crc32 } from "node:zlib";
 
 /** What became of the code cache when the bundle was loaded. */
 export type CodeCacheStatus =
-  /** V8 took the cache: the bundle's functions were not parsed or compiled again. */
+  /** V8 took the cache: the functions it holds were not parsed or compiled again. */
   | "used"
-  /** No cache yet (first start, or a new bundle or Node version): compiled from source. */
+  /** No cache beside the bundle (a build without one): compiled from source. */
   | "absent"
-  /** V8 refused the cache (another V8 version or flags): compiled from source. */
+  /** The cache was made for another bundle (a rebuild left it behind): ignored, compiled from source. */
+  | "stale"
+  /** V8 refused the cache (made by another Node version, or with other V8 flags): compiled from source. */
   | "rejected"
   /** The file was damaged or truncated: ignored, compiled from source. */
   | "damaged";
@@ -18,13 +21,6 @@ export type CodeCacheStatus =
 export interface CodeCache {
   readonly status: CodeCacheStatus;
   readonly file: string;
-  /** What the used cache was saved after (the `milestone` given to `save`); undefined unless `status` is used. */
-  readonly milestone: string | undefined;
-  /**
-   * Writes V8's code for every function compiled so far (the start-up path, once it has run) to the cache
-   * file, atomically, noting the milestone it was saved after. @throws the file system's error
-   */
-  save(milestone: string): void;
 }
 
 export interface CachedModule<T> {
@@ -33,29 +29,43 @@ export interface CachedModule<T> {
 }
 
 /** "EScc" + format version; a file that does not start with it is not ours. */
-const MAGIC = Buffer.from("EScc0001", "ascii");
-const HEADER_BYTES = MAGIC.length + 4 /* crc32 */ + 2; /* key length */
+const MAGIC = Buffer.from("EScc0002", "ascii");
+const SHA256_BYTES = 32;
+/** Magic, SHA-256 of the bundle, CRC-32 of V8's data. */
+const HEADER_BYTES = MAGIC.length + SHA256_BYTES + 4;
 
 /**
- * Loads a CommonJS bundle through V8 with a code cache kept on disk, the way Node 22's
- * `module.enableCompileCache()` does, but on Node 20 too: on a small device most of the agent's start-up is
- * V8 parsing and compiling the bundle, and a reboot runs the same code again.
- *
- * The cache is keyed by the bundle's size and modification time and by the Node version and architecture,
- * and guarded by a CRC-32 (release builds of V8 do not checksum a code cache, and a damaged one must never
- * reach it). Anything wrong with the file only means compiling from source, as on a first start.
+ * V8 flags the agent runs with, set before any code is compiled. A code cache is valid only under the flags it was
+ * made with, so the build (`writeCodeCache`) and the launcher set the same ones.
+ * `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it twice: quickly
+ * (Liftoff), then again optimised (TurboFan) on a worker thread, whose ~10 MiB of compiler memory stays in that
+ * thread's malloc arena for the life of the process. The agent parses a few small responses a minute.
  */
-export function loadWithCodeCache<T>(bundleFile: string, cacheFile: string): CachedModule<T> {
-  const source = readFileSync(bundleFile, "utf8");
-  const stat = statSync(bundleFile);
-  const key = `${process.version} ${process.arch} ${stat.size} ${stat.mtimeMs}`;
-  const stored = readCache(cacheFile, key);
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: bundleFile,
-    ...(stored.data ? { cachedData: stored.data } : {}),
-    // The bundle's own `import()` calls resolve as they would in a module Node loaded itself.
-    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+export const AGENT_V8_FLAGS = ["--liftoff-only"] as const;
+
+/** Where the build puts the code cache of a bundle: beside it, read-only with it (never in STATE_DIR). */
+export function codeCacheFileOf(bundleFile: string): string {
+  return `${bundleFile}.cache`;
+}
+
+/**
+ * Loads a CommonJS bundle through V8 with a code cache made at build time (scripts/bundle.ts) and shipped beside
+ * the bundle, in the package or the image: on a small device most of the agent's start-up is V8 parsing and
+ * compiling the bundle.
+ *
+ * V8 runs whatever compiled code it is handed, and checks only the length of the source it was compiled from
+ * (and its own version and flags): a cache made from another script of the same length runs that script. So the
+ * cache is read only from beside the bundle, never from a place the agent writes (STATE_DIR), and only when it
+ * names the SHA-256 of this very bundle; a CRC-32 guards its bytes against damage (release builds of V8 do not
+ * checksum a code cache, and a damaged one crashes V8). Anything wrong only means compiling from source.
+ */
+export function loadWithCodeCache<T>(
+  bundleFile: string,
+  cacheFile = codeCacheFileOf(bundleFile),
+): CachedModule<T> {
+  const source = readFileSync(bundleFile);
+  const stored = readCache(cacheFile, source);
+  const script = compile(bundleFile, source.toString("utf8"), stored.data);
   const status: CodeCacheStatus = stored.data
     ? script.cachedDataRejected === true
       ? "rejected"
@@ -70,50 +80,57 @@ export function loadWithCodeCache<T>(bundleFile: string, cacheFile: string): Cac
     dirname: string,
   ) => void;
   wrapper(module.exports, createRequire(bundleFile), module, bundleFile, dirname(bundleFile));
-  return {
-    exports: module.exports,
-    codeCache: {
-      status,
-      file: cacheFile,
-      milestone: status === "used" ? stored.milestone : undefined,
-      save: (milestone) => writeCache(cacheFile, `${key}\n${milestone}`, script.createCachedData()),
-    },
-  };
+  return { exports: module.exports, codeCache: { status, file: cacheFile } };
 }
 
-function readCache(
-  file: string,
-  key: string,
-): { data?: Buffer; status: CodeCacheStatus; milestone?: string } {
+/**
+ * Build time: compiles the bundle, runs its top level (module set-up; it starts nothing), and writes V8's code
+ * for every function compiled so far to `cacheFile`, named by the bundle's SHA-256. Run it in a fresh process
+ * with {@link AGENT_V8_FLAGS} set, under the Node version that will run the bundle (the image's build stage).
+ */
+export function writeCodeCache(bundleFile: string, cacheFile = codeCacheFileOf(bundleFile)): void {
+  const source = readFileSync(bundleFile);
+  const script = compile(bundleFile, source.toString("utf8"), undefined);
+  const module = { exports: {} };
+  (script.runInThisContext() as (...args: unknown[]) => void)(
+    module.exports,
+    createRequire(bundleFile),
+    module,
+    bundleFile,
+    dirname(bundleFile),
+  );
+  const data = script.createCachedData();
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(data), 0);
+  writeFileSync(cacheFile, Buffer.concat([MAGIC, sha256(source), crc, data]), { mode: 0o444 });
+}
+
+function compile(bundleFile: string, source: string, cachedData: Buffer | undefined): Script {
+  return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundleFile,
+    ...(cachedData ? { cachedData } : {}),
+    // The bundle's own `import()` calls resolve as they would in a module Node loaded itself.
+    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+}
+
+function readCache(file: string, source: Buffer): { data?: Buffer; status: CodeCacheStatus } {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch {
     return { status: "absent" };
   }
-  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
+  if (bytes.length <= HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
     return { status: "damaged" };
-  const crc = bytes.readUInt32BE(MAGIC.length);
-  const keyLength = bytes.readUInt16BE(MAGIC.length + 4);
-  const body = bytes.subarray(MAGIC.length + 4);
-  if (bytes.length < HEADER_BYTES + keyLength || crc32(body) !== crc) return { status: "damaged" };
-  const [storedKey, milestone] = body
-    .subarray(2, 2 + keyLength)
-    .toString("utf8")
-    .split("\n");
-  // Another bundle or another Node: the same as none.
-  if (storedKey !== key) return { status: "absent" };
-  return { data: body.subarray(2 + keyLength), status: "used", ...(milestone ? { milestone } : {}) };
+  const bundleHash = bytes.subarray(MAGIC.length, MAGIC.length + SHA256_BYTES);
+  if (!bundleHash.equals(sha256(source))) return { status: "stale" };
+  const crc = bytes.readUInt32BE(MAGIC.length + SHA256_BYTES);
+  const data = bytes.subarray(HEADER_BYTES);
+  if (crc32(data) !== crc) return { status: "damaged" };
+  return { data, status: "used" };
 }
 
-function writeCache(file: string, key: string, data: Buffer): void {
-  const keyBytes = Buffer.from(key, "utf8");
-  const body = Buffer.concat([Buffer.alloc(2), keyBytes, data]);
-  body.writeUInt16BE(keyBytes.length, 0);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body), 0);
-  mkdirSync(dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, Buffer.concat([MAGIC, crc, body]), { mode: 0o600 });
-  renameSync(temp, file);
+function sha256(bytes: Buffer): Buffer {
+  return createHash("sha256").update(bytes).digest();
 }

@@ -1,10 +1,12 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 // zod/mini, not zod's classic API: the same schemas cost ~32 KB of bundle instead of ~450 KB, all of which the
 // agent would load and compile before it shows the first code; on small devices that is start time and memory.
 import * as z from "zod/mini";
 import "./zod-messages.js";
-import { decodeCacheKey } from "./auth/cache-crypto.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./auth/secure-endpoint.js";
+import { decodeSealingKey } from "./crypto/seal.js";
 import { DEFAULT_STATE_DIR } from "./state-dir.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
@@ -25,6 +27,10 @@ export interface Config {
   readonly scopes: readonly string[];
   readonly deviceId: string;
   readonly topicPrefix: string;
+  /** Extra root under which MQTT 5 requests may name their response topic (besides `{base}/response/`). */
+  readonly responseTopicPrefix: string | undefined;
+  /** Put the signed-in account (name, username) into the retained `state` topic, which displays can read. */
+  readonly stateAccount: boolean;
   readonly mqtt: MqttConfig;
   readonly stateDir: string;
   readonly logLevel: LogLevel;
@@ -130,7 +136,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUTHORITY",
     default: "",
     description:
-      "Full authority URL (https). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
+      "Full authority URL (https; http only for a development provider on loopback). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
   },
   {
     name: "CLIENT_ID",
@@ -158,6 +164,18 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "mqtt://localhost:1883",
     description: "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`.",
   },
+  {
+    name: "RESPONSE_TOPIC_PREFIX",
+    default: "",
+    description:
+      "Topic level(s) under which an MQTT 5 request may name its response topic, e.g. `clients/controller`. Responses otherwise go only to `{base}/response/...`. Must not overlap `TOPIC_PREFIX` or `HA_DISCOVERY_PREFIX`.",
+  },
+  {
+    name: "STATE_ACCOUNT",
+    default: "false",
+    description:
+      "`true` puts the signed-in person's `account` (name, username) into the retained `state` topic, which displays and Home Assistant read; `false` keeps personal data out of it.",
+  },
   { name: "MQTT_CLIENT_ID", default: "edge-signin-{DEVICE_ID}", description: "MQTT client id." },
   {
     name: "MQTT_PROTOCOL_VERSION",
@@ -177,7 +195,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "STATE_DIR",
     default: DEFAULT_STATE_DIR,
     description:
-      "Writable directory for the agent's own files (token cache, event outbox, the provider's cached metadata); keep it on persistent storage.",
+      "Directory for the agent's own files (token cache, event outbox, the provider's cached metadata), on persistent storage. Created private (0700); the agent refuses to start if others can write it.",
   },
   {
     name: "LOG_LEVEL",
@@ -316,6 +334,11 @@ export const SETTINGS: readonly SettingDoc[] = [
 type Env = Readonly<Record<string, string | undefined>>;
 
 const SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+/** C0 and C1 control characters: no setting needs one, and they forge log lines and break topics and headers. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+/** Longest topic prefix: a topic is at most 65,535 bytes (MQTT 5 1.5.4), and a prefix is a few levels. */
+const MAX_TOPIC_PREFIX_BYTES = 256;
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 const httpsUrl = z
@@ -370,7 +393,10 @@ export function loadConfig(env: Env = process.env): Config {
     "TENANT",
     z.string().check(z.regex(SUBDOMAIN, "expected the tenant subdomain, e.g. contoso")),
   );
-  const authorityUrl = read.optional("AUTHORITY", httpsUrl);
+  const authorityUrl = read.optional(
+    "AUTHORITY",
+    z.string().check(z.refine(isSecureEndpoint, SECURE_ENDPOINT_RULE)),
+  );
   const clientId = read.required(
     "CLIENT_ID",
     z.string().check(z.trim(), z.minLength(1, "expected the application (client) id")),
@@ -382,6 +408,7 @@ export function loadConfig(env: Env = process.env): Config {
       z.string().check(z.regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")),
     ) ?? sanitiseHostname(hostname());
   const topicPrefix = readTopicPrefix(read);
+  const responseTopicPrefix = read.optional("RESPONSE_TOPIC_PREFIX", topicLevels);
   const mqtt = readMqtt(read, `edge-signin-${deviceId}`);
   const logLevel = readLogLevel(read);
   const verificationUri = read.optional("VERIFICATION_URI", httpsUrl);
@@ -416,15 +443,25 @@ export function loadConfig(env: Env = process.env): Config {
   const haPrefix =
     read.optional(
       "HA_DISCOVERY_PREFIX",
-      z
-        .string()
-        .check(
-          z.refine(
-            (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
-            "expected topic levels without wildcards",
-          ),
+      z.string().check(
+        z.maxLength(MAX_TOPIC_PREFIX_BYTES),
+        z.refine(
+          (v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v),
+          "expected topic levels without wildcards",
         ),
+      ),
     ) ?? "homeassistant";
+  if (responseTopicPrefix !== undefined) {
+    for (const [name, owned] of [
+      ["TOPIC_PREFIX", topicPrefix],
+      ["HA_DISCOVERY_PREFIX", haPrefix],
+    ] as const) {
+      if (overlaps(responseTopicPrefix, owned))
+        problems.push(
+          `${ENV_PREFIX}RESPONSE_TOPIC_PREFIX: must not overlap ${ENV_PREFIX}${name} (${owned}): responses there could overwrite the agent's own or other devices' topics`,
+        );
+    }
+  }
 
   if (!tenant && !authorityUrl)
     problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
@@ -435,12 +472,14 @@ export function loadConfig(env: Env = process.env): Config {
     scopes,
     deviceId,
     topicPrefix,
+    responseTopicPrefix,
+    stateAccount: read.optional("STATE_ACCOUNT", bool) ?? false,
     mqtt,
     stateDir: read.optional("STATE_DIR", z.string().check(z.minLength(1))) ?? DEFAULT_STATE_DIR,
     logLevel,
     verificationUri,
     deviceFlowDialect,
-    idpCa: read.file("IDP_CA_FILE"),
+    idpCa: read.pemFile("IDP_CA_FILE", "certificates"),
     httpTimeoutMs: httpTimeoutSeconds * 1000,
     retry: { initialDelayMs: retryInitial * 1000, maxDelayMs: Math.max(retryMax, retryInitial) * 1000 },
     cacheKey: readCacheKey(read),
@@ -525,7 +564,7 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
 
 function readCacheKey(read: EnvReader): string | undefined {
   const key = read.secret("CACHE_KEY");
-  if (key !== undefined && !decodeCacheKey(key))
+  if (key !== undefined && !decodeSealingKey(key))
     read.problem(
       `${ENV_PREFIX}CACHE_KEY: expected 32 random bytes as base64 (44 characters) or hex (64), e.g. from openssl rand -base64 32`,
     );
@@ -549,18 +588,31 @@ function readProxy(env: Env, problems: string[]): ProxyConfig {
   return { httpsProxy: url("HTTPS_PROXY"), httpProxy: url("HTTP_PROXY"), noProxy: value("NO_PROXY") };
 }
 
+/**
+ * One or more MQTT topic levels the agent builds topics under: no wildcards, no empty levels, not `$`-reserved
+ * (`$SYS` is the broker's own), and short.
+ */
+const topicLevels = z.string().check(
+  z.minLength(1),
+  z.refine((v) => Buffer.byteLength(v) <= MAX_TOPIC_PREFIX_BYTES, {
+    message: `expected at most ${MAX_TOPIC_PREFIX_BYTES} bytes`,
+  }),
+  z.refine((v) => !v.startsWith("$"), {
+    message: "expected a topic not starting with $ (reserved for the broker, e.g. $SYS)",
+  }),
+  z.refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
+    message: "expected topic levels without wildcards (+, #) or empty levels",
+  }),
+);
+
 function readTopicPrefix(read: EnvReader): string {
-  return (
-    read.optional(
-      "TOPIC_PREFIX",
-      z.string().check(
-        z.minLength(1),
-        z.refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
-          message: "expected topic levels without wildcards (+, #) or empty levels",
-        }),
-      ),
-    ) ?? "edge-signin"
-  );
+  return read.optional("TOPIC_PREFIX", topicLevels) ?? "edge-signin";
+}
+
+/** True when one topic root lies within the other (level by level), so topics under one can be under the other. */
+function overlaps(a: string, b: string): boolean {
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}/`);
+  return within(a, b) || within(b, a);
 }
 
 function readLogLevel(read: EnvReader): LogLevel {
@@ -593,9 +645,9 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     ) as 4 | 5,
     username: read.optional("MQTT_USERNAME", z.string()),
     password: read.secret("MQTT_PASSWORD"),
-    ca: read.file("MQTT_CA_FILE"),
-    cert: read.file("MQTT_CERT_FILE"),
-    key: read.file("MQTT_KEY_FILE"),
+    ca: read.pemFile("MQTT_CA_FILE", "certificates"),
+    cert: read.pemFile("MQTT_CERT_FILE", "certificates"),
+    key: read.pemFile("MQTT_KEY_FILE", "key"),
   };
   if (mqtt.cert !== undefined && mqtt.key === undefined)
     read.problem(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);
@@ -613,9 +665,20 @@ class EnvReader {
     this.problems.push(text);
   }
 
-  optional<T>(name: string, schema: z.ZodMiniType<T>): T | undefined {
+  /** The variable's text; undefined when unset, empty, or holding a control character (then a problem). */
+  private value(name: string): string | undefined {
     const raw = this.env[ENV_PREFIX + name];
     if (raw === undefined || raw === "") return undefined;
+    if (CONTROL_CHARACTER.test(raw)) {
+      this.problems.push(`${ENV_PREFIX}${name}: contains a control character (newline, tab, escape, ...)`);
+      return undefined;
+    }
+    return raw;
+  }
+
+  optional<T>(name: string, schema: z.ZodMiniType<T>): T | undefined {
+    const raw = this.value(name);
+    if (raw === undefined) return undefined;
     const result = schema.safeParse(raw);
     if (result.success) return result.data;
     this.problems.push(`${ENV_PREFIX}${name}: ${result.error.issues[0]?.message ?? "invalid value"}`);
@@ -632,8 +695,8 @@ class EnvReader {
 
   /** A secret comes from `NAME` or from the file named by `NAME_FILE` (Docker secrets), never both. */
   secret(name: string): string | undefined {
-    const direct = this.env[ENV_PREFIX + name];
-    const file = this.env[`${ENV_PREFIX}${name}_FILE`];
+    const direct = this.value(name);
+    const file = this.value(`${name}_FILE`);
     if (direct && file) {
       this.problems.push(
         `${ENV_PREFIX}${name}: set either ${ENV_PREFIX}${name} or ${ENV_PREFIX}${name}_FILE, not both`,
@@ -641,12 +704,35 @@ class EnvReader {
       return undefined;
     }
     if (file) return this.readFile(`${name}_FILE`, file)?.replace(/\r?\n$/, "");
-    return direct || undefined;
+    return direct;
   }
 
-  file(name: string): string | undefined {
-    const path = this.env[ENV_PREFIX + name];
-    return path ? this.readFile(name, path) : undefined;
+  /**
+   * A PEM file of certificates (CA, client certificate) or a private key, read and parsed now: a wrong path, a
+   * file with no PEM in it, or a damaged one is a one-line configuration error, not a TLS library's message
+   * (or a reconnect loop) later.
+   */
+  pemFile(name: string, kind: "certificates" | "key"): string | undefined {
+    const path = this.value(name);
+    if (!path) return undefined;
+    const text = this.readFile(name, path);
+    if (text === undefined) return undefined;
+    const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
+    const problem =
+      blocks.length === 0
+        ? "holds no PEM block (-----BEGIN ...-----)"
+        : kind === "key"
+          ? unusable(() => createPrivateKey(text), "holds no usable unencrypted private key")
+          : unusable(() => {
+              const certificates = blocks.filter((block) => block.startsWith("-----BEGIN CERTIFICATE-----"));
+              if (certificates.length === 0) throw new Error("no certificate");
+              for (const block of certificates) new X509Certificate(block);
+            }, "holds no usable PEM certificate");
+    if (problem) {
+      this.problems.push(`${ENV_PREFIX}${name}: ${path} ${problem}`);
+      return undefined;
+    }
+    return text;
   }
 
   private readFile(name: string, path: string): string | undefined {
@@ -657,6 +743,16 @@ class EnvReader {
       this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${code})`);
       return undefined;
     }
+  }
+}
+
+/** `problem` when `parse` throws, else undefined. */
+function unusable(parse: () => unknown, problem: string): string | undefined {
+  try {
+    parse();
+    return undefined;
+  } catch {
+    return problem;
   }
 }
 

@@ -2,30 +2,25 @@
 /**
  * The bundle's entry point (`dist/bundle/edge-signin.mjs`: the `edge-signin` bin, `npm start`, the container).
  * `edge-signin agent`, the command a device runs at every boot, goes straight to the agent's own CommonJS
- * bundle, loaded through a V8 code cache kept in STATE_DIR (src/code-cache.ts): no command-line parser, no
- * other command's code, and no parsing or compiling of what the last start already compiled. Everything else
- * (`--help`, `demo`, `display`, `health`) is the full command line in cli.mjs.
+ * bundle, loaded through the V8 code cache made at build time beside it (src/code-cache.ts; never from STATE_DIR):
+ * no command-line parser and no other command's code. Everything else (`--help`, `demo`, `display`, `health`) is
+ * the full command line in cli.mjs.
  * Only meaningful inside dist/bundle/, where scripts/bundle.ts puts agent.cjs and cli.mjs beside it.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
-import { loadWithCodeCache } from "./code-cache.js";
+import { AGENT_V8_FLAGS, loadWithCodeCache } from "./code-cache.js";
 import type { agentCommand } from "./commands/agent.js";
-import { CODE_CACHE_FILE, configuredStateDir } from "./state-dir.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
 
 if (args.length === 1 && args[0] === "agent") {
-  // undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it twice: quickly (Liftoff), then again
-  // optimised (TurboFan) on a worker thread, whose ~10 MiB of compiler memory stays in that thread's malloc arena
-  // for the life of the process. The agent parses a few small responses a minute; the quick code is plenty.
-  // Set before any WebAssembly is compiled, and before the code cache is loaded (V8 checks the flags it was made with).
-  setFlagsFromString("--liftoff-only");
+  // Before any code is compiled or the code cache loaded (V8 checks the flags it was made with).
+  for (const flag of AGENT_V8_FLAGS) setFlagsFromString(flag);
   const { exports, codeCache } = loadWithCodeCache<{ agentCommand: typeof agentCommand }>(
     join(here, "agent.cjs"),
-    join(configuredStateDir(), CODE_CACHE_FILE),
   );
   process.exitCode = await exports.agentCommand({ codeCache });
   // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now (as cli.mjs does).

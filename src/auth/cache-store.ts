@@ -6,7 +6,7 @@ import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Logger } from "pino";
 import { fsyncPath } from "../fsync.js";
 import { StartupError } from "../startup-error.js";
-import { decodeCacheKey, looksSealed, open as openEnvelope, seal } from "./cache-crypto.js";
+import { decodeSealingKey, looksSealed, open as openEnvelope, seal } from "../crypto/seal.js";
 
 export const CACHE_FILE = "token-cache.json";
 
@@ -41,7 +41,7 @@ export class TokenCacheStore implements ICachePlugin {
 
   constructor(private readonly options: TokenCacheStoreOptions) {
     this.path = join(options.stateDir, CACHE_FILE);
-    this.key = options.key === undefined ? undefined : decodeCacheKey(options.key);
+    this.key = options.key === undefined ? undefined : decodeSealingKey(options.key);
     if (options.key !== undefined && !this.key)
       throw new CacheKeyError(
         "EDGE_SIGNIN_CACHE_KEY: expected 32 bytes as base64 (44 characters) or hex (64)",

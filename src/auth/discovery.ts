@@ -3,15 +3,23 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import "../zod-messages.js";
 import type { NetworkClient } from "./network-client.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
 
-/** The discovery fields MSAL needs in `auth.authorityMetadata`, and the ones the agent reads itself. */
+/** An endpoint the agent sends codes or tokens to, or takes keys from: https (src/auth/secure-endpoint.ts). */
+const endpoint = z.url().check(z.refine(isSecureEndpoint, SECURE_ENDPOINT_RULE));
+
+/**
+ * The discovery fields MSAL needs in `auth.authorityMetadata`, and the ones the agent reads itself. The same
+ * schema checks a fetched document and the cached copy in STATE_DIR: a cached file naming `http://` endpoints is
+ * no cache at all.
+ */
 const DiscoveryDocument = z.looseObject({
   issuer: z.url(),
-  authorization_endpoint: z.url(),
-  token_endpoint: z.url(),
-  jwks_uri: z.url(),
-  end_session_endpoint: z.optional(z.url()),
-  device_authorization_endpoint: z.optional(z.url()),
+  authorization_endpoint: endpoint,
+  token_endpoint: endpoint,
+  jwks_uri: endpoint,
+  end_session_endpoint: z.optional(endpoint),
+  device_authorization_endpoint: z.optional(endpoint),
 });
 export type DiscoveryDocument = z.infer<typeof DiscoveryDocument>;
 

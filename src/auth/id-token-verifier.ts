@@ -146,10 +146,28 @@ export class IdTokenVerifier {
         algorithms: ALGORITHMS,
         requiredClaims: ["sub", "exp", "iat"],
       });
-      return { ...payload };
+      this.checkAuthorizedParty(payload.aud, payload["azp"]);
+      return withoutPrototypeKeys(payload) as Claims;
     } catch (error) {
       throw describe(error);
     }
+  }
+
+  /**
+   * OpenID Connect Core 1.0, 3.1.3.7 (points 4 and 5): a token for several audiences must name this client as
+   * its authorized party (`azp`), and an `azp` that is present must be this client. jose checks only that the
+   * client is among the audiences: a token issued to another client, with this one as a second audience, passed.
+   */
+  private checkAuthorizedParty(aud: string | string[] | undefined, azp: unknown): void {
+    const several = Array.isArray(aud) && aud.length > 1;
+    if (azp === undefined && !several) return;
+    if (azp !== this.options.audience)
+      throw new IdTokenError(
+        "invalid_token",
+        azp === undefined
+          ? "the ID token names several audiences but no authorized party (azp); OpenID Connect Core 3.1.3.7 requires one"
+          : "the ID token's authorized party (azp) is not this client",
+      );
   }
 
   private expectedIssuer(idToken: string): string {
@@ -160,6 +178,24 @@ export class IdTokenVerifier {
     const tid = safeDecode(idToken)?.["tid"];
     return typeof tid === "string" ? issuer.replace("{tenantid}", tid) : issuer;
   }
+}
+
+/** Keys that change an object's prototype or constructor when a consumer merges or assigns the claims. */
+const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * A copy of a JSON value without `__proto__`, `constructor` and `prototype` keys, at every depth: claims go on to
+ * events, webhooks and library consumers, any of which may merge them into an object of their own.
+ */
+export function withoutPrototypeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutPrototypeKeys);
+  if (value === null || typeof value !== "object") return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    if (PROTOTYPE_KEYS.has(key)) continue;
+    copy[key] = withoutPrototypeKeys(child);
+  }
+  return copy;
 }
 
 /** The algorithm a key without `alg` signs with: Entra's keys name none and sign ID tokens with RS256. */

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import type { ProxyConfig, RetryConfig } from "../config.js";
 import { isDeviceCodePoll, PollGuard } from "./poll-guard.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
 import { describeFetchError } from "../fetch-error.js";
 
 export interface NetworkClientOptions {
@@ -89,6 +90,9 @@ export class NetworkClient implements INetworkModule {
   ): Promise<{ response: NetworkResponse<T>; json: boolean }> {
     const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
     const target = new URL(url);
+    // Discovery refuses such endpoints already; this is the last line, whatever names a URL (MSAL derives some).
+    if (!isSecureEndpoint(url))
+      throw new IdpUnreachableError(`${method} ${target.origin}: refused, ${SECURE_ENDPOINT_RULE}`);
     let status: number;
     let rawHeaders: Record<string, string | string[] | undefined>;
     let text: string;

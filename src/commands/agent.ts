@@ -1,4 +1,3 @@
-import type { Logger } from "pino";
 import { Agent } from "../agent.js";
 import type { CodeCache } from "../code-cache.js";
 import { loadConfig } from "../config.js";
@@ -8,13 +7,8 @@ import { reportFailure } from "../report-failure.js";
 /** docker stop waits 10 s before SIGKILL; the agent promises to be gone within 5. */
 const SHUTDOWN_DEADLINE_MS = 4_500;
 
-/** After a milestone, wait this long (the agent is idle then) before writing the code cache. */
-const CODE_CACHE_DELAY_MS = 1_000;
-/** The points after which the code cache is worth writing, in the order a start reaches them. */
-const CODE_CACHE_MILESTONES = ["first_code", "signed_in"] as const;
-
 export interface RunAgentOptions {
-  /** The code cache the launcher loaded this code with (src/launch.ts); refreshed after the first code and sign-in. */
+  /** The code cache the launcher loaded this code with (src/launch.ts), for the debug log. */
   readonly codeCache?: CodeCache;
 }
 
@@ -29,10 +23,12 @@ export async function agentCommand(options: RunAgentOptions = {}): Promise<numbe
 
 /** Runs the agent until SIGTERM or SIGINT; resolves with the process exit code. */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
+  // Everything the agent creates (STATE_DIR, its files) is private whatever umask it was started with.
+  process.umask(0o077);
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
-  if (options.codeCache) keepCodeCache(agent, options.codeCache, log.child({ module: "code-cache" }));
+  if (options.codeCache) log.child({ module: "code-cache" }).debug(options.codeCache, "code cache");
   const stopped = new Promise<number>((resolve) => {
     const shutdown = (signal: NodeJS.Signals) => {
       log.info({ signal }, "shutting down");
@@ -56,34 +52,4 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   });
   await Promise.race([agent.start(), stopped]);
   return stopped;
-}
-
-/**
- * Writes the code cache once the code that matters has run: after the first code on the display (start-up)
- * and after the first sign-in (the approval path, compiled lazily until then), unless the cache this start
- * used already covers it: a device that reboots into the same code writes nothing. A failure costs only speed.
- */
-function keepCodeCache(agent: Agent, cache: CodeCache, log: Logger): void {
-  log.debug({ status: cache.status, milestone: cache.milestone, file: cache.file }, "code cache");
-  const covered = new Set(
-    cache.status === "used"
-      ? CODE_CACHE_MILESTONES.slice(0, CODE_CACHE_MILESTONES.indexOf(cache.milestone as never) + 1)
-      : [],
-  );
-  const saveSoon = (milestone: (typeof CODE_CACHE_MILESTONES)[number]) => {
-    if (covered.has(milestone)) return;
-    setTimeout(() => {
-      try {
-        cache.save(milestone);
-        log.debug({ file: cache.file, milestone }, "code cache written");
-      } catch (error) {
-        log.warn(
-          { err: { message: (error as Error).message }, file: cache.file },
-          "cannot write the code cache",
-        );
-      }
-    }, CODE_CACHE_DELAY_MS).unref();
-  };
-  agent.once("prompt", () => saveSoon("first_code"));
-  agent.once("authenticated", () => saveSoon("signed_in"));
 }

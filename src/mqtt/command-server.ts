@@ -4,9 +4,17 @@ import { handleCommand } from "./commands.js";
 import type { IncomingMessage, MqttGateway } from "./gateway.js";
 import type { DeviceTopics } from "./topics.js";
 
+/** Longest MQTT 5 response topic honoured; longer ones are answered on the default topic. */
+const MAX_RESPONSE_TOPIC_BYTES = 512;
+
 /**
  * Takes commands from `{base}/request/{command}` and answers each one: on the request's MQTT 5 response
- * topic (with its correlation data) when it names one, else on `{base}/response/{command}`.
+ * topic (with its correlation data) when it names an allowed one, else on `{base}/response/{command}`.
+ *
+ * Allowed response topics are `{base}/response/...` and, when `EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX` is set, topics
+ * under it. Nothing else: the agent may publish where a requester may not (its own display, state and event
+ * topics, the discovery prefix), so answering wherever a request asks would let anyone who can send a command
+ * publish through the agent what the broker's ACL forbids them.
  */
 export class CommandServer {
   private unsubscribe: (() => void) | undefined;
@@ -16,6 +24,8 @@ export class CommandServer {
     private readonly topics: DeviceTopics,
     private readonly agent: AgentControl,
     private readonly log: Logger,
+    /** `EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX` (config.ts keeps it clear of every topic the agent owns), if set. */
+    private readonly responsePrefix?: string,
   ) {}
 
   /** Registers the subscription; the gateway sends it once connected and again after every reconnect. */
@@ -58,12 +68,36 @@ export class CommandServer {
     }
   }
 
-  /** A usable MQTT 5 response topic wins; one with wildcards, or pointing back at the requests, is ignored. */
+  /** An allowed MQTT 5 response topic wins; any other is ignored (with a warning) for the default. */
   private responseTopic(message: IncomingMessage, command: string): string {
     const requested = message.responseTopic;
-    const requestPrefix = this.topics.requests.slice(0, -1);
-    if (requested && !/[+#\0]/.test(requested) && !requested.startsWith(requestPrefix)) return requested;
-    if (requested) this.log.warn({ command }, "unusable response topic in request; answering on the default");
+    if (requested === undefined) return this.topics.response(command);
+    if (isAllowedResponseTopic(requested, this.topics, this.responsePrefix)) return requested;
+    this.log.warn(
+      { command, allowed: allowedResponseTopics(this.topics, this.responsePrefix) },
+      "response topic in request not allowed; answering on the default",
+    );
     return this.topics.response(command);
   }
+}
+
+/** The filters a response topic must match, for the log line and the README. */
+export function allowedResponseTopics(topics: DeviceTopics, prefix: string | undefined): string[] {
+  return [`${topics.base}/response/#`, ...(prefix !== undefined ? [`${prefix}/#`] : [])];
+}
+
+/**
+ * True when `topic` is a concrete topic (no wildcard, no control character, not `$`-reserved, bounded) under
+ * `{base}/response/` or under `prefix/`.
+ */
+export function isAllowedResponseTopic(
+  topic: string,
+  topics: DeviceTopics,
+  prefix: string | undefined,
+): boolean {
+  if (topic.length === 0 || Buffer.byteLength(topic) > MAX_RESPONSE_TOPIC_BYTES) return false;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[+#\u0000-\u001f\u007f-\u009f]/.test(topic) || topic.startsWith("$")) return false;
+  const under = (root: string) => topic.startsWith(`${root}/`) && topic.length > root.length + 1;
+  return under(`${topics.base}/response`) || (prefix !== undefined && under(prefix));
 }

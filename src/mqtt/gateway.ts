@@ -141,8 +141,9 @@ export class MqttGateway {
   publishAcknowledged(topic: string, payload: string): Promise<void> {
     const client = this.client;
     if (!client) return Promise.reject(new Error("MqttGateway.publishAcknowledged before start()"));
-    if (/[+#]/.test(topic))
-      return Promise.reject(new Error(`refusing to publish to a wildcard topic: ${topic}`));
+    // Refused for good (the sender then drops it): resending a topic no broker takes would hold back every later event.
+    const invalid = invalidTopic(topic);
+    if (invalid) return Promise.reject(new MqttPublishRefusedError(invalid));
     return new Promise<void>((resolve, reject) => {
       client.publish(topic, payload, { qos: 1 }, (error) => {
         if (!error) resolve();
@@ -211,7 +212,8 @@ export class MqttGateway {
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
     const client = this.client;
     if (!client) throw new Error("MqttGateway.publish before start()");
-    if (/[+#]/.test(topic)) throw new Error(`refusing to publish to a wildcard topic: ${topic}`);
+    const invalid = invalidTopic(topic);
+    if (invalid) throw new Error(invalid);
     if (options.onlyIfConnected && !client.connected) {
       this.log.debug({ topic }, "broker unreachable; not queueing, re-published on reconnect");
       return;
@@ -256,6 +258,21 @@ export class MqttGateway {
       await client.endAsync(true);
     }
   }
+}
+
+/**
+ * Why `topic` cannot be published to, or undefined when it can: a wildcard (MQTT 5 3.3.2.1), a NUL (1.5.4: the
+ * broker drops the connection, and mqtt.js would resend it after every reconnect), another control character,
+ * or more than 65,535 bytes.
+ */
+export function invalidTopic(topic: string): string | undefined {
+  if (topic.length === 0) return "refusing to publish to an empty topic";
+  if (/[+#]/.test(topic)) return `refusing to publish to a wildcard topic: ${JSON.stringify(topic)}`;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(topic))
+    return `refusing to publish to a topic with a control character: ${JSON.stringify(topic)}`;
+  if (Buffer.byteLength(topic) > 65_535) return "refusing to publish to a topic longer than 65,535 bytes";
+  return undefined;
 }
 
 /** MQTT topic filter matching: `+` is one level, a trailing `#` any number of levels (also none). */

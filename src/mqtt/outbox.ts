@@ -1,5 +1,8 @@
 import {
   closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -11,7 +14,7 @@ import {
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
-import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
+import { looksSealed, open as unseal, seal } from "../crypto/seal.js";
 import { fsyncPath } from "../fsync.js";
 
 /** One event waiting for the broker's acknowledgement. */
@@ -35,7 +38,20 @@ export interface OutboxOptions {
    * `authenticated` event holds the person's claims, and with PUBLISH_ID_TOKEN the ID token itself.
    */
   readonly key?: Buffer | undefined;
+  /**
+   * Where an entry may go (the MQTT outbox: this device's event topics; the webhook queue: the event types).
+   * The outbox is a directory in STATE_DIR: an entry read back that names anything else was not written by this
+   * agent, and is set aside rather than published.
+   */
+  readonly accepts: (topic: string) => boolean;
 }
+
+/** Largest entry read back: far above any event (an ID token and its claims are a few KB), far below memory. */
+export const MAX_ENTRY_BYTES = 256 * 1024;
+/** Create a new file only (never an existing one, never through a symbolic link), owner-only. */
+const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Read a file only if it is one itself, not a symbolic link to something elsewhere. */
+const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
 const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
@@ -82,10 +98,15 @@ export class Outbox {
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   }
 
-  /** Reads what a previous run left; a corrupt entry is moved aside with a warning, never a crash. */
+  /**
+   * Reads what a previous run left; an entry that is damaged, too large, not sealed when a key is set, or bound
+   * for a topic this outbox does not serve is moved aside with a warning, never a crash, and the rest load.
+   */
   open(): void {
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      // A symbolic link in its place would take every write somewhere else.
+      if (!lstatSync(this.dir).isDirectory()) throw new Error(`${this.dir} is not a directory`);
     } catch (error) {
       this.degrade(error, "cannot create the outbox directory");
       return;
@@ -172,22 +193,30 @@ export class Outbox {
   }
 
   private read(name: string, seq: number): OutboxEntry | undefined {
-    let text: string;
+    let problem: string;
     try {
-      text = readFileSync(join(this.dir, name), "utf8");
-      const parsed = StoredEntry.safeParse(this.decode(text));
-      if (parsed.success) {
-        return {
-          seq,
-          topic: parsed.data.topic,
-          payload: parsed.data.payload,
-          bytes: Buffer.byteLength(text),
-        };
+      const text = readEntry(join(this.dir, name));
+      if (text === undefined) problem = `larger than ${MAX_ENTRY_BYTES} bytes`;
+      else {
+        const decoded = this.decode(text);
+        const parsed = StoredEntry.safeParse(decoded.value);
+        if (decoded.problem) problem = decoded.problem;
+        else if (!parsed.success) problem = "not an outbox entry";
+        else if (!this.options.accepts(parsed.data.topic))
+          problem = "bound for a topic this outbox does not serve";
+        else
+          return {
+            seq,
+            topic: parsed.data.topic,
+            payload: parsed.data.payload,
+            bytes: Buffer.byteLength(text),
+          };
       }
-    } catch {
-      // Unreadable or not JSON: handled below like an entry of the wrong shape.
+    } catch (error) {
+      // Unreadable, a symbolic link (ELOOP), or not JSON.
+      problem = (error as NodeJS.ErrnoException).code ?? "not JSON";
     }
-    this.log.warn({ file: name }, "outbox entry is corrupt; skipping it (kept aside as .corrupt)");
+    this.log.warn({ file: name, problem }, "outbox entry is corrupt; skipping it (kept aside as .corrupt)");
     try {
       renameSync(join(this.dir, name), join(this.dir, `${name}.corrupt`));
     } catch {
@@ -196,19 +225,31 @@ export class Outbox {
     return undefined;
   }
 
-  /** The stored JSON, unsealed when it was sealed; undefined when it cannot be opened (no key, another key, damaged). */
-  private decode(text: string): unknown {
+  /**
+   * The stored JSON, unsealed when it was sealed. With a key set, only sealed entries are taken: this agent
+   * writes nothing else then, so a plain one was planted (or left from before the key, and is not trusted).
+   */
+  private decode(text: string): { value?: unknown; problem?: string } {
     const parsed = JSON.parse(text) as unknown;
-    if (!looksSealed(parsed)) return parsed;
-    if (!this.options.key) return undefined;
+    if (!looksSealed(parsed))
+      return this.options.key ? { problem: "not sealed, and a cache key is set" } : { value: parsed };
+    if (!this.options.key) return { problem: "sealed, and no cache key is set" };
     const opened = unseal(parsed, this.options.key);
-    return opened.ok ? JSON.parse(opened.plaintext) : undefined;
+    return opened.ok ? { value: JSON.parse(opened.plaintext) } : { problem: `sealed: ${opened.problem}` };
   }
 
   private write(name: string, text: string): void {
     const target = join(this.dir, name);
     const temp = `${target}.tmp`;
-    const fd = openSync(temp, "w", 0o600);
+    // O_EXCL | O_NOFOLLOW: a file or link planted at the temp name is removed, never written through.
+    let fd: number;
+    try {
+      fd = openSync(temp, CREATE_EXCLUSIVE, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      unlinkSync(temp);
+      fd = openSync(temp, CREATE_EXCLUSIVE, 0o600);
+    }
     try {
       writeSync(fd, text);
     } finally {
@@ -282,6 +323,19 @@ export class Outbox {
       { dir: this.dir, err: error },
       `${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
     );
+  }
+}
+
+/** An entry's text, read without following a symbolic link; undefined when larger than MAX_ENTRY_BYTES. */
+function readEntry(path: string): string | undefined {
+  const fd = openSync(path, READ_NO_FOLLOW);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
+    if (stat.size > MAX_ENTRY_BYTES) return undefined;
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -49,6 +49,7 @@ export interface StatePayload {
   readonly state: AgentState;
   readonly since: string;
   readonly deviceId: string;
+  /** Only with EDGE_SIGNIN_STATE_ACCOUNT=true: displays read this topic, and it holds no personal data otherwise. */
   readonly account?: AccountSummary;
   readonly expiresAt?: string;
   readonly reason?: FailureReason;
@@ -94,4 +95,23 @@ export interface EventPayloads {
 }
 
 export type EventType = keyof EventPayloads;
+
+/** Every event type, at run time (the outbox checks what it reads back against them). */
+export const EVENT_TYPES = [
+  "code_issued",
+  "authenticated",
+  "code_expired",
+  "sign_in_failed",
+  "signed_out",
+] as const satisfies readonly EventType[];
+
+/** True when `type` names an event type. */
+export function isEventType(type: string): type is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(type);
+}
+
+/** True when `topic` is one of this device's event topics, `{base}/events/{type}`. */
+export function isEventTopic(topics: DeviceTopics, topic: string): boolean {
+  return EVENT_TYPES.some((type) => topics.event(type) === topic);
+}
 export type EventPayload<T extends EventType> = EventEnvelope<T> & EventPayloads[T];

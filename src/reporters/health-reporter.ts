@@ -101,7 +101,7 @@ export class HealthReporter implements Reporter {
     const temporary = `${this.path}.${process.pid}.tmp`;
     this.writes = this.writes
       .then(async () => {
-        await writeFile(temporary, `${JSON.stringify(body)}\n`);
+        await writeFile(temporary, `${JSON.stringify(body)}\n`, { mode: 0o600 });
         await rename(temporary, this.path);
         this.warned = false;
       })

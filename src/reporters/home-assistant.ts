@@ -30,6 +30,8 @@ export class HomeAssistantReporter implements Reporter {
     private readonly log: Logger,
     /** Where the topics of the configs published last are remembered. */
     private readonly published: string,
+    /** This device's id: only its own discovery topics are ever removed, whatever the note lists. */
+    private readonly deviceId: string,
   ) {}
 
   start(): Promise<void> {
@@ -44,6 +46,15 @@ export class HomeAssistantReporter implements Reporter {
   }
 
   private announce(): void {
+    try {
+      this.announceNow();
+    } catch (error) {
+      // Runs in the gateway's connect handler: a throw there would take the whole agent down at every start.
+      this.log.error({ err: { message: (error as Error).message } }, "Home Assistant discovery failed");
+    }
+  }
+
+  private announceNow(): void {
     const current = new Set(this.settings.discovery ? this.entries.map((entry) => entry.topic) : []);
     const stale = this.previouslyPublished().filter((topic) => !current.has(topic));
     for (const topic of stale) this.gateway.clearRetained(topic);
@@ -59,7 +70,18 @@ export class HomeAssistantReporter implements Reporter {
   private previouslyPublished(): string[] {
     try {
       const topics: unknown = JSON.parse(readFileSync(this.published, "utf8"));
-      return Array.isArray(topics) ? topics.filter((t): t is string => typeof t === "string") : [];
+      if (!Array.isArray(topics)) return [];
+      // The note is a file in STATE_DIR: whatever it lists, only this device's own config topics are cleared,
+      // never a wildcard (which would crash the publish) or another device's or integration's retained topic.
+      const own = topics.filter(
+        (t): t is string => typeof t === "string" && isOwnDiscoveryTopic(t, this.deviceId),
+      );
+      if (own.length !== topics.length)
+        this.log.warn(
+          { file: this.published, ignored: topics.length - own.length },
+          "the note of published discovery configs lists topics that are not this device's; ignoring them",
+        );
+      return own;
     } catch {
       return []; // Never published (or the note is unreadable): nothing of ours to remove.
     }
@@ -83,12 +105,37 @@ export interface DiscoveryDevice {
   readonly topics: DeviceTopics;
   readonly prefix: string;
   readonly version: string;
+  /**
+   * EDGE_SIGNIN_STATE_ACCOUNT: the retained state names who is signed in, so a "Signed-in user" sensor has
+   * something to show. Without it the sensor is not offered (and one published before is removed).
+   */
+  readonly stateAccount?: boolean;
+}
+
+/** The `{component}/{key}` of every entity this agent ever publishes. */
+const ENTITY_KEYS = new Set(["sensor/state", "sensor/user", "button/sign_in", "button/sign_out"]);
+
+/** The discovery node id of a device: discovery topic levels and ids allow only [a-zA-Z0-9_-]. */
+function discoveryNode(deviceId: string): string {
+  return `edge-signin_${deviceId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+/** True for `{any prefix}/{component}/{this device's node}/{key}/config` of an entity this agent publishes. */
+export function isOwnDiscoveryTopic(topic: string, deviceId: string): boolean {
+  const match =
+    /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/(sensor|button)\/([A-Za-z0-9_-]+)\/([a-z_]+)\/config$/.exec(topic);
+  return match !== null && match[2] === discoveryNode(deviceId) && ENTITY_KEYS.has(`${match[1]}/${match[3]}`);
 }
 
 /** The discovery configs of one device. Pure, so the tests and the README show exactly what is published. */
-export function discoveryEntries({ deviceId, topics, prefix, version }: DiscoveryDevice): DiscoveryEntry[] {
-  // Discovery topic levels and ids allow only [a-zA-Z0-9_-]; device ids may also hold dots.
-  const node = `edge-signin_${deviceId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+export function discoveryEntries({
+  deviceId,
+  topics,
+  prefix,
+  version,
+  stateAccount = false,
+}: DiscoveryDevice): DiscoveryEntry[] {
+  const node = discoveryNode(deviceId);
   const objectPrefix = node.replace(/-/g, "_").toLowerCase();
   const common = {
     availability_topic: topics.availability,
@@ -117,13 +164,17 @@ export function discoveryEntries({ deviceId, topics, prefix, version }: Discover
       json_attributes_template:
         "{{ {'since': value_json.since, 'expires_at': value_json.expiresAt} | tojson }}",
     }),
-    entity("sensor", "user", {
-      name: "Signed-in user",
-      icon: "mdi:account",
-      state_topic: topics.state,
-      // Empty while nobody is signed in: the state payload carries `account` only in `signed_in`.
-      value_template: "{{ value_json.account.name if value_json.account is defined else '' }}",
-    }),
+    ...(stateAccount
+      ? [
+          entity("sensor", "user", {
+            name: "Signed-in user",
+            icon: "mdi:account",
+            state_topic: topics.state,
+            // Empty while nobody is signed in: the state payload carries `account` only in `signed_in`.
+            value_template: "{{ value_json.account.name if value_json.account is defined else '' }}",
+          }),
+        ]
+      : []),
     entity("button", "sign_in", {
       name: "Sign in",
       icon: "mdi:login",

@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { decodeCacheKey } from "../auth/cache-crypto.js";
+import { decodeSealingKey } from "../crypto/seal.js";
 import type { Config } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
 import { Outbox } from "../mqtt/outbox.js";
-import type { DeviceTopics } from "../mqtt/topics.js";
+import { isEventTopic, type DeviceTopics } from "../mqtt/topics.js";
 import { packageVersion } from "../version.js";
 import { HealthReporter } from "./health-reporter.js";
 import { discoveryEntries, HomeAssistantReporter } from "./home-assistant.js";
@@ -43,10 +43,12 @@ const FACTORIES: readonly ReporterFactory[] = [
         topics,
         prefix: config.homeAssistant.discoveryPrefix,
         version: packageVersion(),
+        stateAccount: config.stateAccount,
       }),
       config.homeAssistant,
       log.child({ module: "home-assistant" }),
       join(config.stateDir, "home-assistant-discovery.json"),
+      config.deviceId,
     ),
   (config, { log, gateway, topics }) =>
     new MqttReporter(
@@ -59,10 +61,12 @@ const FACTORIES: readonly ReporterFactory[] = [
         // Sealed with the token cache's key when there is one: events hold claims, maybe the ID token.
         {
           maxEvents: config.outboxMaxEvents,
-          key: config.cacheKey === undefined ? undefined : decodeCacheKey(config.cacheKey),
+          accepts: (topic) => isEventTopic(topics, topic),
+          key: config.cacheKey === undefined ? undefined : decodeSealingKey(config.cacheKey),
         },
         log.child({ module: "outbox" }),
       ),
+      config.stateAccount,
     ),
   (config, { log }) =>
     config.webhook &&
@@ -72,7 +76,7 @@ const FACTORIES: readonly ReporterFactory[] = [
       config.stateDir,
       config.retry,
       log.child({ module: "webhook" }),
-      config.cacheKey === undefined ? undefined : decodeCacheKey(config.cacheKey),
+      config.cacheKey === undefined ? undefined : decodeSealingKey(config.cacheKey),
     ),
 ];
 

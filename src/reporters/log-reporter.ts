@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AgentEvents } from "../events.js";
 import { subscribe, type Reporter } from "./reporter.js";
 
-/** Writes the event stream to the log: what happened, never a token (claims stay out of logs too). */
+/** Writes the event stream to the log: what happened, never a token, and never who (no claim, name or email). */
 export class LogReporter implements Reporter {
   readonly name = "log";
   private unsubscribers: Array<() => void> = [];
@@ -16,7 +16,8 @@ export class LogReporter implements Reporter {
       subscribe(
         events,
         "state",
-        (change) => this.log.info({ state: change }, `state ${change.state}`),
+        // The account (who) stays out, as below.
+        ({ account: _account, ...change }) => this.log.info({ state: change }, `state ${change.state}`),
         onError,
       ),
       subscribe(
@@ -33,8 +34,8 @@ export class LogReporter implements Reporter {
       subscribe(
         events,
         "authenticated",
-        (e) =>
-          this.log.info({ account: { username: e.account.username, name: e.account.name } }, "signed in"),
+        // Who signed in stays out of the log (README: no claim reaches a log); the event carries it to consumers.
+        (e) => this.log.info({ method: e.method }, "signed in"),
         onError,
       ),
       subscribe(

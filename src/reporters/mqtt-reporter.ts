@@ -26,6 +26,8 @@ export class MqttReporter implements Reporter {
     private readonly deviceId: string,
     private readonly log: Logger,
     private readonly outbox: Outbox,
+    /** EDGE_SIGNIN_STATE_ACCOUNT: the retained state names who is signed in (displays can read it). */
+    private readonly stateAccount = false,
   ) {
     this.sender = new OutboxSender(outbox, gateway, log);
   }
@@ -60,7 +62,13 @@ export class MqttReporter implements Reporter {
 
   private publishState(change: StateChange): void {
     this.state = change;
-    const payload: StatePayload = { ...change, deviceId: this.deviceId };
+    // Displays read the retained state: the account (a person's name and user name) only when configured.
+    const { account, ...rest } = change;
+    const payload: StatePayload = {
+      ...rest,
+      deviceId: this.deviceId,
+      ...(this.stateAccount && account ? { account } : {}),
+    };
     this.gateway.publishJson(this.topics.state, payload, { retain: true, onlyIfConnected: true });
   }
 

@@ -9,7 +9,7 @@ import type { RetryConfig, WebhookConfig } from "../config.js";
 import type { AgentEvents } from "../events.js";
 import { describeFetchError } from "../fetch-error.js";
 import { Outbox, type OutboxEntry } from "../mqtt/outbox.js";
-import type { EventPayloads, EventType } from "../mqtt/topics.js";
+import { isEventType, type EventPayloads, type EventType } from "../mqtt/topics.js";
 import { codeIssued, eventEnvelope } from "./envelope.js";
 import { subscribe, type Reporter } from "./reporter.js";
 import { SIGNATURE_HEADER, signWebhook } from "./webhook-signature.js";
@@ -43,7 +43,8 @@ export class WebhookReporter implements Reporter {
   ) {
     this.queue = new Outbox(
       join(stateDir, "webhook-queue"),
-      { maxEvents: config.queueMax, key: queueKey },
+      // The queue's "topic" is the event type, sent as the X-Edge-Signin-Event-Type header.
+      { maxEvents: config.queueMax, key: queueKey, accepts: isEventType },
       log,
     );
   }

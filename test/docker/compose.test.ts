@@ -181,8 +181,9 @@ describe("compose.yaml", () => {
     // Every secret file is made by the users script.
     const script = readFileSync(join(REPO, "docker/create-broker-users.sh"), "utf8");
     for (const { file } of Object.values(compose.secrets)) {
-      expect(file).toMatch(/^\.\/docker\/secrets\/\w+$/);
-      expect(script).toContain(file.replace("./docker/secrets/", ""));
+      // Shared files, or one device's (each device its own passwords).
+      expect(file).toMatch(/^\.\/docker\/secrets\/(\$\{EDGE_SIGNIN_DEVICE_ID\}\/)?\w+$/);
+      expect(script).toContain(file.replace(/^\.\/docker\/secrets\/(\$\{EDGE_SIGNIN_DEVICE_ID\}\/)?/, ""));
     }
     const gitignore = readFileSync(join(REPO, ".gitignore"), "utf8").split("\n");
     expect(gitignore).toContain(".env");

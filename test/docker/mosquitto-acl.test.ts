@@ -1,11 +1,13 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mqtt, { type MqttClient } from "mqtt";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deviceTopics, type DeviceTopics } from "../../src/mqtt/topics.js";
+import { startCli } from "../helpers/cli.js";
 import { REPO, startComposeBroker, type ComposeBroker, type Role } from "./compose-broker.js";
 
 /**
@@ -27,7 +29,7 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
 
   const connect = async (role: Role, protocolVersion: 4 | 5 = 5): Promise<Client> => {
     const client = await mqtt.connectAsync(broker.url, {
-      ...broker.credentials(role),
+      ...(await broker.credentials(role)),
       protocolVersion,
       clientId: `${role}-${Math.random().toString(16).slice(2, 10)}`,
       reconnectPeriod: 0,
@@ -84,7 +86,10 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       const notAuthorised = protocolVersion === 5 ? [134, 135] : [4, 5];
       expect(notAuthorised).toContain(await refused({}));
       expect(notAuthorised).toContain(
-        await refused({ username: broker.credentials("agent").username, password: "not-the-password" }),
+        await refused({
+          username: (await broker.credentials("agent")).username,
+          password: "not-the-password",
+        }),
       );
     },
   );
@@ -108,23 +113,26 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
   });
 
   it("keeps a display from publishing to its display topic", async () => {
-    const display = await connect("display");
-    const watcher = await connect("display");
+    // One connection per user (use_username_as_clientid): the display tries, then reads what is retained.
     const agent = await connect("agent");
-    await subscribe(watcher, topics.display);
+    await agent.mqtt.publishAsync(topics.display, "marker", { qos: 1, retain: true });
 
     // MQTT 5: the broker answers the publish with reason code 135 (not authorized).
-    await expect(display.mqtt.publishAsync(topics.display, "forged", { qos: 1 })).rejects.toMatchObject({
-      code: 135,
-    });
+    const display = await connect("display");
+    await expect(
+      display.mqtt.publishAsync(topics.display, "forged", { qos: 1, retain: true }),
+    ).rejects.toMatchObject({ code: 135 });
+    await display.mqtt.endAsync();
     // MQTT 3.1.1: the publish is acknowledged and silently dropped.
     const legacy = await connect("display", 4);
-    await legacy.mqtt.publishAsync(topics.display, "forged-3.1.1", { qos: 1 });
+    await legacy.mqtt.publishAsync(topics.display, "forged-3.1.1", { qos: 1, retain: true });
+    await legacy.mqtt.endAsync();
 
-    await agent.mqtt.publishAsync(topics.display, "marker", { qos: 1 });
+    const watcher = await connect("display");
+    await subscribe(watcher, topics.display);
     await watcher.waitFor(topics.display, "marker");
-    expect(watcher.received(topics.display)).not.toContain("forged");
-    expect(watcher.received(topics.display)).not.toContain("forged-3.1.1");
+    expect(watcher.received(topics.display)).toStrictEqual(["marker"]);
+    await agent.mqtt.publishAsync(topics.display, "", { qos: 1, retain: true });
   });
 
   it("keeps events (they carry the person's claims) away from a display", async () => {
@@ -180,6 +188,89 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     await events.waitFor(topics.event("code_issued"), "marker");
     expect(events.received(topics.display)).toStrictEqual([]);
     expect(events.received(topics.event("authenticated"))).toStrictEqual([]);
+  });
+
+  it("keeps the agent on the broker when another user connects with its client id (finding 4)", async () => {
+    const login = await broker.credentials("agent");
+    // The agent as it ships, with its default client id; no provider is reachable, which does not matter here.
+    const agent = startCli(["agent"], {
+      EDGE_SIGNIN_AUTHORITY: "https://127.0.0.1:9/",
+      EDGE_SIGNIN_CLIENT_ID: "takeover-test",
+      EDGE_SIGNIN_DEVICE_ID: broker.deviceId,
+      EDGE_SIGNIN_MQTT_URL: broker.url,
+      EDGE_SIGNIN_MQTT_USERNAME: login.username,
+      EDGE_SIGNIN_MQTT_PASSWORD: login.password,
+      EDGE_SIGNIN_STATE_DIR: await mkdtemp(join(tmpdir(), "edge-signin-takeover-")),
+      EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "5",
+    });
+    try {
+      await expect.poll(() => agent.stdout(), { timeout: 30_000 }).toContain('"msg":"connected to broker"');
+      // The least privileged user, again and again, with every client id the agent could be known by.
+      const display = await broker.credentials("display");
+      for (const clientId of [
+        `edge-signin-${broker.deviceId}`,
+        login.username,
+        `edge-signin-${broker.deviceId}`,
+      ]) {
+        const intruder = await mqtt.connectAsync(broker.url, { ...display, clientId, reconnectPeriod: 0 });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await intruder.endAsync();
+      }
+      // An agent that was kicked off logs its reconnect within about a second; give it three.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const connects = agent
+        .stdout()
+        .split("\n")
+        .filter((l) => l.includes('"msg":"connected to broker"'));
+      expect(connects).toHaveLength(1);
+    } finally {
+      agent.child.kill("SIGKILL");
+      await agent.exited;
+    }
+  });
+
+  it("adds a second device with its own passwords, leaving the first device's users and ACL alone (finding 5)", async () => {
+    const before = {
+      agent: await broker.credentials("agent"),
+      display: await broker.credentials("display"),
+      acl: await readFile(broker.acl, "utf8"),
+    };
+    await broker.addDevice("kitchen-tv");
+    const kitchen = {
+      agent: await broker.credentials("agent", "kitchen-tv"),
+      display: await broker.credentials("display", "kitchen-tv"),
+    };
+    // The first device's passwords are unchanged and still let it in; the new device's are its own.
+    expect(await broker.credentials("agent")).toStrictEqual(before.agent);
+    expect(await broker.credentials("display")).toStrictEqual(before.display);
+    const passwords = [before.agent, before.display, kitchen.agent, kitchen.display].map((c) => c.password);
+    expect(new Set(passwords).size).toBe(4);
+    for (const login of [before.agent, before.display, kitchen.agent, kitchen.display]) {
+      const client = await mqtt.connectAsync(broker.url, { ...login, reconnectPeriod: 0 });
+      await client.endAsync();
+    }
+    // The ACL grew by the new device's blocks only.
+    const after = await readFile(broker.acl, "utf8");
+    expect(after.startsWith(before.acl)).toBe(true);
+    expect(after.slice(before.acl.length)).toContain(
+      "user kitchen-tv-agent\ntopic write edge-signin/kitchen-tv/#",
+    );
+    // And they work: the kitchen agent publishes its own topics, never the living room's.
+    const kitchenTopics = deviceTopics("edge-signin", "kitchen-tv");
+    const agent = await mqtt.connectAsync(broker.url, {
+      ...kitchen.agent,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    clients.push(agent);
+    await agent.publishAsync(kitchenTopics.state, "ok", { qos: 1 });
+    await expect(agent.publishAsync(topics.display, "forged", { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
+    // Running it again for the same device changes nothing.
+    await broker.addDevice("kitchen-tv");
+    expect(await broker.credentials("agent", "kitchen-tv")).toStrictEqual(kitchen.agent);
+    expect(await readFile(broker.acl, "utf8")).toBe(after);
   });
 
   it("passes compose.yaml's broker healthcheck, which fails when no broker answers", async () => {

@@ -135,7 +135,8 @@ describe("the web display, in Chromium, with a real agent", () => {
     const topics = deviceTopics("edge-signin", deviceId);
     const display = await startDisplay(bed, [deviceId]);
     const { page, errors } = await openDisplayPage(`${display.url}/devices/${deviceId}`);
-    await startAgent(bed, { EDGE_SIGNIN_DEVICE_ID: deviceId });
+    // The signed-in screen names the person only when the retained state carries the account (STATE_ACCOUNT).
+    await startAgent(bed, { EDGE_SIGNIN_DEVICE_ID: deviceId, EDGE_SIGNIN_STATE_ACCOUNT: "true" });
     const published = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
     await screen(page, "code");

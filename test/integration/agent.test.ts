@@ -95,7 +95,8 @@ describe.each(DIALECTS)("agent against Mosquitto and $provider", ({ dialect, int
     const signedIn = (
       await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in")
     ).json<StatePayload>();
-    expect(signedIn.account?.name).toBe("Alice");
+    // Displays read the retained state: no personal data in it unless EDGE_SIGNIN_STATE_ACCOUNT says so.
+    expect(signedIn.account).toBe(undefined);
     expect((await inProcess).claims["sub"]).toBe("alice");
 
     // The display is cleared for good: a display connecting now sees no prompt.

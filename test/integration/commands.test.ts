@@ -24,7 +24,11 @@ describe("commands over MQTT (request / response)", () => {
   const { bed, newAgent, afterThisTest } = useTestBed({ probe: false });
 
   async function setUp(protocolVersion: 4 | 5) {
-    const env = bed.env({ EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: String(protocolVersion) });
+    // Requesters here name response topics under `replies/`, which the agent allows only when configured.
+    const env = bed.env({
+      EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: String(protocolVersion),
+      EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "replies",
+    });
     const config = loadConfig(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
     const probe = await connectProbe(bed.broker.url, { protocolVersion });
@@ -97,7 +101,8 @@ describe("commands over MQTT (request / response)", () => {
     });
     expect(await ask("sign-in")).toMatchObject({
       status: "error",
-      error: "already signed in as alice@example.com; sign out first",
+      // Not who (the answer is logged, and no claim reaches a log); `status` says who, to the requester.
+      error: "already signed in; sign out first",
     });
     expect(await ask("refresh")).toMatchObject({ status: "ok", data: { account: { name: "Alice" } } });
     const refreshed = await probe.next(

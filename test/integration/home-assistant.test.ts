@@ -42,6 +42,8 @@ describe("Home Assistant MQTT discovery", () => {
       EDGE_SIGNIN_HA_DISCOVERY: "true",
       EDGE_SIGNIN_HA_DISCOVERY_PREFIX: "ha-test",
       EDGE_SIGNIN_STATE_DIR: join(bed.stateDir, "ha"),
+      // The "Signed-in user" sensor reads the account from the retained state, which holds it only when asked to.
+      EDGE_SIGNIN_STATE_ACCOUNT: "true",
     };
     const config = bed.config(env);
     const topics = deviceTopics(config.topicPrefix, config.deviceId);

@@ -9,6 +9,7 @@ import { Outbox } from "../../src/mqtt/outbox.js";
 import { OutboxSender } from "../../src/mqtt/outbox-sender.js";
 import {
   deviceTopics,
+  isEventTopic,
   type DisplayPayload,
   type EventPayload,
   type StatePayload,
@@ -161,7 +162,11 @@ describe("nothing lost: the outbox and a real broker", () => {
     const topics = deviceTopics(config.topicPrefix, config.deviceId);
     const log = captureLogger().logger;
     const gateway = new MqttGateway(config.mqtt, topics, log);
-    const outbox = new Outbox(join(stateDir, "outbox"), { maxEvents: 1000 }, log);
+    const outbox = new Outbox(
+      join(stateDir, "outbox"),
+      { maxEvents: 1000, accepts: (topic) => isEventTopic(topics, topic) },
+      log,
+    );
     outbox.open();
     const sender = new OutboxSender(outbox, gateway, log);
     gateway.onConnect(() => sender.kick());

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { decodeCacheKey, open, seal } from "../../src/auth/cache-crypto.js";
+import { decodeSealingKey, open, seal } from "../../src/crypto/seal.js";
 import { CACHE_FILE, CacheKeyError, TokenCacheStore } from "../../src/auth/cache-store.js";
 import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/auth/state-lock.js";
 import { captureLogger } from "../helpers/fixture.js";
@@ -27,23 +27,23 @@ function context(serialized: string, changed: boolean) {
 
 describe("cache encryption", () => {
   it("accepts 32 bytes as base64, base64url or hex, and nothing else", () => {
-    expect(decodeCacheKey(KEY_B64)).toStrictEqual(Buffer.alloc(32, 7));
-    expect(decodeCacheKey(`${KEY_HEX}\n`)).toStrictEqual(Buffer.alloc(32, 9));
-    expect(decodeCacheKey(Buffer.alloc(32, 7).toString("base64url"))).toStrictEqual(Buffer.alloc(32, 7));
+    expect(decodeSealingKey(KEY_B64)).toStrictEqual(Buffer.alloc(32, 7));
+    expect(decodeSealingKey(`${KEY_HEX}\n`)).toStrictEqual(Buffer.alloc(32, 9));
+    expect(decodeSealingKey(Buffer.alloc(32, 7).toString("base64url"))).toStrictEqual(Buffer.alloc(32, 7));
     for (const bad of [
       "",
       "correct horse battery staple",
       Buffer.alloc(16).toString("base64"),
       "zz".repeat(32),
     ])
-      expect(decodeCacheKey(bad)).toBeUndefined();
+      expect(decodeSealingKey(bad)).toBeUndefined();
   });
 
   it("tells a wrong key from damaged contents", () => {
-    const key = decodeCacheKey(KEY_B64) as Buffer;
+    const key = decodeSealingKey(KEY_B64) as Buffer;
     const sealed = JSON.parse(seal("hello", key)) as Record<string, string>;
     expect(open(sealed, key)).toStrictEqual({ ok: true, plaintext: "hello" });
-    expect(open(sealed, decodeCacheKey(KEY_HEX) as Buffer)).toStrictEqual({
+    expect(open(sealed, decodeSealingKey(KEY_HEX) as Buffer)).toStrictEqual({
       ok: false,
       problem: "wrong_key",
     });
@@ -121,7 +121,7 @@ describe("TokenCacheStore", () => {
   });
 
   it("moves damaged ciphertext aside but stops on a wrong or missing key", async () => {
-    const key = decodeCacheKey(KEY_B64) as Buffer;
+    const key = decodeSealingKey(KEY_B64) as Buffer;
     const sealed = seal(MSAL_CACHE, key);
     const path = join(dir, CACHE_FILE);
     await writeFile(path, sealed);

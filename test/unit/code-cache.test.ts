@@ -1,72 +1,78 @@
-import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadWithCodeCache } from "../../src/code-cache.js";
+import { codeCacheFileOf, loadWithCodeCache, writeCodeCache } from "../../src/code-cache.js";
 
-describe("the code cache the launcher loads the agent with", () => {
+describe("the code cache shipped beside the agent's bundle", () => {
   let dir: string;
   let bundle: string;
-  let cache: string;
+
+  // Two CommonJS modules of exactly the same length: V8 alone would take one's cache for the other.
+  const honest =
+    'const { basename } = require("node:path");\nmodule.exports = { who: "honest", name: basename(__filename) };\n';
+  const impostor =
+    'const { basename } = require("node:path");\nmodule.exports = { who: "IMPOST", name: basename(__filename) };\n';
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "edge-signin-code-cache-"));
-    bundle = join(dir, "bundle.cjs");
-    cache = join(dir, "state", "code-cache.bin");
-    // A CommonJS module that uses what the agent's bundle uses: exports, require, __filename.
-    await writeFile(
-      bundle,
-      'const { basename } = require("node:path");\n' +
-        "function square(n) { return n * n; }\n" +
-        "module.exports = { square, name: basename(__filename) };\n",
-    );
+    bundle = join(dir, "agent.cjs");
+    await writeFile(bundle, honest);
   });
   afterEach(async () => {
+    await chmod(codeCacheFileOf(bundle), 0o600).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   });
 
-  type Bundle = { square(n: number): number; name: string };
+  type Bundle = { who: string; name: string };
 
-  it("compiles from source the first time, then loads what it saved", () => {
-    const first = loadWithCodeCache<Bundle>(bundle, cache);
-    expect(first.codeCache.status).toBe("absent");
-    expect(first.exports.square(7)).toBe(49);
-    expect(first.exports.name).toBe("bundle.cjs");
-    first.codeCache.save("first_code");
+  it("compiles from source when none was shipped, and uses the one made for this bundle", () => {
+    const none = loadWithCodeCache<Bundle>(bundle);
+    expect({ status: none.codeCache.status, exports: none.exports }).toStrictEqual({
+      status: "absent",
+      exports: { who: "honest", name: "agent.cjs" },
+    });
+    writeCodeCache(bundle);
+    const cached = loadWithCodeCache<Bundle>(bundle);
+    expect({ status: cached.codeCache.status, exports: cached.exports }).toStrictEqual({
+      status: "used",
+      exports: { who: "honest", name: "agent.cjs" },
+    });
+  });
 
-    const second = loadWithCodeCache<Bundle>(bundle, cache);
-    expect(second.codeCache.status).toBe("used");
-    expect(second.codeCache.milestone).toBe("first_code");
-    expect(second.exports.square(8)).toBe(64);
+  it("never runs a cache made from another script of the same length", async () => {
+    expect(impostor.length).toBe(honest.length);
+    await writeFile(bundle, impostor);
+    writeCodeCache(bundle);
+    await writeFile(bundle, honest);
+    const loaded = loadWithCodeCache<Bundle>(bundle);
+    expect({ status: loaded.codeCache.status, who: loaded.exports.who }).toStrictEqual({
+      status: "stale",
+      who: "honest",
+    });
   });
 
   it("ignores a damaged or truncated file, and a file that is not a cache at all", async () => {
-    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save("first_code");
-    const bytes = await readFile(cache);
+    writeCodeCache(bundle);
+    const file = codeCacheFileOf(bundle);
+    await chmod(file, 0o600);
+    const bytes = await readFile(file);
     bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
-    await writeFile(cache, bytes);
-    const flipped = loadWithCodeCache<Bundle>(bundle, cache);
-    expect(flipped.codeCache.status).toBe("damaged");
-    expect(flipped.exports.square(3)).toBe(9);
-
-    flipped.codeCache.save("first_code");
-    await truncate(cache, 20);
-    expect(loadWithCodeCache<Bundle>(bundle, cache).codeCache.status).toBe("damaged");
-
-    await writeFile(cache, "{ not a code cache }");
-    expect(loadWithCodeCache<Bundle>(bundle, cache).codeCache.status).toBe("damaged");
+    await writeFile(file, bytes);
+    expect(loadWithCodeCache<Bundle>(bundle).codeCache.status).toBe("damaged");
+    await writeFile(file, bytes.subarray(0, 20));
+    expect(loadWithCodeCache<Bundle>(bundle).codeCache.status).toBe("damaged");
+    await writeFile(file, "{ not a code cache }");
+    const junk = loadWithCodeCache<Bundle>(bundle);
+    expect({ status: junk.codeCache.status, who: junk.exports.who }).toStrictEqual({
+      status: "damaged",
+      who: "honest",
+    });
   });
 
-  it("starts afresh when the bundle changed (an upgrade)", async () => {
-    loadWithCodeCache<Bundle>(bundle, cache).codeCache.save("first_code");
-    await writeFile(bundle, "module.exports = { square: (n) => n * n * 1, name: 'v2' };\n");
-    const upgraded = loadWithCodeCache<Bundle>(bundle, cache);
-    expect(upgraded.codeCache.status).toBe("absent");
-    expect(upgraded.exports.name).toBe("v2");
-  });
-
-  it("reports a file it cannot write", () => {
-    const loaded = loadWithCodeCache<Bundle>(bundle, join(bundle, "not-a-directory", "code-cache.bin"));
-    expect(() => loaded.codeCache.save("first_code")).toThrow(/ENOTDIR|EEXIST/);
+  it("is written read-only, beside the bundle", async () => {
+    writeCodeCache(bundle);
+    const { stat } = await import("node:fs/promises");
+    expect(((await stat(`${bundle}.cache`)).mode & 0o777).toString(8)).toBe("444");
   });
 });

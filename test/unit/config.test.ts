@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { generate } from "selfsigned";
 import { configProblems } from "../helpers/config.js";
 
 const minimal = {
@@ -60,7 +61,7 @@ describe("configuration from the environment", () => {
         EDGE_SIGNIN_RETRY_MAX_SECONDS: "soon",
       }),
     ).toStrictEqual([
-      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL",
+      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL (http:// only for a provider on loopback)",
       "EDGE_SIGNIN_CLIENT_ID: is required",
       "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '.', '_' or '-'",
       "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels without wildcards (+, #) or empty levels",
@@ -106,9 +107,35 @@ describe("configuration from the environment", () => {
     ]);
   });
 
-  it("wants a key with a client certificate", () => {
+  it("keeps RESPONSE_TOPIC_PREFIX clear of every topic the agent owns (issue 16, finding 3)", () => {
+    const overlap = (name: string, value: string) =>
+      `EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: must not overlap EDGE_SIGNIN_${name} (${value}): responses there could overwrite the agent's own or other devices' topics`;
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "edge-signin/tv/response" }),
+    ).toStrictEqual([overlap("TOPIC_PREFIX", "edge-signin")]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "edge" })).toStrictEqual([]);
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_TOPIC_PREFIX: "home/edge-signin",
+        EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "home",
+      }),
+    ).toStrictEqual([overlap("TOPIC_PREFIX", "home/edge-signin")]);
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "homeassistant/replies" }),
+    ).toStrictEqual([overlap("HA_DISCOVERY_PREFIX", "homeassistant")]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "$SYS/x" })).toStrictEqual([
+      "EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: expected a topic not starting with $ (reserved for the broker, e.g. $SYS)",
+    ]);
+    expect(
+      loadConfig({ ...minimal, EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX: "clients/controller" }).responseTopicPrefix,
+    ).toBe("clients/controller");
+  });
+
+  it("wants a key with a client certificate", async () => {
     const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
-    writeFileSync(join(dir, "cert.pem"), "-----BEGIN CERTIFICATE-----\n");
+    // A real certificate: the file is parsed, so a stub would be refused as not a certificate.
+    writeFileSync(join(dir, "cert.pem"), (await generate([{ name: "commonName", value: "tv" }])).cert);
     expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CERT_FILE: join(dir, "cert.pem") })).toStrictEqual([
       "EDGE_SIGNIN_MQTT_KEY_FILE: expected a key file to go with EDGE_SIGNIN_MQTT_CERT_FILE",
     ]);

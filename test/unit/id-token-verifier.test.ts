@@ -77,6 +77,44 @@ describe("ID token verification", () => {
     expect((await failure(check.verify(undefined))).reason).toBe("invalid_token");
   });
 
+  it("requires azp = this client when a token names several audiences (OpenID Connect Core 3.1.3.7)", async () => {
+    const key = await signingKey("k1");
+    const check = verifier(provider([key.jwk]).fetch);
+    const several = ["other-client", "client-1"];
+    expect((await failure(check.verify(await token(key, { aud: several })))).message).toBe(
+      "the ID token names several audiences but no authorized party (azp); OpenID Connect Core 3.1.3.7 requires one",
+    );
+    expect(
+      (await failure(check.verify(await token(key, { aud: several, azp: "other-client" })))).reason,
+    ).toBe("invalid_token");
+    // An azp that is present must be this client, even with a single audience.
+    expect((await failure(check.verify(await token(key, { azp: "other-client" })))).reason).toBe(
+      "invalid_token",
+    );
+    expect(await check.verify(await token(key, { aud: several, azp: "client-1" }))).toMatchObject({
+      aud: several,
+      azp: "client-1",
+    });
+  });
+
+  it("drops __proto__, constructor and prototype claims at every depth", async () => {
+    const key = await signingKey("k1");
+    const check = verifier(provider([key.jwk]).fetch);
+    // Signed as JSON text, the way a provider's token would carry them.
+    const evil = JSON.parse(
+      '{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}},"prototype":1,"address":{"__proto__":{"admin":true},"city":"Oslo"},"groups":[{"__proto__":{"a":1},"id":"g"}]}',
+    ) as Record<string, unknown>;
+    const claims = await check.verify(await token(key, evil));
+    expect(
+      Object.keys(claims).filter((k) => ["__proto__", "constructor", "prototype"].includes(k)),
+    ).toStrictEqual([]);
+    expect(Object.hasOwn(claims["address"] as object, "__proto__")).toBe(false);
+    expect(claims["address"]).toStrictEqual({ city: "Oslo" });
+    expect(claims["groups"]).toStrictEqual([{ id: "g" }]);
+    expect(({} as Record<string, unknown>)["polluted"]).toBe(undefined);
+    expect(Object.getPrototypeOf(claims)).toBe(Object.prototype);
+  });
+
   it("fetches the keys again when a token names a new one (rotation), and caches them otherwise", async () => {
     const [old, rotated] = [await signingKey("k1"), await signingKey("k2")];
     const idp = provider([old.jwk]);

@@ -1,10 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Outbox } from "../../src/mqtt/outbox.js";
+import { seal } from "../../src/crypto/seal.js";
+import { MAX_ENTRY_BYTES, Outbox } from "../../src/mqtt/outbox.js";
 import { captureLogger } from "../helpers/fixture.js";
+
+/** These tests are about order, bounds and durability: any topic will do (the checks have their own tests). */
+const ANY = () => true;
 
 describe("the durable outbox", () => {
   let root: string;
@@ -21,7 +25,7 @@ describe("the durable outbox", () => {
   const event = (id: string) => ({ id, type: "authenticated", deviceId: "tv" });
 
   it("keeps unacknowledged events on disk, in order, for the next run", async () => {
-    const first = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const first = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     first.open();
     first.append("edge-signin/tv/events/code_issued", event("a"));
     first.append("edge-signin/tv/events/authenticated", event("b"));
@@ -36,7 +40,7 @@ describe("the durable outbox", () => {
       payload: event("b"),
     });
 
-    const second = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const second = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     second.open();
     expect(second.size).toBe(2);
     expect(second.first()?.payload).toStrictEqual(event("b"));
@@ -47,7 +51,7 @@ describe("the durable outbox", () => {
 
   it("writes an event before append returns and forces it onto the disk in the background; flush waits", async () => {
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     outbox.append("t/events/a", event("a"));
     const acknowledged = outbox.append("t/events/b", event("b"));
@@ -63,7 +67,7 @@ describe("the durable outbox", () => {
 
   it("drops the oldest events beyond its bound, with a warning", () => {
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 3 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 3 }, log.logger);
     outbox.open();
     for (const id of ["1", "2", "3", "4", "5"]) outbox.append("t/events/x", event(id));
     expect(outbox.size).toBe(3);
@@ -77,7 +81,7 @@ describe("the durable outbox", () => {
   });
 
   it("bounds its size on disk too", () => {
-    const outbox = new Outbox(dir, { maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 1000, maxBytes: 1000 }, captureLogger().logger);
     outbox.open();
     for (let i = 0; i < 20; i++) outbox.append("t/events/x", { id: `${i}-${"x".repeat(200)}` });
     expect(outbox.size).toBeLessThanOrEqual(4);
@@ -85,7 +89,7 @@ describe("the durable outbox", () => {
   });
 
   it("skips a corrupt entry with a warning and loads the rest", async () => {
-    const seed = new Outbox(dir, { maxEvents: 10 }, captureLogger().logger);
+    const seed = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
     seed.open();
     seed.append("t/events/x", event("good-1"));
     seed.append("t/events/x", event("good-2"));
@@ -94,7 +98,7 @@ describe("the durable outbox", () => {
     await writeFile(join(dir, "0000000000000010.json.tmp"), "half a wri");
 
     const log = captureLogger();
-    const outbox = new Outbox(dir, { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     expect(outbox.size).toBe(1);
     expect(outbox.first()?.payload.id).toBe("good-1");
@@ -113,7 +117,7 @@ describe("the durable outbox", () => {
 
   it("seals its entries with the cache key, and skips what it cannot open", async () => {
     const key = randomBytes(32);
-    const sealed = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    const sealed = new Outbox(dir, { accepts: ANY, maxEvents: 10, key }, captureLogger().logger);
     sealed.open();
     const event = { id: "sealed-1", claims: { name: "Alice Secret" } };
     sealed.append("t/events/authenticated", event);
@@ -122,12 +126,12 @@ describe("the durable outbox", () => {
     expect(onDisk).not.toContain("Alice Secret");
     expect(onDisk).not.toContain("sealed-1");
 
-    const reopened = new Outbox(dir, { maxEvents: 10, key }, captureLogger().logger);
+    const reopened = new Outbox(dir, { accepts: ANY, maxEvents: 10, key }, captureLogger().logger);
     reopened.open();
     expect(reopened.first()?.payload).toStrictEqual(event);
 
     const log = captureLogger();
-    const otherKey = new Outbox(dir, { maxEvents: 10, key: randomBytes(32) }, log.logger);
+    const otherKey = new Outbox(dir, { accepts: ANY, maxEvents: 10, key: randomBytes(32) }, log.logger);
     otherKey.open();
     expect(otherKey.size).toBe(0);
     expect(log.lines().map((l) => l["msg"])).toContain(
@@ -135,11 +139,75 @@ describe("the durable outbox", () => {
     );
   });
 
+  it("never writes through a symbolic link planted at its temp file's name (finding 6)", async () => {
+    const outside = join(root, "outside.txt");
+    await writeFile(outside, "not the outbox's\n");
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, captureLogger().logger);
+    outbox.open();
+    // The name the next entry's temp file gets.
+    await symlink(outside, join(dir, "0000000000000001.json.tmp"));
+    outbox.append("t/events/x", event("a"));
+    expect(await readFile(outside, "utf8")).toBe("not the outbox's\n");
+    expect((await lstat(join(dir, "0000000000000001.json"))).isFile()).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, "0000000000000001.json"), "utf8"))).toStrictEqual({
+      v: 1,
+      topic: "t/events/x",
+      payload: event("a"),
+    });
+  });
+
+  it("sets aside entries bound elsewhere, unsealed under a key, oversized or linked, and loads the rest", async () => {
+    const key = randomBytes(32);
+    const own = (topic: string) => topic === "edge-signin/tv/events/authenticated";
+    const seed = new Outbox(dir, { accepts: own, maxEvents: 10, key }, captureLogger().logger);
+    seed.open();
+    seed.append("edge-signin/tv/events/authenticated", event("good"));
+    await writeFile(
+      join(dir, "0000000000000002.json"),
+      seal(
+        JSON.stringify({ v: 1, topic: "edge-signin/other/events/authenticated", payload: event("x") }),
+        key,
+      ),
+    );
+    await writeFile(
+      join(dir, "0000000000000003.json"),
+      JSON.stringify({ v: 1, topic: "edge-signin/tv/events/authenticated", payload: event("plain") }),
+    );
+    await writeFile(
+      join(dir, "0000000000000004.json"),
+      seal(
+        JSON.stringify({
+          v: 1,
+          topic: "edge-signin/tv/events/authenticated",
+          payload: event("y".repeat(300_000)),
+        }),
+        key,
+      ),
+    );
+    await symlink(join(dir, "0000000000000001.json"), join(dir, "0000000000000005.json"));
+    const log = captureLogger();
+    const reopened = new Outbox(dir, { accepts: own, maxEvents: 10, key }, log.logger);
+    reopened.open();
+    expect(reopened.size).toBe(1);
+    expect(reopened.first()?.payload).toStrictEqual(event("good"));
+    expect(
+      log
+        .lines()
+        .filter((l) => l["msg"] === "outbox entry is corrupt; skipping it (kept aside as .corrupt)")
+        .map((l) => [l["file"], l["problem"]]),
+    ).toStrictEqual([
+      ["0000000000000002.json", "bound for a topic this outbox does not serve"],
+      ["0000000000000003.json", "not sealed, and a cache key is set"],
+      ["0000000000000004.json", `larger than ${MAX_ENTRY_BYTES} bytes`],
+      ["0000000000000005.json", "ELOOP"],
+    ]);
+  });
+
   it("keeps events in memory when the state directory cannot be written", async () => {
     const blocker = join(root, "not-a-directory");
     await writeFile(blocker, "");
     const log = captureLogger();
-    const outbox = new Outbox(join(blocker, "outbox"), { maxEvents: 10 }, log.logger);
+    const outbox = new Outbox(join(blocker, "outbox"), { accepts: ANY, maxEvents: 10 }, log.logger);
     outbox.open();
     outbox.append("t/events/x", event("a"));
     expect(outbox.first()?.payload.id).toBe("a");
