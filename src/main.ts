@@ -78,10 +78,23 @@ program
     process.exitCode = await runHealth(options);
   });
 
+/**
+ * Exit code when the command's work ran out before it finished: a promise nobody will ever settle. Node would
+ * otherwise end the process with code 13 ("unsettled top-level await") and nothing on stderr.
+ */
+const STALLED_EXIT_CODE = 70;
+const stalled = () => {
+  process.stderr.write(
+    "edge-signin: internal error: the command stopped with nothing left to do and no result; please report it\n",
+  );
+  process.exit(STALLED_EXIT_CODE);
+};
+process.once("beforeExit", stalled);
 try {
   await program.parseAsync();
 } catch (error) {
   process.exitCode = reportFailure(error);
 }
+process.off("beforeExit", stalled);
 // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now.
 process.exit();

@@ -3,6 +3,7 @@ import { Agent } from "../agent.js";
 import type { CodeCache } from "../code-cache.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../logger.js";
+import { BROKER_REFUSED_EXIT_CODE } from "../mqtt/connection-policy.js";
 import { reportFailure } from "../report-failure.js";
 
 /** docker stop waits 10 s before SIGKILL; the agent promises to be gone within 5. */
@@ -53,6 +54,16 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     };
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
+    // The broker refused us for good after the start (credentials changed, banned): one line, exit code 4, never
+    // a process that lingers disconnected. (A refusal at the start rejects agent.start() instead.)
+    agent.on("broker", ({ problem }) => {
+      if (problem?.kind !== "refused") return;
+      process.stderr.write(`edge-signin: ${problem.message}\n`);
+      agent.stop().then(
+        () => resolve(BROKER_REFUSED_EXIT_CODE),
+        () => resolve(BROKER_REFUSED_EXIT_CODE),
+      );
+    });
   });
   await Promise.race([agent.start(), stopped]);
   return stopped;
