@@ -34,6 +34,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
   if (options.codeCache) keepCodeCache(agent, options.codeCache, log.child({ module: "code-cache" }));
+  let started = false;
+  let refusal: string | undefined;
+  let refusedAfterStart = () => undefined as void;
   const stopped = new Promise<number>((resolve) => {
     const shutdown = (signal: NodeJS.Signals) => {
       log.info({ signal }, "shutting down");
@@ -58,14 +61,21 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     // a process that lingers disconnected. (A refusal at the start rejects agent.start() instead.)
     agent.on("broker", ({ problem }) => {
       if (problem?.kind !== "refused") return;
-      process.stderr.write(`edge-signin: ${problem.message}\n`);
+      refusal = problem.message;
+      if (started) refusedAfterStart();
+    });
+    refusedAfterStart = () => {
+      process.stderr.write(`edge-signin: ${refusal ?? "the broker refused the connection"}\n`);
       agent.stop().then(
         () => resolve(BROKER_REFUSED_EXIT_CODE),
         () => resolve(BROKER_REFUSED_EXIT_CODE),
       );
-    });
+    };
   });
   await Promise.race([agent.start(), stopped]);
+  started = true;
+  // Refused between the first connection and the end of start(): as after the start.
+  if (refusal !== undefined) refusedAfterStart();
   return stopped;
 }
 

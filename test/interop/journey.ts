@@ -46,6 +46,27 @@ export interface JourneyOptions {
   readonly env?: Record<string, string>;
 }
 
+let agents = 0;
+
+/** An agent's environment on this bed: its own state directory and device id, the given broker. */
+export async function agentEnv(
+  bed: JourneyBed,
+  brokerUrl: string,
+  overrides: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  return {
+    EDGE_SIGNIN_AUTHORITY: bed.idp.authority,
+    EDGE_SIGNIN_CLIENT_ID: bed.idp.clientId,
+    EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra",
+    EDGE_SIGNIN_IDP_CA_FILE: bed.idp.caFile,
+    EDGE_SIGNIN_MQTT_URL: brokerUrl,
+    EDGE_SIGNIN_DEVICE_ID: `dev-${process.pid}-${++agents}`,
+    EDGE_SIGNIN_STATE_DIR: await mkdtemp(join(bed.dir, "state-")),
+    EDGE_SIGNIN_LOG_LEVEL: "debug",
+    ...overrides,
+  };
+}
+
 /** JSON log lines of the agent so far. */
 export function logLines(cli: RunningCli): Array<Record<string, unknown>> {
   return cli
@@ -82,17 +103,10 @@ export async function runCoreJourney(bed: JourneyBed, options: JourneyOptions): 
     return p;
   };
   const watcher = await probe(topics.availability, topics.event("authenticated"), topics.response("status"));
-  const agent = startCli(["agent"], {
-    EDGE_SIGNIN_AUTHORITY: bed.idp.authority,
-    EDGE_SIGNIN_CLIENT_ID: bed.idp.clientId,
-    EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra",
-    EDGE_SIGNIN_IDP_CA_FILE: bed.idp.caFile,
-    EDGE_SIGNIN_MQTT_URL: options.brokerUrl,
-    EDGE_SIGNIN_STATE_DIR: await mkdtemp(join(bed.dir, "state-")),
-    EDGE_SIGNIN_LOG_LEVEL: "debug",
-    ...(options.deviceId !== undefined ? { EDGE_SIGNIN_DEVICE_ID: options.deviceId } : {}),
-    ...options.env,
-  });
+  const env = await agentEnv(bed, options.brokerUrl, options.env);
+  if (options.deviceId === undefined) delete env["EDGE_SIGNIN_DEVICE_ID"];
+  else env["EDGE_SIGNIN_DEVICE_ID"] = options.deviceId;
+  const agent = startCli(["agent"], env);
   try {
     await watcher.next(topics.availability, (m) => m.payload.toString() === "online", 30_000);
     const connected = await waitForLog(agent, (l) => String(l["msg"]).startsWith("connected to broker"));
