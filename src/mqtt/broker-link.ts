@@ -38,9 +38,10 @@ export interface BrokerLinkEvents {
   up: [link: LinkUp];
   /**
    * The connection is down or an attempt failed; mqtt.js retries with the backoff unless the link failed.
-   * `lost`: an accepted connection ended (rather than an attempt failing).
+   * `dropped`: the broker answered our CONNECT and then closed the connection (not a broker that could not be
+   * reached, not a version fallback): what a 3.1.1 broker does to a packet larger than it takes.
    */
-  down: [lost: boolean];
+  down: [dropped: boolean];
   /** The broker refused us for good: the link stopped. */
   fatal: [error: MqttRefusedError];
   /** Another client keeps taking our client id: the link stopped. */
@@ -58,6 +59,16 @@ export interface BrokerLinkOptions {
 }
 
 const DEFAULT_RECEIVE_MAXIMUM = 65_535;
+/** Socket errors of an attempt that never reached a broker. */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "EADDRNOTAVAIL",
+]);
 /** The attempt with 3.1.1 after a broker refused 5 goes at once: it is not a failure to back off from. */
 const DOWNGRADE_DELAY_MS = 50;
 
@@ -73,7 +84,8 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   private everConnected = false;
   private failures = 0;
   private stopped = false;
-  private connectSent = false;
+  /** This attempt never reached the broker (refused, no route, DNS): its close says nothing about the broker. */
+  private unreachable = false;
   private connackSeen = false;
   private readonly takeover = new TakeoverDetector();
   private current: LinkUp | undefined;
@@ -126,17 +138,14 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       ...(config.key !== undefined ? { key: config.key } : {}),
     });
     this.client = client;
-    client.on("packetsend", (packet: Packet) => {
-      if (packet.cmd !== "connect") return;
-      this.connectSent = true;
-      this.connackSeen = false;
-    });
     client.on("packetreceive", (packet: Packet) => {
       if (packet.cmd === "connack") this.connackSeen = true;
     });
     client.on("connect", (connack) => this.accepted(client, connack));
     client.on("close", () => this.closed(client));
     client.on("reconnect", () => {
+      this.unreachable = false;
+      this.connackSeen = false;
       // mqtt.js reads reconnectPeriod afresh before every wait: setting it here makes its fixed retry a backoff.
       this.failures += 1;
       client.options.reconnectPeriod = Math.min(reconnect.initialMs * 2 ** this.failures, reconnect.maxMs);
@@ -209,10 +218,15 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   }
 
   private closed(client: MqttClient): void {
-    const lost = this.isUp;
     this.isUp = false;
     if (this.stopped || client !== this.client) return;
-    if (this.connectSent && !this.connackSeen) {
+    // The broker answered our CONNECT and closed the connection anyway (a 3.1.1 broker's answer to a packet too large).
+    let dropped = this.connackSeen;
+    this.options.log?.debug(
+      { unreachable: this.unreachable, connackSeen: this.connackSeen, protocolVersion: this.version },
+      "broker connection closed",
+    );
+    if (!this.unreachable && !this.connackSeen) {
       // Closed before any CONNACK: RabbitMQ 3.x answers an MQTT 5 CONNECT this way.
       const next = versionAfterSilentClose(this.options.config.protocolVersion, this.version, this.everConnected);
       if (next !== this.version) {
@@ -221,18 +235,19 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
           `broker closed the connection without a CONNACK; trying MQTT ${label(next)}`,
         );
         this.useVersion(client, next);
+        dropped = false;
       }
     }
-    this.connectSent = false;
     if (this.takeover.closed())
       this.conflict(takeoverMessage(this.clientId(client), "the broker closed our connection again and again"));
-    if (!this.stopped) this.emit("down", lost);
+    if (!this.stopped) this.emit("down", dropped);
   }
 
   private failed(client: MqttClient, error: Error & { code?: unknown }): void {
     if (this.stopped || client !== this.client) return;
     // A numeric code while not connected is a refused CONNACK; once connected, mqtt.js reports packet problems so.
     const refused = typeof error.code === "number" && !client.connected;
+    if (typeof error.code === "string" && UNREACHABLE.has(error.code)) this.unreachable = true;
     const step = refused
       ? judgeRefusal(error.code as number, this.options.config.protocolVersion, this.version)
       : judgeConnectionError(error);

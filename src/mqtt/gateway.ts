@@ -67,10 +67,12 @@ export class MqttGateway {
   private link: BrokerLink | undefined;
   private readonly connectListeners: Array<(link: LinkUp) => void> = [];
   private readonly subscriptions: Subscription[] = [];
-  private readonly disconnectListeners: Array<(lost: boolean) => void> = [];
+  private readonly disconnectListeners: Array<(dropped: boolean) => void> = [];
   private readonly problemListeners: Array<(problem: BrokerProblem) => void> = [];
   private inFlight = 0;
   private readonly waiting: PendingPublish[] = [];
+  /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
+  private readonly messageIds = new WeakMap<Buffer, number>();
   private warnedNoRetain = false;
 
   constructor(
@@ -99,6 +101,10 @@ export class MqttGateway {
     // Sent once connected; with a clean session mqtt.js subscribes again after every reconnect (`resubscribe`).
     for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
+    client.on("packetsend", (packet) => {
+      if (packet.cmd === "publish" && Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
+        this.messageIds.set(packet.payload, packet.messageId);
+    });
     link.on("up", (up) => {
       this.log.info(
         { url: redactUrl(this.config.url), protocolVersion: up.protocolVersion, limits: up.limits },
@@ -112,8 +118,8 @@ export class MqttGateway {
       for (const listener of this.connectListeners) listener(up);
     });
     // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
-    link.on("down", (lost) => {
-      for (const listener of this.disconnectListeners) listener(lost);
+    link.on("down", (dropped) => {
+      for (const listener of this.disconnectListeners) listener(dropped);
     });
     link.on("fatal", (error) => {
       this.log.error({ setting: error.setting }, error.message);
@@ -153,23 +159,29 @@ export class MqttGateway {
     if (!client) return Promise.reject(new Error("MqttGateway.publishAcknowledged before start()"));
     if (/[+#]/.test(topic))
       return Promise.reject(new Error(`refusing to publish to a wildcard topic: ${topic}`));
+    // Our own Buffer: mqtt.js sends (and resends) this very object, so its packet id can be found by it.
+    const body = Buffer.from(payload);
     return new Promise<void>((resolve, reject) => {
+      let settled = false;
       const done = (error?: Error) => {
+        if (settled) return;
+        settled = true;
         signal?.removeEventListener("abort", abandon);
         if (!error) resolve();
         else if (typeof (error as Error & { code?: unknown }).code === "number")
           reject(new MqttPublishRefusedError(error.message, { cause: error }));
         else reject(error);
       };
-      // mqtt.js would resend the message after every reconnect: remove it from its store as well.
+      // mqtt.js would resend the message after every reconnect: take it out of its store as well.
       const abandon = () => {
         const index = this.waiting.findIndex((p) => p.done === done);
-        if (index >= 0) this.waiting.splice(index, 1)[0]?.done(new Error("message given up"));
-        for (const [id, entry] of Object.entries(client.outgoing))
-          if (entry.cb === done) client.removeOutgoingMessage(Number(id));
+        if (index >= 0) this.waiting.splice(index, 1);
+        const id = this.messageIds.get(body);
+        if (id !== undefined && client.outgoing[id]) client.removeOutgoingMessage(id);
+        done(signal?.reason instanceof Error ? signal.reason : new Error("message given up"));
       };
       signal?.addEventListener("abort", abandon, { once: true });
-      this.send(client, topic, payload, { qos: 1 }, done);
+      this.send(client, topic, body, { qos: 1 }, done);
     });
   }
 
@@ -178,8 +190,11 @@ export class MqttGateway {
     this.connectListeners.push(listener);
   }
 
-  /** Called whenever the connection is lost (`lost`: an accepted connection ended) or an attempt fails. */
-  onDisconnect(listener: (lost: boolean) => void): void {
+  /**
+   * Called whenever the connection is lost or an attempt fails; `dropped`: the broker had our CONNECT and then
+   * closed the connection (rather than being unreachable).
+   */
+  onDisconnect(listener: (dropped: boolean) => void): void {
     this.disconnectListeners.push(listener);
   }
 
@@ -309,12 +324,13 @@ export class MqttGateway {
 
   private sendNow(client: MqttClient, pending: PendingPublish): void {
     this.inFlight += 1;
-    client.publish(pending.topic, pending.payload, pending.options, (error) => {
+    const callback = (error?: Error) => {
       this.inFlight -= 1;
       pending.done(error ?? undefined);
       const next = this.waiting.shift();
       if (next) this.sendNow(client, next);
-    });
+    };
+    client.publish(pending.topic, pending.payload, pending.options, callback);
   }
 
   private reportProblem(problem: BrokerProblem): void {

@@ -29,8 +29,8 @@ export class OutboxSender {
     private readonly gateway: MqttGateway,
     private readonly log: Logger,
   ) {
-    gateway.onDisconnect((lost) => {
-      if (lost) this.disconnected();
+    gateway.onDisconnect((dropped) => {
+      if (dropped) this.disconnected();
     });
   }
 
