@@ -233,7 +233,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
 
   private assertRunning(): void {
     if (!this.loop || this.stopping.signal.aborted) throw new CommandRefusedError("the agent is not running");
-    if (this.phase === "halted") throw new CommandRefusedError(this.current.message ?? "the agent has halted");
+    if (this.phase === "halted")
+      throw new CommandRefusedError(this.current.message ?? "the agent has halted");
   }
 
   /** Ends the running phase early and names the next one. */

@@ -387,10 +387,8 @@ export function loadConfig(env: Env = process.env): Config {
   );
   const scopes = (read.optional("SCOPES", z.string()) ?? "").split(/[\s,]+/).filter(Boolean);
   const deviceId =
-    read.optional(
-      "DEVICE_ID",
-      z.string().check(z.regex(DEVICE_ID, DEVICE_ID_RULE)),
-    ) ?? sanitiseHostname(hostname());
+    read.optional("DEVICE_ID", z.string().check(z.regex(DEVICE_ID, DEVICE_ID_RULE))) ??
+    sanitiseHostname(hostname());
   const topicPrefix = readTopicPrefix(read);
   const mqtt = readMqtt(read, `edge-signin-${deviceId}`);
   const logLevel = readLogLevel(read);
@@ -506,9 +504,7 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
     problems.push(`${ENV_PREFIX}DISPLAY_DEVICES: expected at least one device id (or --device ID)`);
   for (const id of devices) {
     if (!DEVICE_ID.test(id))
-      problems.push(
-        `${ENV_PREFIX}DISPLAY_DEVICES: "${id}" is not a device id: ${DEVICE_ID_RULE}`,
-      );
+      problems.push(`${ENV_PREFIX}DISPLAY_DEVICES: "${id}" is not a device id: ${DEVICE_ID_RULE}`);
   }
   const config: DisplayConfig = {
     deviceIds: devices,
@@ -600,8 +596,10 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     clientId:
       read.optional("MQTT_CLIENT_ID", z.string().check(z.minLength(1), z.maxLength(256))) ?? defaultClientId,
     protocolVersion: ((value) => (value === "auto" ? value : (Number(value) as 4 | 5)))(
-      read.optional("MQTT_PROTOCOL_VERSION", z.enum(["auto", "4", "5"], { message: "expected auto, 4 or 5" })) ??
-        "auto",
+      read.optional(
+        "MQTT_PROTOCOL_VERSION",
+        z.enum(["auto", "4", "5"], { message: "expected auto, 4 or 5" }),
+      ) ?? "auto",
     ),
     username: read.optional("MQTT_USERNAME", z.string()),
     password: read.secret("MQTT_PASSWORD"),

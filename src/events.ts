@@ -11,13 +11,7 @@ export type AgentState = (typeof AGENT_STATES)[number];
  * (another client keeps taking its client id), so it signs no one in until restarted.
  */
 export type FailureReason =
-  | "declined"
-  | "expired"
-  | "network"
-  | "server"
-  | "cancelled"
-  | "invalid_token"
-  | "broker";
+  "declined" | "expired" | "network" | "server" | "cancelled" | "invalid_token" | "broker";
 
 /** ID-token claims, as the provider issued them. */
 export type Claims = Readonly<Record<string, unknown>>;

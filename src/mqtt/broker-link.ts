@@ -157,7 +157,9 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     client.on("disconnect", (packet) => {
       // MQTT 5: the broker says why it ends the connection.
       if (packet.reasonCode === SESSION_TAKEN_OVER)
-        this.conflict(takeoverMessage(this.clientId(client), "the broker said: session taken over, reason 0x8E"));
+        this.conflict(
+          takeoverMessage(this.clientId(client), "the broker said: session taken over, reason 0x8E"),
+        );
       else
         this.options.log?.warn(
           { reasonCode: packet.reasonCode, reason: packet.properties?.reasonString },
@@ -228,7 +230,11 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     );
     if (!this.unreachable && !this.connackSeen) {
       // Closed before any CONNACK: RabbitMQ 3.x answers an MQTT 5 CONNECT this way.
-      const next = versionAfterSilentClose(this.options.config.protocolVersion, this.version, this.everConnected);
+      const next = versionAfterSilentClose(
+        this.options.config.protocolVersion,
+        this.version,
+        this.everConnected,
+      );
       if (next !== this.version) {
         this.options.log?.info(
           { protocolVersion: next },
@@ -239,7 +245,9 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       }
     }
     if (this.takeover.closed())
-      this.conflict(takeoverMessage(this.clientId(client), "the broker closed our connection again and again"));
+      this.conflict(
+        takeoverMessage(this.clientId(client), "the broker closed our connection again and again"),
+      );
     if (!this.stopped) this.emit("down", dropped);
   }
 

@@ -57,7 +57,8 @@ const UNSUPPORTED_VERSION = new Set([1, 0x84]);
  * Node's TLS error codes for a handshake the broker ended because it does not accept our client certificate, and
  * for a broker certificate we do not trust. Both need a setting changed; retrying only floods the broker's log.
  */
-const CLIENT_CERT_REFUSED = /^ERR_SSL_(TLSV1_ALERT_UNKNOWN_CA|SSLV3_ALERT_BAD_CERTIFICATE|SSLV3_ALERT_CERTIFICATE_UNKNOWN|TLSV13_ALERT_CERTIFICATE_REQUIRED|SSLV3_ALERT_CERTIFICATE_EXPIRED|SSLV3_ALERT_CERTIFICATE_REVOKED|TLSV1_ALERT_ACCESS_DENIED)$/;
+const CLIENT_CERT_REFUSED =
+  /^ERR_SSL_(TLSV1_ALERT_UNKNOWN_CA|SSLV3_ALERT_BAD_CERTIFICATE|SSLV3_ALERT_CERTIFICATE_UNKNOWN|TLSV13_ALERT_CERTIFICATE_REQUIRED|SSLV3_ALERT_CERTIFICATE_EXPIRED|SSLV3_ALERT_CERTIFICATE_REVOKED|TLSV1_ALERT_ACCESS_DENIED)$/;
 const BROKER_CERT_UNTRUSTED = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
   "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
@@ -82,10 +83,16 @@ export function judgeRefusal(code: number, setting: ProtocolVersionSetting, vers
     );
   }
   if (code === 2 || code === 0x85)
-    return fatal(`the broker refused the client id (CONNACK ${code}); set ${v("MQTT_CLIENT_ID")}`, v("MQTT_CLIENT_ID"));
+    return fatal(
+      `the broker refused the client id (CONNACK ${code}); set ${v("MQTT_CLIENT_ID")}`,
+      v("MQTT_CLIENT_ID"),
+    );
   const refusal = FATAL_REFUSALS.get(code);
   if (refusal)
-    return fatal(`the broker refused the connection: ${refusal.what} (CONNACK ${code}); check ${refusal.setting}`, refusal.setting);
+    return fatal(
+      `the broker refused the connection: ${refusal.what} (CONNACK ${code}); check ${refusal.setting}`,
+      refusal.setting,
+    );
   // Server unavailable, busy, quota or rate exceeded, use another server, unspecified: these pass.
   return { kind: "retry" };
 }
@@ -112,7 +119,11 @@ export function judgeConnectionError(error: Error & { code?: unknown }): NextSte
  * The version for the next attempt when the socket closed before any CONNACK. Some brokers (RabbitMQ 3.x) answer
  * an MQTT 5 CONNECT by closing the connection: until a version has worked once, `auto` alternates.
  */
-export function versionAfterSilentClose(setting: ProtocolVersionSetting, current: 4 | 5, everConnected: boolean): 4 | 5 {
+export function versionAfterSilentClose(
+  setting: ProtocolVersionSetting,
+  current: 4 | 5,
+  everConnected: boolean,
+): 4 | 5 {
   if (setting !== "auto" || everConnected) return current;
   return current === 5 ? 4 : 5;
 }

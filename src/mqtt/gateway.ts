@@ -112,7 +112,9 @@ export class MqttGateway {
       );
       if (!up.limits.retainAvailable && !this.warnedNoRetain) {
         this.warnedNoRetain = true;
-        this.log.warn("the broker keeps no retained messages: a display that starts late waits for the next change");
+        this.log.warn(
+          "the broker keeps no retained messages: a display that starts late waits for the next change",
+        );
       }
       this.publish(this.topics.availability, "online", { retain: true });
       for (const listener of this.connectListeners) listener(up);
@@ -131,7 +133,8 @@ export class MqttGateway {
     });
     let offlineWarned = false;
     client.on("offline", () => {
-      if (!offlineWarned) this.log.warn("broker unreachable; reconnecting with backoff, events wait in the outbox");
+      if (!offlineWarned)
+        this.log.warn("broker unreachable; reconnecting with backoff, events wait in the outbox");
       offlineWarned = true;
     });
     client.on("connect", () => (offlineWarned = false));
@@ -220,7 +223,8 @@ export class MqttGateway {
     return () => {
       const index = this.subscriptions.indexOf(subscription);
       if (index >= 0) this.subscriptions.splice(index, 1);
-      if (client && !this.subscriptions.some((s) => s.filter === filter)) client.unsubscribe(filter, () => undefined);
+      if (client && !this.subscriptions.some((s) => s.filter === filter))
+        client.unsubscribe(filter, () => undefined);
     };
   }
 
@@ -307,7 +311,9 @@ export class MqttGateway {
     if (limits?.maximumPacketSize !== undefined && size > limits.maximumPacketSize) {
       done(
         Object.assign(
-          new Error(`message of ${size} bytes is larger than the broker accepts (${limits.maximumPacketSize} bytes)`),
+          new Error(
+            `message of ${size} bytes is larger than the broker accepts (${limits.maximumPacketSize} bytes)`,
+          ),
           { code: 0x95 },
         ),
       );

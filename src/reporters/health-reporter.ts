@@ -72,7 +72,8 @@ export class HealthReporter implements Reporter {
         "broker",
         ({ connected, protocolVersion, problem }) => {
           if (problem) this.update({ problem: problem.message });
-          if (protocolVersion && protocolVersion !== this.status.protocolVersion) this.update({ protocolVersion });
+          if (protocolVersion && protocolVersion !== this.status.protocolVersion)
+            this.update({ protocolVersion });
           const broker = connected ? "connected" : "disconnected";
           // mqtt.js reports every failed reconnect: keep the time the link first went down.
           if (broker !== this.status.broker) this.update({ broker, brokerSince: new Date().toISOString() });

@@ -141,7 +141,10 @@ async function startContainer(extra: readonly string[]): Promise<TestBroker> {
   const container: StartedTestContainer = await new GenericContainer(CONTAINER_IMAGE)
     .withExposedPorts({ container: 1883, host: hostPort })
     .withCopyContentToContainer([
-      { content: CONTAINER_CONFIG + extra.map((line) => `${line}\n`).join(""), target: "/mosquitto/config/mosquitto.conf" },
+      {
+        content: CONTAINER_CONFIG + extra.map((line) => `${line}\n`).join(""),
+        target: "/mosquitto/config/mosquitto.conf",
+      },
     ])
     .withWaitStrategy(Wait.forLogMessage(/mosquitto version .* running/))
     .start();

@@ -73,7 +73,10 @@ export async function startNats(): Promise<InteropBroker> {
  * the wrapper in /usr/sbin, which would switch to the system `rabbitmq` user.
  */
 export async function startRabbitMq(): Promise<InteropBroker> {
-  assertExecutable(join(RABBITMQ_SBIN, "rabbitmq-server"), "rabbitmq-server (Debian: apt-get install rabbitmq-server)");
+  assertExecutable(
+    join(RABBITMQ_SBIN, "rabbitmq-server"),
+    "rabbitmq-server (Debian: apt-get install rabbitmq-server)",
+  );
   const dir = await mkdtemp(join(tmpdir(), "edge-signin-rabbitmq-"));
   const [amqpPort, distPort, epmdPort, mqttPort] = [
     await freeLoopbackPort(),

@@ -48,7 +48,9 @@ describe("a broker that refuses the agent", () => {
       const shown = await probe.next(topics.display, (m) => m.payload.length > 0, 30_000);
       expect(shown.json()).toMatchObject({ deviceId: env["EDGE_SIGNIN_DEVICE_ID"] });
       expect(connects).toBe(3);
-      const refused = logLines(agent).filter((l) => l["msg"] === "broker refused the connection for now; retrying with backoff");
+      const refused = logLines(agent).filter(
+        (l) => l["msg"] === "broker refused the connection for now; retrying with backoff",
+      );
       expect(refused.map((l) => (l["err"] as { code: number }).code)).toStrictEqual([3, 3]);
       agent.child.kill("SIGTERM");
       expect(await agent.exited).toBe(0);
@@ -88,7 +90,10 @@ describe("a broker that refuses the agent", () => {
   });
 
   it("names EDGE_SIGNIN_MQTT_PROTOCOL_VERSION when MQTT 5 is forced on a broker that speaks only 3.1.1 (NATS)", async () => {
-    const result = await runCli(["agent"], await agentEnv(bed, nats.url, { EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "5" }));
+    const result = await runCli(
+      ["agent"],
+      await agentEnv(bed, nats.url, { EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "5" }),
+    );
     expect(result.code).toBe(4);
     expect(result.stderr).toBe(
       "edge-signin: the broker does not speak MQTT 5 (CONNACK 1); set EDGE_SIGNIN_MQTT_PROTOCOL_VERSION to auto\n",
@@ -96,7 +101,10 @@ describe("a broker that refuses the agent", () => {
   });
 
   it("refuses a device id with a '.' at start, naming EDGE_SIGNIN_DEVICE_ID", async () => {
-    const result = await runCli(["agent"], await agentEnv(bed, nats.url, { EDGE_SIGNIN_DEVICE_ID: "living.room" }));
+    const result = await runCli(
+      ["agent"],
+      await agentEnv(bed, nats.url, { EDGE_SIGNIN_DEVICE_ID: "living.room" }),
+    );
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
       "edge-signin: EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')\n",

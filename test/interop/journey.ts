@@ -10,7 +10,12 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { startDevIdentityProvider, type DevIdentityProvider } from "../../src/dev/identity-provider.js";
 import { approveSignIn } from "../../src/dev/person.js";
-import { deviceTopics, type DisplayPayload, type EventPayload, type StatePayload } from "../../src/mqtt/topics.js";
+import {
+  deviceTopics,
+  type DisplayPayload,
+  type EventPayload,
+  type StatePayload,
+} from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
@@ -114,14 +119,16 @@ export async function runCoreJourney(bed: JourneyBed, options: JourneyOptions): 
 
     // A display that starts after the code was published gets it (retained).
     const late = await probe(topics.display);
-    const display = (await late.next(topics.display, (m) => m.payload.length > 0, 30_000)).json<DisplayPayload>();
+    const display = (
+      await late.next(topics.display, (m) => m.payload.length > 0, 30_000)
+    ).json<DisplayPayload>();
     expect(display).toMatchObject({ deviceId: options.topicId, userCode: expect.any(String) });
     expect(Date.parse(display.expiresAt)).toBeGreaterThan(Date.now());
 
     await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "erin" });
-    const authenticated = (
-      await watcher.next(topics.event("authenticated"), () => true, 30_000)
-    ).json<EventPayload<"authenticated">>();
+    const authenticated = (await watcher.next(topics.event("authenticated"), () => true, 30_000)).json<
+      EventPayload<"authenticated">
+    >();
     expect(authenticated).toMatchObject({ type: "authenticated", deviceId: options.topicId, verified: true });
     expect(authenticated.claims["preferred_username"]).toBe("erin@example.com");
     await late.next(topics.display, (m) => m.payload.length === 0, 15_000);

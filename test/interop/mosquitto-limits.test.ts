@@ -45,22 +45,32 @@ describe.each([5, 4] as const)("Mosquitto 2 with MQTT %s: limits and conflicts",
     const probe = await watch(topics.display, topics.event("signed_out"), topics.response("sign-out"));
     const agent = startCli(["agent"], agentEnvironment);
     running.push(agent);
-    const display = (await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)).json<DisplayPayload>();
+    const display = (
+      await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)
+    ).json<DisplayPayload>();
     await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "erin" });
-    const dropped = await waitForLog(agent, (l) => l["msg"] === "broker refused an event; dropping it", 30_000);
+    const dropped = await waitForLog(
+      agent,
+      (l) => l["msg"] === "broker refused an event; dropping it",
+      30_000,
+    );
     expect(dropped).toMatchObject({ level: 50, topic: topics.event("authenticated") });
 
     // A later event reaches the broker. On 3.1.1 the agent is reconnecting after the dropped connections: a request
     // sent before it has subscribed again is lost (README: Commands over MQTT), so ask until it answers.
     for (let attempt = 0; attempt < 10; attempt++) {
       await probe.publish(topics.request("sign-out"), "{}");
-      const answered = await probe.next(topics.response("sign-out"), () => true, 3_000).catch(() => undefined);
+      const answered = await probe
+        .next(topics.response("sign-out"), () => true, 3_000)
+        .catch(() => undefined);
       if (answered) break;
     }
     const signedOut = (
-      await probe.next(topics.event("signed_out"), () => true, 30_000).catch((error: unknown) => {
-        throw new Error(`${String(error)}\n${agent.stdout()}`);
-      })
+      await probe
+        .next(topics.event("signed_out"), () => true, 30_000)
+        .catch((error: unknown) => {
+          throw new Error(`${String(error)}\n${agent.stdout()}`);
+        })
     ).json();
     expect(signedOut).toMatchObject({ type: "signed_out", reason: "requested" });
     const connections = logLines(agent).filter((l) => String(l["msg"]).startsWith("connected to broker"));

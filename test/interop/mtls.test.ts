@@ -21,17 +21,60 @@ function openssl(dir: string, ...args: string[]): void {
 /** A CA, the broker's certificate (for 127.0.0.1) and client certificates named by their CN. */
 function makeCertificates(dir: string): void {
   const ca = (name: string) => {
-    openssl(dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${name}`,
-      "-keyout", `${name}.key`, "-out", `${name}.pem`);
+    openssl(
+      dir,
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+    );
   };
   const issue = (name: string, cn: string, issuer: string) => {
-    openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-    openssl(dir, "x509", "-req", "-in", `${name}.csr`, "-CA", `${issuer}.pem`, "-CAkey", `${issuer}.key`,
-      "-CAcreateserial", "-days", "2", "-out", `${name}.pem`, "-extfile", `${name}.ext`);
+    openssl(
+      dir,
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    );
+    openssl(
+      dir,
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${issuer}.pem`,
+      "-CAkey",
+      `${issuer}.key`,
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-out",
+      `${name}.pem`,
+      "-extfile",
+      `${name}.ext`,
+    );
   };
   ca("ca");
   ca("rogue-ca");
-  const write = (name: string, text: string) => execFileSync("sh", ["-c", `cat > ${name}`], { cwd: dir, input: text });
+  const write = (name: string, text: string) =>
+    execFileSync("sh", ["-c", `cat > ${name}`], { cwd: dir, input: text });
   write("server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   write("agent.ext", "extendedKeyUsage=clientAuth\n");
   write("probe.ext", "extendedKeyUsage=clientAuth\n");
@@ -73,7 +116,11 @@ describe("client-certificate (mutual TLS) login to Mosquitto", () => {
       "",
     ].join("\n");
     const port = await freeLoopbackPort();
-    const copy = async (name: string) => ({ content: await readFile(file(name), "utf8"), target: `/mosquitto/config/${name}`, mode: 0o644 });
+    const copy = async (name: string) => ({
+      content: await readFile(file(name), "utf8"),
+      target: `/mosquitto/config/${name}`,
+      mode: 0o644,
+    });
     container = await new GenericContainer("eclipse-mosquitto:2")
       .withExposedPorts({ container: 8883, host: port })
       .withCopyContentToContainer([
@@ -128,7 +175,11 @@ describe("client-certificate (mutual TLS) login to Mosquitto", () => {
       ) as DisplayPayload;
       await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "erin" });
       const event = await until(() => received.find((m) => m.topic === topics.event("authenticated")));
-      expect(JSON.parse(event.payload)).toMatchObject({ type: "authenticated", deviceId: DEVICE, verified: true });
+      expect(JSON.parse(event.payload)).toMatchObject({
+        type: "authenticated",
+        deviceId: DEVICE,
+        verified: true,
+      });
     } finally {
       agent.child.kill("SIGTERM");
       await agent.exited;
@@ -145,7 +196,10 @@ describe("client-certificate (mutual TLS) login to Mosquitto", () => {
   });
 
   it("stops with one clear line when the agent does not trust the broker's certificate", async () => {
-    const env = { ...(await agentEnv(bed, url, tlsEnv("agent"))), EDGE_SIGNIN_MQTT_CA_FILE: file("rogue-ca.pem") };
+    const env = {
+      ...(await agentEnv(bed, url, tlsEnv("agent"))),
+      EDGE_SIGNIN_MQTT_CA_FILE: file("rogue-ca.pem"),
+    };
     const result = await runCli(["agent"], env);
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(
