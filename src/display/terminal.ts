@@ -26,8 +26,12 @@ export class TerminalDisplay {
       event: (event) => this.renderEvent(event),
       availability: (availability) => this.line(`device is ${availability}`),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
-      connection: (connected) =>
-        this.line(connected ? "connected to the broker" : "broker not reachable; retrying…"),
+      connection: (connected, protocolVersion) =>
+        this.line(
+          connected
+            ? `connected to the broker${protocolVersion ? ` (MQTT ${protocolVersion === 5 ? "5" : "3.1.1"})` : ""}`
+            : "broker not reachable; retrying…",
+        ),
     });
   }
 

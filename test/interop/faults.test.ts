@@ -125,6 +125,7 @@ describe("a broker that refuses the agent", () => {
     while (!display.stdout().includes("and enter the code") && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     expect(display.stdout()).toContain("and enter the code");
+    expect(display.stdout()).toContain("[display] connected to the broker (MQTT 3.1.1)\n");
     display.child.kill("SIGTERM");
     expect(await display.exited).toBe(0);
   });

@@ -118,3 +118,48 @@ describe.each([5, 4] as const)("Mosquitto 2 with MQTT %s: limits and conflicts",
     expect(await Promise.all(agents.map((a) => a.exited))).toStrictEqual([0, 0]);
   });
 });
+
+/**
+ * A broker whose CONNACK allows little (Mosquitto: max_qos 0, retain_available false, max_inflight_messages 1): the
+ * agent must publish within it. A QoS 1 or retained publish (or a retained last will) would be a protocol error the
+ * broker answers by disconnecting, again and again.
+ */
+describe("Mosquitto 2 with MQTT 5 and a CONNACK that allows little", () => {
+  let bed: JourneyBed;
+  let broker: TestBroker;
+  beforeAll(async () => {
+    [bed, broker] = await Promise.all([
+      startJourneyBed(),
+      startTestBroker({ extraConfig: ["max_qos 0", "retain_available false", "max_inflight_messages 1"] }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([bed.close(), broker.close()]);
+  });
+
+  it("publishes within maximum QoS, retain available and receive maximum, and signs a person in", async () => {
+    const env = await agentEnv(bed, broker.url);
+    const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
+    const probe = await connectProbe(broker.url, { protocolVersion: 5 });
+    await probe.subscribe(topics.display);
+    await probe.subscribe(topics.event("authenticated"));
+    const agent = startCli(["agent"], env);
+    try {
+      const connected = await waitForLog(agent, (l) => String(l["msg"]).startsWith("connected to broker"));
+      expect(connected["limits"]).toMatchObject({ maximumQoS: 0, retainAvailable: false, receiveMaximum: 1 });
+      const display = (
+        await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)
+      ).json<DisplayPayload>();
+      await approveSignIn(display.verificationUri, display.userCode, { ca: bed.idp.caPem, login: "erin" });
+      const event = (await probe.next(topics.event("authenticated"), () => true, 30_000)).json();
+      expect(event).toMatchObject({ type: "authenticated", verified: true });
+      expect(logLines(agent).filter((l) => String(l["msg"]).startsWith("connected to broker"))).toHaveLength(
+        1,
+      );
+    } finally {
+      agent.child.kill("SIGTERM");
+      expect(await agent.exited).toBe(0);
+      await probe.close();
+    }
+  });
+});
