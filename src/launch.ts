@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { loadWithCodeCache } from "./code-cache.js";
 import type { agentCommand } from "./commands/agent.js";
+import { guardAgainstStall } from "./stall-guard.js";
 import { CODE_CACHE_FILE, configuredStateDir } from "./state-dir.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -27,7 +28,9 @@ if (args.length === 1 && args[0] === "agent") {
     join(here, "agent.cjs"),
     join(configuredStateDir(), CODE_CACHE_FILE),
   );
+  const disarm = guardAgainstStall();
   process.exitCode = await exports.agentCommand({ codeCache });
+  disarm();
   // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now (as cli.mjs does).
   process.exit();
 } else {

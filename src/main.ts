@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import { ENV_PREFIX, SETTINGS } from "./config.js";
 import { reportFailure } from "./report-failure.js";
+import { guardAgainstStall } from "./stall-guard.js";
 import { packageVersion } from "./version.js";
 
 /**
@@ -78,23 +79,12 @@ program
     process.exitCode = await runHealth(options);
   });
 
-/**
- * Exit code when the command's work ran out before it finished: a promise nobody will ever settle. Node would
- * otherwise end the process with code 13 ("unsettled top-level await") and nothing on stderr.
- */
-const STALLED_EXIT_CODE = 70;
-const stalled = () => {
-  process.stderr.write(
-    "edge-signin: internal error: the command stopped with nothing left to do and no result; please report it\n",
-  );
-  process.exit(STALLED_EXIT_CODE);
-};
-process.once("beforeExit", stalled);
+const disarm = guardAgainstStall();
 try {
   await program.parseAsync();
 } catch (error) {
   process.exitCode = reportFailure(error);
 }
-process.off("beforeExit", stalled);
+disarm();
 // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now.
 process.exit();
