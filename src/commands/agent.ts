@@ -34,20 +34,26 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
   if (options.codeCache) keepCodeCache(agent, options.codeCache, log.child({ module: "code-cache" }));
+  // The broker refused us for good (credentials changed, banned): one line, exit code 4, never a process that
+  // lingers disconnected. Before the start has finished, agent.start() rejects with the same error instead.
   let started = false;
-  let refusal: string | undefined;
-  let refusedAfterStart = () => undefined as void;
+  let refusedEarly: string | undefined;
+  let stopRefused: (message: string) => void = () => undefined;
+  agent.on("broker", ({ problem }) => {
+    if (problem?.kind !== "refused") return;
+    if (started) stopRefused(problem.message);
+    else refusedEarly = problem.message;
+  });
   const stopped = new Promise<number>((resolve) => {
-    const shutdown = (signal: NodeJS.Signals) => {
-      log.info({ signal }, "shutting down");
+    const stopWith = (code: number) => {
       const deadline = setTimeout(() => {
         log.warn("shutdown deadline passed; exiting anyway");
-        resolve(0);
+        resolve(code);
       }, SHUTDOWN_DEADLINE_MS);
       agent.stop().then(
         () => {
           clearTimeout(deadline);
-          resolve(0);
+          resolve(code);
         },
         (error: unknown) => {
           log.error({ err: error }, "shutdown failed");
@@ -55,27 +61,21 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         },
       );
     };
+    const shutdown = (signal: NodeJS.Signals) => {
+      log.info({ signal }, "shutting down");
+      stopWith(0);
+    };
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
-    // The broker refused us for good after the start (credentials changed, banned): one line, exit code 4, never
-    // a process that lingers disconnected. (A refusal at the start rejects agent.start() instead.)
-    agent.on("broker", ({ problem }) => {
-      if (problem?.kind !== "refused") return;
-      refusal = problem.message;
-      if (started) refusedAfterStart();
-    });
-    refusedAfterStart = () => {
-      process.stderr.write(`edge-signin: ${refusal ?? "the broker refused the connection"}\n`);
-      agent.stop().then(
-        () => resolve(BROKER_REFUSED_EXIT_CODE),
-        () => resolve(BROKER_REFUSED_EXIT_CODE),
-      );
+    stopRefused = (message) => {
+      process.stderr.write(`edge-signin: ${message}\n`);
+      stopWith(BROKER_REFUSED_EXIT_CODE);
     };
   });
   await Promise.race([agent.start(), stopped]);
   started = true;
-  // Refused between the first connection and the end of start(): as after the start.
-  if (refusal !== undefined) refusedAfterStart();
+  // Refused between the first connection and the end of start(): the same as after it.
+  if (refusedEarly !== undefined) stopRefused(refusedEarly);
   return stopped;
 }
 
