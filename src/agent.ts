@@ -44,8 +44,10 @@ export interface AgentOptions {
  * - `sign_in`: device-code flows until someone signs in (codes, expiries, pauses after failures).
  * - `idle`: signed out after `cancel`; nothing happens until `sign-in`.
  * - `signed_in`: keep the session alive with a silent refresh every `REFRESH_INTERVAL_SECONDS`.
+ * - `halted`: the broker link stopped for good (another client keeps taking our client id): nothing more until
+ *   a restart; state `error` says why.
  */
-type Phase = "resume" | "sign_in" | "idle" | "signed_in";
+type Phase = "resume" | "sign_in" | "idle" | "signed_in" | "halted";
 
 /**
  * The composition root and the sign-in state machine. The constructor only wires parts;
@@ -60,6 +62,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private readonly cache: TokenCacheStore;
   private readonly commands: CommandServer;
   private readonly reporters: readonly Reporter[];
+  private readonly gateway: MqttGateway;
   private readonly stopping = new AbortController();
   private current: StateChange = { state: "starting", since: new Date().toISOString() };
   private prompt: SignInPrompt | undefined;
@@ -97,8 +100,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       this.log.child({ module: "commands" }),
       this.config.responseTopicPrefix,
     );
-    gateway.onConnect(() => this.emit("broker", { connected: true }));
+    this.gateway = gateway;
+    gateway.onConnect((up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }));
     gateway.onDisconnect(() => this.emit("broker", { connected: false }));
+    gateway.onProblem((problem) => {
+      const message = problem.kind === "refused" ? problem.error.message : problem.message;
+      this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
+      if (problem.kind === "client_id_conflict") this.halt(message);
+    });
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
     this.reporters = [
       ...createReporters(this.config, { log: this.log, gateway, topics }),
@@ -172,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     return {
       ...this.current,
       idle: this.phase === "idle",
+      mqttProtocolVersion: this.gateway.protocolVersion,
       ...(this.account && this.phase === "signed_in" ? { account: this.account } : {}),
     };
   }
@@ -232,6 +242,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
 
   private assertRunning(): void {
     if (!this.loop || this.stopping.signal.aborted) throw new CommandRefusedError("the agent is not running");
+    if (this.phase === "halted")
+      throw new CommandRefusedError(this.current.message ?? "the agent has halted");
   }
 
   /** Ends the running phase early and names the next one. */
@@ -267,7 +279,21 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     sign_in: (signal) => this.signInWithCode(signal),
     idle: (signal) => this.idle(signal),
     signed_in: (signal) => this.keepAlive(signal),
+    halted: (signal) => this.halted(signal),
   };
+
+  /** Stops signing in for good: no code can reach a display while another client holds our connection. */
+  private halt(message: string): void {
+    this.clearPrompt("failed");
+    this.interrupt("halted");
+    this.setState({ state: "error", reason: "broker", message });
+  }
+
+  /** Waits for stop(); the state set by halt() stays. */
+  private async halted(signal: AbortSignal): Promise<Phase> {
+    await untilAborted(signal);
+    return "halted";
+  }
 
   /** A session is cached: renew it without bothering anyone. Trouble reaching the provider is no sign-out. */
   private async resume(signal: AbortSignal): Promise<Phase> {
@@ -365,10 +391,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private async idle(signal: AbortSignal): Promise<Phase> {
     this.clearPrompt("cancelled");
     if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     return "idle";
   }
 
@@ -462,6 +485,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.current = { ...change, since: new Date().toISOString() };
     this.emit("state", this.current);
   }
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
 }
 
 function at(delayMs: number): string {

@@ -90,7 +90,8 @@ export interface HomeAssistantConfig {
 export interface MqttConfig {
   readonly url: string;
   readonly clientId: string;
-  readonly protocolVersion: 4 | 5;
+  /** `auto`: MQTT 5, or 3.1.1 when the broker refuses 5; `4` or `5` forces one. */
+  readonly protocolVersion: "auto" | 4 | 5;
   readonly username: string | undefined;
   readonly password: string | undefined;
   readonly ca: string | undefined;
@@ -152,12 +153,14 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "DEVICE_ID",
     default: "hostname",
-    description: "This device's id in topics and events: letters, digits, `-`, `_`, `.`.",
+    description:
+      "This device's id in topics and events: letters, digits, `-`, `_` (no `.`: NATS refuses it in topics, RabbitMQ turns it into `/`). The default is the hostname with every other character made `-`.",
   },
   {
     name: "TOPIC_PREFIX",
     default: "edge-signin",
-    description: "First topic level(s); the base topic is `{TOPIC_PREFIX}/{DEVICE_ID}`. No wildcards.",
+    description:
+      "First topic level(s); the base topic is `{TOPIC_PREFIX}/{DEVICE_ID}`. Levels of letters, digits, `-`, `_`, separated by `/`.",
   },
   {
     name: "MQTT_URL",
@@ -179,8 +182,9 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "MQTT_CLIENT_ID", default: "edge-signin-{DEVICE_ID}", description: "MQTT client id." },
   {
     name: "MQTT_PROTOCOL_VERSION",
-    default: "5",
-    description: "`5` (MQTT 5, retained prompts expire with the code) or `4` (MQTT 3.1.1).",
+    default: "auto",
+    description:
+      "`auto`: MQTT 5, or MQTT 3.1.1 when the broker refuses 5 (the version in use is logged). `5` or `4` (3.1.1) forces one.",
   },
   { name: "MQTT_USERNAME", default: "", description: "Broker user name." },
   { name: "MQTT_PASSWORD", default: "", description: "Broker password.", fileVariant: true },
@@ -339,7 +343,13 @@ const SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 /** Longest topic prefix: a topic is at most 65,535 bytes (MQTT 5 1.5.4), and a prefix is a few levels. */
 const MAX_TOPIC_PREFIX_BYTES = 256;
-const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/**
+ * Device ids become topic levels and client ids on every broker in README's compatibility table: no `.` (NATS
+ * refuses it in MQTT topics, RabbitMQ maps it to `/`), no spaces, no wildcards.
+ */
+const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+const DEVICE_ID_RULE =
+  "expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')";
 
 const httpsUrl = z
   .string()
@@ -403,10 +413,8 @@ export function loadConfig(env: Env = process.env): Config {
   );
   const scopes = (read.optional("SCOPES", z.string()) ?? "").split(/[\s,]+/).filter(Boolean);
   const deviceId =
-    read.optional(
-      "DEVICE_ID",
-      z.string().check(z.regex(DEVICE_ID, "expected letters, digits, '.', '_' or '-'")),
-    ) ?? sanitiseHostname(hostname());
+    read.optional("DEVICE_ID", z.string().check(z.regex(DEVICE_ID, DEVICE_ID_RULE))) ??
+    sanitiseHostname(hostname());
   const topicPrefix = readTopicPrefix(read);
   const responseTopicPrefix = read.optional("RESPONSE_TOPIC_PREFIX", topicLevels);
   const mqtt = readMqtt(read, `edge-signin-${deviceId}`);
@@ -535,9 +543,7 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
     problems.push(`${ENV_PREFIX}DISPLAY_DEVICES: expected at least one device id (or --device ID)`);
   for (const id of devices) {
     if (!DEVICE_ID.test(id))
-      problems.push(
-        `${ENV_PREFIX}DISPLAY_DEVICES: "${id}" is not a device id (letters, digits, '.', '_' or '-')`,
-      );
+      problems.push(`${ENV_PREFIX}DISPLAY_DEVICES: "${id}" is not a device id: ${DEVICE_ID_RULE}`);
   }
   const config: DisplayConfig = {
     deviceIds: devices,
@@ -600,8 +606,11 @@ const topicLevels = z.string().check(
   z.refine((v) => !v.startsWith("$"), {
     message: "expected a topic not starting with $ (reserved for the broker, e.g. $SYS)",
   }),
-  z.refine((v) => !/[+#\0]/.test(v) && !v.startsWith("/") && !v.endsWith("/") && !v.includes("//"), {
-    message: "expected topic levels without wildcards (+, #) or empty levels",
+  // Levels every broker in README's compatibility table carries as they are: no wildcards, no empty levels,
+  // no '.' (NATS refuses it in MQTT topics, RabbitMQ turns it into '/').
+  z.refine((v) => v.startsWith("$") || /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v), {
+    message:
+      "expected topic levels of letters, digits, '_' or '-' separated by '/' (no wildcards, no empty levels, no '.': NATS refuses it and RabbitMQ turns it into '/')",
   }),
 );
 
@@ -640,9 +649,12 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     url,
     clientId:
       read.optional("MQTT_CLIENT_ID", z.string().check(z.minLength(1), z.maxLength(256))) ?? defaultClientId,
-    protocolVersion: Number(
-      read.optional("MQTT_PROTOCOL_VERSION", z.enum(["4", "5"], { message: "expected 4 or 5" })) ?? "5",
-    ) as 4 | 5,
+    protocolVersion: ((value) => (value === "auto" ? value : (Number(value) as 4 | 5)))(
+      read.optional(
+        "MQTT_PROTOCOL_VERSION",
+        z.enum(["auto", "4", "5"], { message: "expected auto, 4 or 5" }),
+      ) ?? "auto",
+    ),
     username: read.optional("MQTT_USERNAME", z.string()),
     password: read.secret("MQTT_PASSWORD"),
     ca: read.pemFile("MQTT_CA_FILE", "certificates"),
@@ -763,9 +775,12 @@ function withTrailingSlash(url: string): string {
   return parsed.href.endsWith("/") ? parsed.href : `${parsed.href}/`;
 }
 
-/** Hostnames may hold characters a topic level should not; keep the id readable and safe. */
-function sanitiseHostname(name: string): string {
-  const safe = name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+/**
+ * Hostnames may hold characters a topic level should not (`.` in `tv.local`, which NATS refuses and RabbitMQ
+ * turns into a level); keep the id readable and safe on every broker: `tv.local` becomes `tv-local`.
+ */
+export function sanitiseHostname(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9_-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
   return safe.length > 0 ? safe.slice(0, 128) : "device";
 }
 

@@ -22,6 +22,8 @@ export interface AgentStatus extends StateChange {
   readonly idle: boolean;
   /** The signed-in account, also while a refresh is retried. */
   readonly account?: AccountSummary;
+  /** The MQTT version the agent talks to its broker with: 5, or 4 (3.1.1). */
+  readonly mqttProtocolVersion?: 4 | 5;
 }
 
 /** A command that does not fit the agent's state right now; the message says why and goes to the requester. */

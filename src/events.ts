@@ -6,8 +6,12 @@
 export const AGENT_STATES = ["starting", "signed_out", "awaiting_user", "signed_in", "error"] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 
-/** Why a sign-in attempt ended without a signed-in person. */
-export type FailureReason = "declined" | "expired" | "network" | "server" | "cancelled" | "invalid_token";
+/**
+ * Why a sign-in attempt ended without a signed-in person; `broker`: the agent stopped connecting to its broker
+ * (another client keeps taking its client id), so it signs no one in until restarted.
+ */
+export type FailureReason =
+  "declined" | "expired" | "network" | "server" | "cancelled" | "invalid_token" | "broker";
 
 /** ID-token claims, as the provider issued them. */
 export type Claims = Readonly<Record<string, unknown>>;
@@ -85,6 +89,14 @@ export interface CodeExpired {
 
 export interface BrokerStatus {
   readonly connected: boolean;
+  /** The MQTT version of the connection that is up: 5, or 4 (3.1.1). */
+  readonly protocolVersion?: 4 | 5;
+  /**
+   * Why the agent stopped connecting for good: `refused` (bad credentials, not authorised, banned, an untrusted
+   * certificate; the `agent` command exits with code 4) or `client_id_conflict` (another client keeps taking our
+   * client id; the agent stays, unhealthy). `message` is one line naming the setting to fix.
+   */
+  readonly problem?: { readonly kind: "refused" | "client_id_conflict"; readonly message: string };
 }
 
 export type PromptClearReason = "used" | "expired" | "cancelled" | "failed";

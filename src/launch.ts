@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { AGENT_V8_FLAGS, loadWithCodeCache } from "./code-cache.js";
 import type { agentCommand } from "./commands/agent.js";
+import { guardAgainstStall } from "./stall-guard.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
@@ -22,7 +23,9 @@ if (args.length === 1 && args[0] === "agent") {
   const { exports, codeCache } = loadWithCodeCache<{ agentCommand: typeof agentCommand }>(
     join(here, "agent.cjs"),
   );
+  const disarm = guardAgainstStall();
   process.exitCode = await exports.agentCommand({ codeCache });
+  disarm();
   // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now (as cli.mjs does).
   process.exit();
 } else {

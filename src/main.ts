@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import { ENV_PREFIX, SETTINGS } from "./config.js";
 import { reportFailure } from "./report-failure.js";
+import { guardAgainstStall } from "./stall-guard.js";
 import { packageVersion } from "./version.js";
 
 /**
@@ -78,10 +79,12 @@ program
     process.exitCode = await runHealth(options);
   });
 
+const disarm = guardAgainstStall();
 try {
   await program.parseAsync();
 } catch (error) {
   process.exitCode = reportFailure(error);
 }
+disarm();
 // MSAL's polling timer may still be pending after a cancel; the work is done, so leave now.
 process.exit();

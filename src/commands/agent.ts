@@ -2,6 +2,7 @@ import { Agent } from "../agent.js";
 import type { CodeCache } from "../code-cache.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../logger.js";
+import { BROKER_REFUSED_EXIT_CODE } from "../mqtt/connection-policy.js";
 import { reportFailure } from "../report-failure.js";
 
 /** docker stop waits 10 s before SIGKILL; the agent promises to be gone within 5. */
@@ -29,17 +30,26 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const log = createLogger(config.logLevel);
   const agent = new Agent({ config, logger: log });
   if (options.codeCache) log.child({ module: "code-cache" }).debug(options.codeCache, "code cache");
+  // The broker refused us for good (credentials changed, banned): one line, exit code 4, never a process that
+  // lingers disconnected. Before the start has finished, agent.start() rejects with the same error instead.
+  let started = false;
+  let refusedEarly: string | undefined;
+  let stopRefused: (message: string) => void = () => undefined;
+  agent.on("broker", ({ problem }) => {
+    if (problem?.kind !== "refused") return;
+    if (started) stopRefused(problem.message);
+    else refusedEarly = problem.message;
+  });
   const stopped = new Promise<number>((resolve) => {
-    const shutdown = (signal: NodeJS.Signals) => {
-      log.info({ signal }, "shutting down");
+    const stopWith = (code: number) => {
       const deadline = setTimeout(() => {
         log.warn("shutdown deadline passed; exiting anyway");
-        resolve(0);
+        resolve(code);
       }, SHUTDOWN_DEADLINE_MS);
       agent.stop().then(
         () => {
           clearTimeout(deadline);
-          resolve(0);
+          resolve(code);
         },
         (error: unknown) => {
           log.error({ err: error }, "shutdown failed");
@@ -47,9 +57,20 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         },
       );
     };
+    const shutdown = (signal: NodeJS.Signals) => {
+      log.info({ signal }, "shutting down");
+      stopWith(0);
+    };
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
+    stopRefused = (message) => {
+      process.stderr.write(`edge-signin: ${message}\n`);
+      stopWith(BROKER_REFUSED_EXIT_CODE);
+    };
   });
   await Promise.race([agent.start(), stopped]);
+  started = true;
+  // Refused between the first connection and the end of start(): the same as after it.
+  if (refusedEarly !== undefined) stopRefused(refusedEarly);
   return stopped;
 }

@@ -45,9 +45,12 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
   // The display owns stdout and says itself when a message is malformed; logs would only clutter the screen.
   const display = new TerminalDisplay(watcher, process.stdout);
   display.start();
+  // A refusal after the first connection ends the display like one at the start: one line, exit code (README).
+  const refusedLater = new Promise<never>((_, reject) => watcher.once("refused", reject));
+  refusedLater.catch(() => undefined);
   try {
-    await Promise.race([watcher.start(), signalled]);
-    await signalled;
+    await Promise.race([watcher.start(), signalled, refusedLater]);
+    await Promise.race([signalled, refusedLater]);
     return 0;
   } finally {
     display.stop();

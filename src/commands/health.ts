@@ -16,6 +16,8 @@ const HealthFileSchema = z.object({
   brokerSince: z.iso.datetime(),
   heartbeatAt: z.iso.datetime(),
   heartbeatSeconds: z.number().check(z.positive()),
+  protocolVersion: z.optional(z.union([z.literal(4), z.literal(5)])),
+  problem: z.optional(z.string()),
 }) satisfies z.ZodMiniType<HealthFile>;
 
 export interface HealthVerdict {
@@ -53,13 +55,14 @@ export function judgeHealth(
       `last heartbeat ${ago(heartbeatAge)} (expected every ${health.heartbeatSeconds} s): the agent is stuck`,
     );
   }
+  if (health.problem) return unhealthy(health.problem);
   const brokerDown = now - Date.parse(health.brokerSince);
   if (health.broker === "disconnected" && brokerDown > limitMs) {
     return unhealthy(`the broker has been unreachable for ${seconds(brokerDown)} s`);
   }
   return {
     healthy: true,
-    reason: `healthy: state ${health.state} since ${health.since}, broker ${health.broker}, heartbeat ${ago(heartbeatAge)}`,
+    reason: `healthy: state ${health.state} since ${health.since}, broker ${health.broker}${health.protocolVersion ? ` (MQTT ${health.protocolVersion === 5 ? "5" : "3.1.1"})` : ""}, heartbeat ${ago(heartbeatAge)}`,
   };
 }
 

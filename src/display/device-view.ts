@@ -47,6 +47,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private state: ShownState | null = null;
   private prompt: ShownPrompt | null = null;
   private unsubscribe: () => void = () => undefined;
+  private cancelStale: () => void = () => undefined;
 
   constructor(
     readonly deviceId: string,
@@ -59,7 +60,14 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   start(): void {
     this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
       display: (prompt) => {
-        this.prompt = prompt && show(prompt);
+        this.cancelStale();
+        const current = prompt && isPromptCurrent(prompt) ? prompt : null;
+        this.prompt = current && show(current);
+        if (current)
+          this.cancelStale = whenPromptStale(current, () => {
+            this.prompt = null;
+            this.changed();
+          });
         this.changed();
       },
       state: (state) => {
@@ -79,6 +87,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
 
   stop(): void {
     this.unsubscribe();
+    this.cancelStale();
   }
 
   snapshot(): DeviceSnapshot {
@@ -122,4 +131,23 @@ function showState({
 function show(prompt: DisplayPayload): ShownPrompt {
   const qrUrl = prompt.verificationUriComplete ?? prompt.verificationUri;
   return { ...prompt, qrUrl, qrSvg: qrSvg(qrUrl) };
+}
+
+/**
+ * Whether a prompt may still be shown: until its `expiresAt`. An MQTT 5 broker drops a retained prompt when its
+ * code expires; a 3.1.1 broker (no message expiry) keeps handing it out, so every display decides here too.
+ * A prompt whose `expiresAt` is no date is not current.
+ */
+export function isPromptCurrent(prompt: Pick<DisplayPayload, "expiresAt">, now = Date.now()): boolean {
+  const expiresAt = Date.parse(prompt.expiresAt);
+  return Number.isFinite(expiresAt) && expiresAt > now;
+}
+
+/** Calls `onStale` once when the prompt stops being current (see isPromptCurrent); returns the cancel. */
+export function whenPromptStale(prompt: Pick<DisplayPayload, "expiresAt">, onStale: () => void): () => void {
+  // setTimeout holds at most 2^31-1 ms (about 24.8 days); a code never lives that long.
+  const delay = Math.min(Math.max(0, Date.parse(prompt.expiresAt) - Date.now()), 2 ** 31 - 1);
+  const timer = setTimeout(onStale, delay);
+  timer.unref();
+  return () => clearTimeout(timer);
 }

@@ -2,6 +2,7 @@ import type { Writable } from "node:stream";
 import { listen } from "../listen.js";
 import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
+import { isPromptCurrent, whenPromptStale } from "./device-view.js";
 import { qrText } from "./qr.js";
 
 /**
@@ -11,6 +12,7 @@ import { qrText } from "./qr.js";
 export class TerminalDisplay {
   private unsubscribe: () => void = () => undefined;
   private showing = false;
+  private cancelStale: () => void = () => undefined;
 
   constructor(
     private readonly watcher: DeviceWatcher,
@@ -24,16 +26,25 @@ export class TerminalDisplay {
       event: (event) => this.renderEvent(event),
       availability: (availability) => this.line(`device is ${availability}`),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
-      connection: (connected) =>
-        this.line(connected ? "connected to the broker" : "broker not reachable; retrying…"),
+      connection: (connected, protocolVersion) =>
+        this.line(
+          connected
+            ? `connected to the broker${protocolVersion ? ` (MQTT ${protocolVersion === 5 ? "5" : "3.1.1"})` : ""}`
+            : "broker not reachable; retrying…",
+        ),
     });
   }
 
   stop(): void {
     this.unsubscribe();
+    this.cancelStale();
   }
 
-  private renderPrompt(prompt: DisplayPayload | null): void {
+  private renderPrompt(received: DisplayPayload | null): void {
+    this.cancelStale();
+    // A code past its expiry is never shown (a 3.1.1 broker keeps handing out a retained one), and one on screen goes.
+    const prompt = received && isPromptCurrent(received) ? received : null;
+    if (prompt) this.cancelStale = whenPromptStale(prompt, () => this.renderPrompt(null));
     if (!prompt) {
       if (this.showing) this.line("display cleared");
       this.showing = false;

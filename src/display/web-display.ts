@@ -30,9 +30,9 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
         : config.mqtt;
     const watcher = new DeviceWatcher(mqtt, deviceTopics(config.topicPrefix, id));
     watcher.on("invalid", (topic, problem) => log.warn({ topic, problem }, "ignored a malformed message"));
-    watcher.on("connection", (connected) =>
+    watcher.on("connection", (connected, protocolVersion) =>
       log.info(
-        { deviceId: id, connected },
+        { deviceId: id, connected, ...(protocolVersion ? { protocolVersion } : {}) },
         connected ? "broker connected" : "broker not reachable; retrying",
       ),
     );
@@ -57,6 +57,7 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
   // the broker refuses the credentials, which the caller decides about.
   const refused = new Promise<Error>((resolve) => {
     for (const watcher of watchers) {
+      watcher.once("refused", resolve);
       watcher
         .start()
         .catch((error: unknown) => resolve(error instanceof Error ? error : new Error(String(error))));

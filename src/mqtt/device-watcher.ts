@@ -1,9 +1,10 @@
 import { EventEmitter } from "eventemitter3";
-import { connect, type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import * as z from "zod/mini";
 import "../zod-messages.js";
 import type { MqttConfig } from "../config.js";
 import { AGENT_STATES } from "../events.js";
+import { BrokerLink } from "./broker-link.js";
 import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
 
 const Display = z.looseObject({
@@ -18,8 +19,8 @@ const Display = z.looseObject({
 const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
 const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
 
-/** CONNACK codes that mean "fix the configuration" (bad credentials, not authorised), as in the gateway. */
-const FATAL_CONNACK = new Set([4, 5, 134, 135, 138, 140]);
+/** A display waits for its broker patiently: every 2 s at first, at most every 30 s. */
+const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
 
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
@@ -31,7 +32,10 @@ export interface DeviceWatcherEvents {
   event: [event: WatchedEvent];
   /** A payload that does not follow the topic contract; shown nowhere, reported here. */
   invalid: [topic: string, problem: string];
-  connection: [connected: boolean];
+  /** The watcher's own connection came up (with the MQTT version in use) or went down. */
+  connection: [connected: boolean, protocolVersion?: 4 | 5];
+  /** The broker refused the watcher for good after it had connected (credentials changed, banned): it stopped. */
+  refused: [error: Error];
 }
 
 /**
@@ -40,6 +44,7 @@ export interface DeviceWatcherEvents {
  */
 export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
   private client: MqttClient | undefined;
+  private link: BrokerLink | undefined;
 
   constructor(
     private readonly config: MqttConfig,
@@ -48,40 +53,32 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
     super();
   }
 
+  /**
+   * Connects (MQTT 5, or 3.1.1 when the broker refuses 5, as `protocolVersion` says) and subscribes. An unreachable
+   * broker is waited for: a display that starts before its broker simply shows "reconnecting". Rejects only when
+   * the broker refuses us for good (MqttRefusedError, one line naming the setting); later such refusals are
+   * `refused` events.
+   */
   async start(): Promise<void> {
-    const options: IClientOptions = {
-      protocolVersion: this.config.protocolVersion,
+    const link = new BrokerLink({
+      config: this.config,
       clientId: `${this.config.clientId}-watch-${Math.random().toString(16).slice(2, 8)}`,
-      reconnectPeriod: 2_000,
-      // No 6 MiB table of pre-built number buffers (see MqttGateway).
-      writeCache: false,
-      ...(this.config.username !== undefined ? { username: this.config.username } : {}),
-      ...(this.config.password !== undefined ? { password: this.config.password } : {}),
-      ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}),
-      ...(this.config.cert !== undefined ? { cert: this.config.cert } : {}),
-      ...(this.config.key !== undefined ? { key: this.config.key } : {}),
-    };
-    const client = connect(this.config.url, options);
+      reconnect: RECONNECT,
+      keepaliveSeconds: 60,
+    });
+    this.link = link;
+    const started = link.start();
+    const client = link.mqtt as MqttClient;
     this.client = client;
     client.on("message", (topic, payload) => this.receive(topic, payload));
-    client.on("connect", () => this.emit("connection", true));
+    link.on("up", (up) => this.emit("connection", true, up.protocolVersion));
     client.on("offline", () => this.emit("connection", false));
-    // An unreachable broker is waited for (mqtt.js retries every 2 s): a display that starts before its broker
-    // simply shows "reconnecting". Only a refusal that retrying cannot fix fails the start.
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error & { code?: unknown }) => {
-        if (typeof error.code !== "number" || !FATAL_CONNACK.has(error.code)) return;
-        client.off("connect", onConnect);
-        client.end(true);
-        reject(new Error(`broker refused the connection: ${error.message}`));
-      };
-      const onConnect = () => {
-        client.off("error", onError);
-        resolve();
-      };
-      client.once("connect", onConnect);
-      client.on("error", onError);
+    let connected = false;
+    link.on("fatal", (error) => {
+      if (connected) this.emit("refused", error);
     });
+    await started;
+    connected = true;
     const { base } = this.topics;
     await client.subscribeAsync(
       [this.topics.availability, this.topics.state, this.topics.display, `${base}/events/+`],
@@ -90,6 +87,8 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
   }
 
   async stop(): Promise<void> {
+    this.link?.release();
+    this.link = undefined;
     await this.client?.endAsync(true);
     this.client = undefined;
   }

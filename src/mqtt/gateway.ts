@@ -1,26 +1,22 @@
-import {
-  connect,
-  type IClientOptions,
-  type IClientPublishOptions,
-  type IPublishPacket,
-  type MqttClient,
-} from "mqtt";
+import type { IClientPublishOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { MqttConfig } from "../config.js";
+import { BrokerLink, type LinkUp } from "./broker-link.js";
+import type { MqttRefusedError } from "./connection-policy.js";
 import type { Availability, DeviceTopics } from "./topics.js";
 
-/** The broker refused us for good (bad credentials, not authorised): retrying will not help. */
-export class MqttRefusedError extends Error {
-  override readonly name = "MqttRefusedError";
-}
-
-/** CONNACK codes that mean "fix the configuration", in MQTT 3.1.1 (4, 5) and MQTT 5 (134, 135, 138, 140). */
-const FATAL_CONNACK = new Set([4, 5, 134, 135, 138, 140]);
+export { MqttRefusedError } from "./connection-policy.js";
 
 const STOP_GRACE_MS = 2_000;
 /** Reconnect backoff: the first retry after 1 s, doubling up to 30 s, back to 1 s once connected. */
 const RECONNECT_INITIAL_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
+const KEEPALIVE_SECONDS = 30;
+
+/** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
+export type BrokerProblem =
+  | { readonly kind: "refused"; readonly error: MqttRefusedError }
+  | { readonly kind: "client_id_conflict"; readonly message: string };
 
 /** The broker answered a publish with an error reason code (not authorised, quota, ...): resending is futile. */
 export class MqttPublishRefusedError extends Error {
@@ -54,15 +50,30 @@ interface Subscription {
   readonly handler: (message: IncomingMessage) => void;
 }
 
+/** A QoS 1 publish waiting for a free slot under the broker's receive maximum. */
+interface PendingPublish {
+  readonly topic: string;
+  readonly payload: string | Buffer;
+  readonly options: IClientPublishOptions;
+  readonly done: (error?: Error) => void;
+}
+
 /**
- * The only code that talks to the broker. It owns the connection, the last will and the
- * availability topic, and tells its owner about every (re)connect so retained state can be re-sent.
+ * The only code that talks to the broker. It owns the connection (through BrokerLink), the last will and the
+ * availability topic, tells its owner about every (re)connect so retained state can be re-sent, and keeps every
+ * publish within what the broker said it accepts (MQTT 5 CONNACK: packet size, receive maximum, QoS, retain).
  */
 export class MqttGateway {
-  private client: MqttClient | undefined;
-  private readonly connectListeners: Array<() => void> = [];
+  private link: BrokerLink | undefined;
+  private readonly connectListeners: Array<(link: LinkUp) => void> = [];
   private readonly subscriptions: Subscription[] = [];
-  private readonly disconnectListeners: Array<() => void> = [];
+  private readonly disconnectListeners: Array<(dropped: boolean) => void> = [];
+  private readonly problemListeners: Array<(problem: BrokerProblem) => void> = [];
+  private inFlight = 0;
+  private readonly waiting: PendingPublish[] = [];
+  /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
+  private readonly messageIds = new WeakMap<Buffer, number>();
+  private warnedNoRetain = false;
 
   constructor(
     private readonly config: MqttConfig,
@@ -70,98 +81,135 @@ export class MqttGateway {
     private readonly log: Logger,
   ) {}
 
-  /** Resolves on the first successful connection; rejects only when the broker refuses us for good. */
+  /**
+   * Resolves on the first successful connection; rejects with MqttRefusedError only when the broker refuses us for
+   * good before that. A refusal after that, or another client taking our id, is reported through onProblem().
+   */
   start(): Promise<void> {
     const offline: Availability = "offline";
-    const options: IClientOptions = {
+    const link = new BrokerLink({
+      config: this.config,
       clientId: this.config.clientId,
-      protocolVersion: this.config.protocolVersion,
-      clean: true,
-      keepalive: 30,
-      reconnectPeriod: RECONNECT_INITIAL_MS,
-      connectTimeout: 10_000,
-      // mqtt.js otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the first packet: about
-      // 6 MiB of heap and several milliseconds before the first code is on the display, for a client that sends
-      // a handful of packets a minute.
-      writeCache: false,
       will: { topic: this.topics.availability, payload: Buffer.from(offline), qos: 1, retain: true },
-      ...(this.config.username !== undefined ? { username: this.config.username } : {}),
-      ...(this.config.password !== undefined ? { password: this.config.password } : {}),
-      ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}),
-      ...(this.config.cert !== undefined ? { cert: this.config.cert } : {}),
-      ...(this.config.key !== undefined ? { key: this.config.key } : {}),
-    };
-    const client = connect(this.config.url, options);
-    this.client = client;
+      reconnect: { initialMs: RECONNECT_INITIAL_MS, maxMs: RECONNECT_MAX_MS },
+      keepaliveSeconds: KEEPALIVE_SECONDS,
+      log: this.log,
+    });
+    this.link = link;
+    const started = link.start();
+    const client = link.mqtt as MqttClient;
     // Sent once connected; with a clean session mqtt.js subscribes again after every reconnect (`resubscribe`).
     for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
-    client.on("connect", () => {
-      this.log.info({ url: redactUrl(this.config.url) }, "connected to broker");
-      client.options.reconnectPeriod = RECONNECT_INITIAL_MS;
+    client.on("packetsend", (packet) => {
+      if (packet.cmd === "publish" && Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
+        this.messageIds.set(packet.payload, packet.messageId);
+    });
+    link.on("up", (up) => {
+      this.log.info(
+        { url: redactUrl(this.config.url), protocolVersion: up.protocolVersion, limits: up.limits },
+        `connected to broker with MQTT ${up.protocolVersion === 5 ? "5" : "3.1.1"}`,
+      );
+      if (!up.limits.retainAvailable && !this.warnedNoRetain) {
+        this.warnedNoRetain = true;
+        this.log.warn(
+          "the broker keeps no retained messages: a display that starts late waits for the next change",
+        );
+      }
       this.publish(this.topics.availability, "online", { retain: true });
-      for (const listener of this.connectListeners) listener();
+      for (const listener of this.connectListeners) listener(up);
     });
-    // "close" fires on every lost or failed connection, also while reconnecting: health reads it.
-    client.on("close", () => {
-      for (const listener of this.disconnectListeners) listener();
+    // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
+    link.on("down", (dropped) => {
+      for (const listener of this.disconnectListeners) listener(dropped);
     });
-    client.on("reconnect", () => {
-      // mqtt.js reads reconnectPeriod afresh before every wait, so doubling it here makes its fixed retry a backoff.
-      const next = Math.min((client.options.reconnectPeriod ?? RECONNECT_INITIAL_MS) * 2, RECONNECT_MAX_MS);
-      client.options.reconnectPeriod = next;
-      this.log.debug({ nextAttemptInMs: next }, "reconnecting to broker");
+    link.on("fatal", (error) => {
+      this.log.error({ setting: error.setting }, error.message);
+      this.reportProblem({ kind: "refused", error });
     });
-    client.on("offline", () =>
-      this.log.warn("broker unreachable; reconnecting with backoff, events wait in the outbox"),
-    );
-    return new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.on("error", (error: Error & { code?: number }) => {
-        if (typeof error.code === "number" && FATAL_CONNACK.has(error.code)) {
-          client.end(true);
-          reject(new MqttRefusedError(`broker refused the connection: ${error.message}`));
-          return;
-        }
-        this.log.warn({ err: { message: error.message, code: error.code } }, "broker connection error");
-      });
+    link.on("conflict", (message) => {
+      this.log.error({ clientId: this.config.clientId }, message);
+      this.reportProblem({ kind: "client_id_conflict", message });
     });
+    let offlineWarned = false;
+    client.on("offline", () => {
+      if (!offlineWarned)
+        this.log.warn("broker unreachable; reconnecting with backoff, events wait in the outbox");
+      offlineWarned = true;
+    });
+    client.on("connect", () => (offlineWarned = false));
+    return started;
   }
 
   /** True while a connection to the broker is up. */
   get connected(): boolean {
-    return this.client?.connected ?? false;
+    return this.link?.up !== undefined;
+  }
+
+  /** The MQTT version in use (or being tried): 5 or 4 (3.1.1). */
+  get protocolVersion(): 4 | 5 {
+    return this.link?.protocolVersion ?? (this.config.protocolVersion === 4 ? 4 : 5);
   }
 
   /**
    * Publishes with QoS 1 and resolves once the broker acknowledged it (PUBACK). mqtt.js keeps an unacknowledged
    * message across reconnects and resends it, so this settles after the outage. Rejects with
-   * MqttPublishRefusedError when the broker refused the message, with another error when the client ended.
+   * MqttPublishRefusedError when the broker refused the message (or it is larger than the broker accepts), with
+   * another error when the client ended or `signal` gave the message up.
    */
-  publishAcknowledged(topic: string, payload: string): Promise<void> {
-    const client = this.client;
+  publishAcknowledged(topic: string, payload: string, signal?: AbortSignal): Promise<void> {
+    const client = this.link?.mqtt;
     if (!client) return Promise.reject(new Error("MqttGateway.publishAcknowledged before start()"));
     // Refused for good (the sender then drops it): resending a topic no broker takes would hold back every later event.
     const invalid = invalidTopic(topic);
     if (invalid) return Promise.reject(new MqttPublishRefusedError(invalid));
+    // Our own Buffer: mqtt.js sends (and resends) this very object, so its packet id can be found by it.
+    const body = Buffer.from(payload);
     return new Promise<void>((resolve, reject) => {
-      client.publish(topic, payload, { qos: 1 }, (error) => {
+      let settled = false;
+      const done = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", abandon);
         if (!error) resolve();
         else if (typeof (error as Error & { code?: unknown }).code === "number")
           reject(new MqttPublishRefusedError(error.message, { cause: error }));
         else reject(error);
-      });
+      };
+      // mqtt.js would resend the message after every reconnect: take it out of its store as well.
+      const abandon = () => {
+        const index = this.waiting.findIndex((p) => p.done === done);
+        if (index >= 0) this.waiting.splice(index, 1);
+        const id = this.messageIds.get(body);
+        if (id !== undefined && client.outgoing[id]) client.removeOutgoingMessage(id);
+        done(signal?.reason instanceof Error ? signal.reason : new Error("message given up"));
+      };
+      signal?.addEventListener("abort", abandon, { once: true });
+      this.send(client, topic, body, { qos: 1 }, done);
     });
   }
 
   /** Called on every connect, the first included: re-send whatever retained state a new broker lacks. */
-  onConnect(listener: () => void): void {
+  onConnect(listener: (link: LinkUp) => void): void {
     this.connectListeners.push(listener);
   }
 
-  /** Called whenever the connection is lost or an attempt fails. */
-  onDisconnect(listener: () => void): void {
+  /**
+   * Called whenever the connection is lost or an attempt fails; `dropped`: the broker had our CONNECT and then
+   * closed the connection (rather than being unreachable).
+   */
+  onDisconnect(listener: (dropped: boolean) => void): void {
     this.disconnectListeners.push(listener);
+  }
+
+  /** Called once when the gateway stops connecting for good (refused, or our client id is taken). */
+  onProblem(listener: (problem: BrokerProblem) => void): void {
+    this.problemListeners.push(listener);
+  }
+
+  /** A lost connection that a message of ours explains (too large for the broker): no sign of a client-id conflict. */
+  forgiveLastDisconnect(): void {
+    this.link?.forgiveLastClose();
   }
 
   /**
@@ -171,12 +219,13 @@ export class MqttGateway {
   subscribe(filter: string, handler: (message: IncomingMessage) => void): () => void {
     const subscription: Subscription = { filter, handler };
     this.subscriptions.push(subscription);
-    if (this.client) this.subscribeOn(this.client, filter);
+    const client = this.link?.mqtt;
+    if (client) this.subscribeOn(client, filter);
     return () => {
       const index = this.subscriptions.indexOf(subscription);
       if (index >= 0) this.subscriptions.splice(index, 1);
-      if (this.client && !this.subscriptions.some((s) => s.filter === filter))
-        this.client.unsubscribe(filter, () => undefined);
+      if (client && !this.subscriptions.some((s) => s.filter === filter))
+        client.unsubscribe(filter, () => undefined);
     };
   }
 
@@ -208,24 +257,23 @@ export class MqttGateway {
     }
   }
 
-  /** QoS 1 always: a prompt or an event that never arrives is worse than one that arrives twice. */
+  /** QoS 1 always (unless the broker allows only 0): a prompt or an event that never arrives is worse than two. */
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
-    const client = this.client;
+    const client = this.link?.mqtt;
     if (!client) throw new Error("MqttGateway.publish before start()");
     const invalid = invalidTopic(topic);
     if (invalid) throw new Error(invalid);
-    if (options.onlyIfConnected && !client.connected) {
+    if (options.onlyIfConnected && !this.connected) {
       this.log.debug({ topic }, "broker unreachable; not queueing, re-published on reconnect");
       return;
     }
     const publishOptions: IClientPublishOptions = { qos: 1, retain: options.retain ?? false };
-    if (options.expirySeconds !== undefined && this.config.protocolVersion === 5) {
-      publishOptions.properties = { messageExpiryInterval: Math.max(1, Math.ceil(options.expirySeconds)) };
-    }
-    if (options.correlationData !== undefined && this.config.protocolVersion === 5) {
-      publishOptions.properties = { ...publishOptions.properties, correlationData: options.correlationData };
-    }
-    client.publish(topic, payload, publishOptions, (error) => {
+    const properties: NonNullable<IClientPublishOptions["properties"]> = {};
+    if (options.expirySeconds !== undefined)
+      properties.messageExpiryInterval = Math.max(1, Math.ceil(options.expirySeconds));
+    if (options.correlationData !== undefined) properties.correlationData = options.correlationData;
+    if (Object.keys(properties).length > 0) publishOptions.properties = properties;
+    this.send(client, topic, payload, publishOptions, (error) => {
       if (error) this.log.warn({ topic, err: { message: error.message } }, "publish failed");
     });
   }
@@ -239,12 +287,74 @@ export class MqttGateway {
     this.publish(topic, Buffer.alloc(0), { ...options, retain: true });
   }
 
+  /**
+   * Every publish goes through here: fitted to the broker's CONNACK limits (a packet it would drop us for is
+   * refused here instead), and held back while as many QoS 1 messages as its receive maximum await their PUBACK.
+   */
+  private send(
+    client: MqttClient,
+    topic: string,
+    payload: string | Buffer,
+    requested: IClientPublishOptions,
+    done: (error?: Error) => void,
+  ): void {
+    const up = this.link?.up;
+    const limits = up?.limits;
+    const version = this.protocolVersion;
+    const options: IClientPublishOptions = {
+      ...requested,
+      qos: limits && limits.maximumQoS < (requested.qos ?? 0) ? limits.maximumQoS : requested.qos,
+      // Without retained messages a display that starts late waits for the next change (warned on connect).
+      retain: (requested.retain ?? false) && (limits?.retainAvailable ?? true),
+    };
+    // MQTT 3.1.1 has no properties (no expiry, no correlation data): mqtt.js would drop them silently anyway.
+    if (version !== 5) delete options.properties;
+    const size = publishPacketSize(topic, payload, options, version);
+    if (limits?.maximumPacketSize !== undefined && size > limits.maximumPacketSize) {
+      done(
+        Object.assign(
+          new Error(
+            `message of ${size} bytes is larger than the broker accepts (${limits.maximumPacketSize} bytes)`,
+          ),
+          { code: 0x95 },
+        ),
+      );
+      return;
+    }
+    if (options.qos === 0) {
+      client.publish(topic, payload, options, (error) => done(error ?? undefined));
+      return;
+    }
+    const pending: PendingPublish = { topic, payload, options, done };
+    if (this.inFlight >= (limits?.receiveMaximum ?? Infinity)) this.waiting.push(pending);
+    else this.sendNow(client, pending);
+  }
+
+  private sendNow(client: MqttClient, pending: PendingPublish): void {
+    this.inFlight += 1;
+    const callback = (error?: Error) => {
+      this.inFlight -= 1;
+      pending.done(error ?? undefined);
+      const next = this.waiting.shift();
+      if (next) this.sendNow(client, next);
+    };
+    client.publish(pending.topic, pending.payload, pending.options, callback);
+  }
+
+  private reportProblem(problem: BrokerProblem): void {
+    for (const listener of this.problemListeners) listener(problem);
+  }
+
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */
   async stop(): Promise<void> {
-    const client = this.client;
+    const link = this.link;
+    if (!link) return;
+    const connected = link.up !== undefined;
+    const client = link.release();
+    this.link = undefined;
+    for (const pending of this.waiting.splice(0)) pending.done(new Error("the gateway stopped"));
     if (!client) return;
-    this.client = undefined;
-    if (!client.connected) {
+    if (!connected) {
       await client.endAsync(true);
       return;
     }
@@ -273,6 +383,34 @@ export function invalidTopic(topic: string): string | undefined {
     return `refusing to publish to a topic with a control character: ${JSON.stringify(topic)}`;
   if (Buffer.byteLength(topic) > 65_535) return "refusing to publish to a topic longer than 65,535 bytes";
   return undefined;
+}
+
+/**
+ * Size in bytes of the PUBLISH packet mqtt.js will write (MQTT 5 section 3.3; 3.1.1 has no properties): fixed
+ * header, topic, packet id, the properties we set (message expiry, correlation data) and the payload.
+ */
+export function publishPacketSize(
+  topic: string,
+  payload: string | Buffer,
+  options: IClientPublishOptions,
+  version: 4 | 5,
+): number {
+  const props = options.properties;
+  let propertyBytes = 0;
+  if (props?.messageExpiryInterval !== undefined) propertyBytes += 1 + 4;
+  if (props?.correlationData !== undefined) propertyBytes += 1 + 2 + props.correlationData.length;
+  const v5 = version === 5;
+  const remaining =
+    2 +
+    Buffer.byteLength(topic) +
+    ((options.qos ?? 0) > 0 ? 2 : 0) +
+    (v5 ? varIntSize(propertyBytes) + propertyBytes : 0) +
+    (typeof payload === "string" ? Buffer.byteLength(payload) : payload.length);
+  return 1 + varIntSize(remaining) + remaining;
+}
+
+function varIntSize(value: number): number {
+  return value < 128 ? 1 : value < 16_384 ? 2 : value < 2_097_152 ? 3 : 4;
 }
 
 /** MQTT topic filter matching: `+` is one level, a trailing `#` any number of levels (also none). */

@@ -4,6 +4,11 @@ import type { Outbox } from "./outbox.js";
 
 /** Pause before trying again after a publish failed while the connection stayed up. */
 const RETRY_MS = 1_000;
+/**
+ * An event in flight while the broker dropped the connection this many times is one the broker will not take
+ * (a 3.1.1 broker says nothing about its maximum packet size; it just disconnects): drop it, so later events flow.
+ */
+export const POISON_DISCONNECTS = 2;
 
 /**
  * Delivers the outbox to the broker, oldest first, one event at a time: the next is published only after the
@@ -16,12 +21,32 @@ export class OutboxSender {
   private inFlight = false;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The event in flight, the disconnects it has seen, and how to give it up. */
+  private current: { seq: number; disconnects: number; abandon: AbortController } | undefined;
 
   constructor(
     private readonly outbox: Outbox,
     private readonly gateway: MqttGateway,
     private readonly log: Logger,
-  ) {}
+  ) {
+    gateway.onDisconnect((dropped) => {
+      if (dropped) this.disconnected();
+    });
+  }
+
+  private disconnected(): void {
+    const current = this.current;
+    if (!current || this.stopped) return;
+    current.disconnects += 1;
+    if (current.disconnects < POISON_DISCONNECTS) return;
+    // The broker drops us while this event is in flight, again and again: it will never take it.
+    this.gateway.forgiveLastDisconnect();
+    current.abandon.abort(
+      new MqttPublishRefusedError(
+        `the broker dropped the connection ${current.disconnects} times while this event was in flight (too large for it?)`,
+      ),
+    );
+  }
 
   /** Sends the next event if the broker is there and nothing is in flight; call after each append and connect. */
   kick(): void {
@@ -29,15 +54,20 @@ export class OutboxSender {
     const entry = this.outbox.first();
     if (!entry) return;
     this.inFlight = true;
-    this.gateway.publishAcknowledged(entry.topic, JSON.stringify(entry.payload)).then(
+    const abandon = new AbortController();
+    this.current = { seq: entry.seq, disconnects: 0, abandon };
+    this.gateway.publishAcknowledged(entry.topic, JSON.stringify(entry.payload), abandon.signal).then(
       () => {
         this.inFlight = false;
+        this.current = undefined;
         this.outbox.remove(entry.seq);
         this.kick();
       },
-      (error: unknown) => {
+      (rejection: unknown) => {
         this.inFlight = false;
+        this.current = undefined;
         if (this.stopped) return;
+        const error: unknown = abandon.signal.aborted ? abandon.signal.reason : rejection;
         if (error instanceof MqttPublishRefusedError) {
           // Would be refused forever and hold back every later event: give it up, loudly.
           this.log.error(

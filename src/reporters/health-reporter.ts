@@ -20,6 +20,10 @@ export interface HealthFile {
   /** Written by a timer: a stale heartbeat means a stuck or frozen process. */
   readonly heartbeatAt: string;
   readonly heartbeatSeconds: number;
+  /** MQTT version of the broker connection when it last came up: 5, or 4 (3.1.1). */
+  readonly protocolVersion?: 4 | 5;
+  /** Why the agent stopped connecting to its broker for good (a client-id conflict): unhealthy, with this reason. */
+  readonly problem?: string;
 }
 
 /**
@@ -66,7 +70,10 @@ export class HealthReporter implements Reporter {
       subscribe(
         events,
         "broker",
-        ({ connected }) => {
+        ({ connected, protocolVersion, problem }) => {
+          if (problem) this.update({ problem: problem.message });
+          if (protocolVersion && protocolVersion !== this.status.protocolVersion)
+            this.update({ protocolVersion });
           const broker = connected ? "connected" : "disconnected";
           // mqtt.js reports every failed reconnect: keep the time the link first went down.
           if (broker !== this.status.broker) this.update({ broker, brokerSince: new Date().toISOString() });

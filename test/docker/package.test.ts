@@ -186,7 +186,7 @@ describe("the packed project, installed with production dependencies only", () =
 
       const health = await run(installed.bin, ["health"], { cwd: installed.dir, env });
       expect(health.stdout).toMatch(
-        /^healthy: state signed_in since \S+, broker connected, heartbeat \d+ s ago\n$/,
+        /^healthy: state signed_in since \S+, broker connected \(MQTT 5\), heartbeat \d+ s ago\n$/,
       );
 
       agent.kill("SIGTERM");

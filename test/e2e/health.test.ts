@@ -43,7 +43,9 @@ describe("edge-signin health", () => {
     const { cli, env } = await startAgent();
     try {
       const line = await healthBecomes(env, 0);
-      expect(line).toMatch(/^healthy: state awaiting_user since \S+, broker connected, heartbeat \d+ s ago$/);
+      expect(line).toMatch(
+        /^healthy: state awaiting_user since \S+, broker connected \(MQTT 5\), heartbeat \d+ s ago$/,
+      );
       const written = JSON.parse(
         await readFile(join(env["EDGE_SIGNIN_STATE_DIR"] ?? "", "health.json"), "utf8"),
       ) as Record<string, unknown>;

@@ -49,14 +49,22 @@ const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 const LOG_TAIL_LINES = 40;
 
-export async function startTestBroker(): Promise<TestBroker> {
+export interface TestBrokerOptions {
+  /** Extra mosquitto.conf lines for the listener, e.g. `max_packet_size 1000`. Not for an external broker. */
+  readonly extraConfig?: readonly string[];
+}
+
+export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const external = process.env[EXTERNAL_URL_ENV]?.trim();
+  if (external && options.extraConfig?.length)
+    throw new Error(`a test that needs its own broker configuration cannot run on ${EXTERNAL_URL_ENV}`);
   if (external) return startExternal(external);
+  const extra = options.extraConfig ?? [];
 
   let runtimeProblem: string;
   try {
     await getContainerRuntimeClient();
-    return await startContainer();
+    return await startContainer(extra);
   } catch (err) {
     // Only "no runtime at all" may fall back; a runtime that exists but fails (pull error, port clash)
     // must surface, or a CI job would silently test against something other than what it claims.
@@ -82,7 +90,7 @@ export async function startTestBroker(): Promise<TestBroker> {
     );
   }
   reportFallbackOnce(runtimeProblem, binary);
-  return startLocalBinary(binary);
+  return startLocalBinary(binary, extra);
 }
 
 let fallbackReported = false;
@@ -130,14 +138,19 @@ const CONTAINER_CONFIG = [
   "",
 ].join("\n");
 
-async function startContainer(): Promise<TestBroker> {
+async function startContainer(extra: readonly string[]): Promise<TestBroker> {
   // A fixed host port is what keeps the URL valid across stop()/start(): with an ephemeral binding
   // Docker hands out a new host port whenever the container starts again (moby/moby#31926). The port is picked free
   // on this machine, which is right for a local daemon; for a remote DOCKER_HOST it is only a good guess.
   const hostPort = await findFreeLoopbackPort();
   const container: StartedTestContainer = await new GenericContainer(CONTAINER_IMAGE)
     .withExposedPorts({ container: 1883, host: hostPort })
-    .withCopyContentToContainer([{ content: CONTAINER_CONFIG, target: "/mosquitto/config/mosquitto.conf" }])
+    .withCopyContentToContainer([
+      {
+        content: CONTAINER_CONFIG + extra.map((line) => `${line}\n`).join(""),
+        target: "/mosquitto/config/mosquitto.conf",
+      },
+    ])
     .withWaitStrategy(Wait.forLogMessage(/mosquitto version .* running/))
     .start();
 
@@ -232,7 +245,7 @@ process.once("exit", () => {
   for (const child of liveChildren) child.kill("SIGKILL");
 });
 
-async function startLocalBinary(binary: string): Promise<TestBroker> {
+async function startLocalBinary(binary: string, extra: readonly string[]): Promise<TestBroker> {
   const dir = await mkdtemp(join(tmpdir(), "edge-signin-mosquitto-"));
   const configPath = join(dir, "mosquitto.conf");
   const log = new LogRing(LOG_TAIL_LINES * 5);
@@ -280,7 +293,7 @@ async function startLocalBinary(binary: string): Promise<TestBroker> {
   // failure would only repeat itself.
   for (let attempt = 1; ; attempt++) {
     port = await findFreeLoopbackPort();
-    await writeFile(configPath, localConfig(port));
+    await writeFile(configPath, localConfig(port) + extra.map((line) => `${line}\n`).join(""));
     try {
       await launch();
       break;

@@ -18,8 +18,9 @@ const PROMPT: DisplayPayload = {
   verificationUri: "https://idp.example/device",
   verificationUriComplete: "https://idp.example/device?user_code=ABCD-EFGH",
   message: "Open https://idp.example/device and enter ABCD-EFGH",
-  issuedAt: "2026-11-25T15:00:00.000Z",
-  expiresAt: "2026-11-25T15:15:00.000Z",
+  issuedAt: new Date().toISOString(),
+  // Still current while the test runs: a display never shows a prompt past its expiresAt.
+  expiresAt: new Date(Date.now() + 15 * 60_000).toISOString(),
 };
 
 let server: WebDisplayServer | undefined;

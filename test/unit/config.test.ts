@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig, sanitiseHostname } from "../../src/config.js";
 import { generate } from "selfsigned";
 import { configProblems } from "../helpers/config.js";
 
@@ -28,14 +28,38 @@ describe("configuration from the environment", () => {
       logLevel: "info",
       httpTimeoutMs: 30_000,
       retry: { initialDelayMs: 1_000, maxDelayMs: 300_000 },
-      mqtt: { url: "mqtt://localhost:1883", clientId: "edge-signin-tv-1", protocolVersion: 5 },
+      mqtt: { url: "mqtt://localhost:1883", clientId: "edge-signin-tv-1", protocolVersion: "auto" },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.mqtt)).toBe(true);
   });
 
-  it("defaults the device id to a topic-safe hostname", () => {
-    expect(loadConfig(minimal).deviceId).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+  it("defaults the device id to a hostname safe on every broker (no '.': NATS refuses it, RabbitMQ makes it '/')", () => {
+    expect(loadConfig(minimal).deviceId).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]*$/);
+    expect(sanitiseHostname("living-room.tv.local")).toBe("living-room-tv-local");
+    expect(sanitiseHostname("..kiosk 2")).toBe("kiosk-2");
+    expect(sanitiseHostname("...")).toBe("device");
+  });
+
+  it("refuses a device id or topic prefix some brokers mangle, naming the variable", () => {
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_DEVICE_ID: "living.room",
+        EDGE_SIGNIN_TOPIC_PREFIX: "home.signin",
+      }),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')",
+      "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels of letters, digits, '_' or '-' separated by '/' (no wildcards, no empty levels, no '.': NATS refuses it and RabbitMQ turns it into '/')",
+    ]);
+  });
+
+  it("takes the MQTT protocol version auto (the default), 4 or 5", () => {
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "auto" }).mqtt.protocolVersion).toBe(
+      "auto",
+    );
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "4" }).mqtt.protocolVersion).toBe(4);
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "5" }).mqtt.protocolVersion).toBe(5);
   });
 
   it("lets AUTHORITY override TENANT and normalises it", () => {
@@ -63,10 +87,10 @@ describe("configuration from the environment", () => {
     ).toStrictEqual([
       "EDGE_SIGNIN_AUTHORITY: expected an https:// URL (http:// only for a provider on loopback)",
       "EDGE_SIGNIN_CLIENT_ID: is required",
-      "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '.', '_' or '-'",
-      "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels without wildcards (+, #) or empty levels",
+      "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')",
+      "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels of letters, digits, '_' or '-' separated by '/' (no wildcards, no empty levels, no '.': NATS refuses it and RabbitMQ turns it into '/')",
       "EDGE_SIGNIN_MQTT_URL: expected a URL with scheme mqtt, mqtts, ws or wss",
-      "EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: expected 4 or 5",
+      "EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: expected auto, 4 or 5",
       "EDGE_SIGNIN_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent",
       "EDGE_SIGNIN_RETRY_MAX_SECONDS: expected a number of seconds",
       "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",

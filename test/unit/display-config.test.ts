@@ -8,15 +8,15 @@ function problemsOf(env: Record<string, string>, devices: string[] = []): readon
 
 describe("loadDisplayConfig", () => {
   it("needs no tenant or client id, only the devices, and has safe defaults", () => {
-    expect(loadDisplayConfig({ EDGE_SIGNIN_DISPLAY_DEVICES: "tv-1, kiosk.2  tv-1" })).toMatchObject({
-      deviceIds: ["tv-1", "kiosk.2"],
+    expect(loadDisplayConfig({ EDGE_SIGNIN_DISPLAY_DEVICES: "tv-1, kiosk_2  tv-1" })).toMatchObject({
+      deviceIds: ["tv-1", "kiosk_2"],
       topicPrefix: "edge-signin",
       host: "127.0.0.1",
       port: 8080,
       logLevel: "info",
       mqtt: {
         url: "mqtt://localhost:1883",
-        protocolVersion: 5,
+        protocolVersion: "auto",
         clientId: expect.stringMatching(/^edge-signin-display-/),
       },
     });
@@ -44,9 +44,10 @@ describe("loadDisplayConfig", () => {
 
   it("names every wrong variable", () => {
     expect(
-      problemsOf({ EDGE_SIGNIN_DISPLAY_PORT: "80000", EDGE_SIGNIN_MQTT_URL: "http://x" }, ["tv 1"]),
+      problemsOf({ EDGE_SIGNIN_DISPLAY_PORT: "80000", EDGE_SIGNIN_MQTT_URL: "http://x" }, ["tv 1", "tv.2"]),
     ).toStrictEqual([
-      `EDGE_SIGNIN_DISPLAY_DEVICES: "tv 1" is not a device id (letters, digits, '.', '_' or '-')`,
+      `EDGE_SIGNIN_DISPLAY_DEVICES: "tv 1" is not a device id: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')`,
+      `EDGE_SIGNIN_DISPLAY_DEVICES: "tv.2" is not a device id: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')`,
       "EDGE_SIGNIN_MQTT_URL: expected a URL with scheme mqtt, mqtts, ws or wss",
       "EDGE_SIGNIN_DISPLAY_PORT: expected a TCP port between 0 and 65535",
     ]);
