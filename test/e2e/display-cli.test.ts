@@ -37,7 +37,9 @@ describe("edge-signin display", () => {
     );
 
     // The display names who signed in only when the retained state carries the account (STATE_ACCOUNT).
-    const agent = newAgent(bed.config({ EDGE_SIGNIN_DEVICE_ID: deviceId, EDGE_SIGNIN_STATE_ACCOUNT: "true" }));
+    const agent = newAgent(
+      bed.config({ EDGE_SIGNIN_DEVICE_ID: deviceId, EDGE_SIGNIN_STATE_ACCOUNT: "true" }),
+    );
     await agent.start();
     const shown = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     const screen = await eventually(
