@@ -147,7 +147,13 @@ export class Outbox {
     const plain = JSON.stringify({ v: 1, topic, payload });
     const text = this.options.key ? seal(plain, this.options.key) : plain;
     const entry: OutboxEntry = { seq, topic, payload, bytes: Buffer.byteLength(text) };
-    if (this.durable) {
+    // Never write what the next start would refuse to read back (MAX_ENTRY_BYTES): it goes out from memory.
+    if (entry.bytes > MAX_ENTRY_BYTES)
+      this.log.warn(
+        { id: payload.id, bytes: entry.bytes },
+        "event too large to keep on disk; it is delivered from memory only",
+      );
+    else if (this.durable) {
       try {
         this.write(fileName(seq), text);
       } catch (error) {

@@ -203,6 +203,18 @@ describe("the durable outbox", () => {
     ]);
   });
 
+  it("never writes an entry larger than it would read back; the event stays in memory", async () => {
+    const log = captureLogger();
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 10 }, log.logger);
+    outbox.open();
+    outbox.append("t/events/x", { id: `huge-${"x".repeat(MAX_ENTRY_BYTES)}` });
+    expect(outbox.size).toBe(1);
+    expect(await readdir(dir)).toStrictEqual([]);
+    expect(log.lines().map((l) => l["msg"])).toContain(
+      "event too large to keep on disk; it is delivered from memory only",
+    );
+  });
+
   it("keeps events in memory when the state directory cannot be written", async () => {
     const blocker = join(root, "not-a-directory");
     await writeFile(blocker, "");
