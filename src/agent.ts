@@ -291,7 +291,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
 
   /** Waits for stop(); the state set by halt() stays. */
   private async halted(signal: AbortSignal): Promise<Phase> {
-    await untilAborted(signal);
+    // The broker link has stopped, so nothing else holds the process up: stay (health says unhealthy, and why)
+    // until stopped, rather than exit and have a restart policy start the fight over the client id again.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    try {
+      await untilAborted(signal);
+    } finally {
+      clearInterval(keepAlive);
+    }
     return "halted";
   }
 
