@@ -29,8 +29,8 @@ if [ -z "$device_id" ] && [ -f "$root/.env" ]; then
   device_id=$(sed -n 's/^EDGE_SIGNIN_DEVICE_ID=//p' "$root/.env" | tail -n 1 | tr -d "\"'\r")
 fi
 case "$device_id" in
-  "" | *[!A-Za-z0-9._-]* | [!A-Za-z0-9]*)
-    echo "usage: $0 [--local] DEVICE_ID (letters, digits, '.', '_' or '-'; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
+  "" | *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*)
+    echo "usage: $0 [--local] DEVICE_ID (letters, digits, '_' or '-', no '.': NATS and RabbitMQ cannot carry it; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
     exit 2
     ;;
 esac

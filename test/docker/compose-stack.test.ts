@@ -1,4 +1,4 @@
-import { appendFile, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
@@ -70,8 +70,12 @@ async function stackLogs(): Promise<string> {
 }
 
 /** Broker credentials as the users script wrote them (`events` and `controller` are the host user's files). */
-async function login(secrets: string, user: string, role: string) {
-  return { username: user, password: await readFile(join(secrets, `${role}_mqtt_password`), "utf8") };
+/** A broker user's login: a device's users keep their passwords under secrets/{device}/, the shared ones at the top. */
+async function login(secrets: string, user: string, role: string, device?: string) {
+  const file = device
+    ? join(secrets, device, `${role}_mqtt_password`)
+    : join(secrets, `${role}_mqtt_password`);
+  return { username: user, password: await readFile(file, "utf8") };
 }
 
 const probes: MqttProbe[] = [];
@@ -97,12 +101,6 @@ function fillEnv(example: string, values: Record<string, string | null>): string
   return [...lines, ...[...left].map(([name, value]) => `${name}=${value}`)].join("\n");
 }
 
-/** The ACL's blocks for `from`, renamed for `to`: what its header says to do to add a device. */
-function aclBlocksFor(acl: string, from: string, to: string): string {
-  const blocks = acl.split(/\n(?=user )/).filter((block) => block.startsWith(`user ${from}-`));
-  return blocks.map((block) => block.replace(/^#.*$/gm, "").trim().replaceAll(from, to)).join("\n\n");
-}
-
 beforeAll(async () => {
   await requireEngine();
   deviceId = await aclDeviceId();
@@ -115,34 +113,24 @@ beforeAll(async () => {
   const buildStage = uniqueName("build-stage");
   teardown.add(() => docker(["rmi", "-f", image, buildStage]).catch(() => undefined));
 
-  // What sits next to compose.yaml in a checkout: the broker's files, and the second device's ACL blocks.
+  // What sits next to compose.yaml in a checkout: the broker's files.
   await mkdir(join(dir, "docker/mosquitto"), { recursive: true });
   await copyFile(join(REPO, "docker/mosquitto/mosquitto.conf"), join(dir, "docker/mosquitto/mosquitto.conf"));
-  const acl = await readFile(join(REPO, "docker/mosquitto/acl"), "utf8");
-  await writeFile(
-    join(dir, "docker/mosquitto/acl"),
-    `${acl}\n${aclBlocksFor(acl, deviceId, OTHER_DEVICE)}\n`,
-  );
+  await copyFile(join(REPO, "docker/mosquitto/acl"), join(dir, "docker/mosquitto/acl"));
   await mkdir(join(dir, "identity-provider"));
 
-  // The users script, once per device. It rewrites the password file with one device's users each time (issue
-  // 16), so the second device's run goes to a directory of its own and its two users are added to the first.
-  const secrets = join(dir, "docker/secrets");
-  const otherSecrets = join(dir, "other-device-secrets");
-  for (const [device, into] of [
-    [deviceId, secrets],
-    [OTHER_DEVICE, otherSecrets],
-  ] as const) {
+  // The users script as README says, once per device: each run adds that device's users, passwords and ACL
+  // blocks and leaves the others alone. Pointed at the project directory, never at this checkout's files.
+  for (const device of [deviceId, OTHER_DEVICE]) {
     await command("sh", [join(REPO, "docker/create-broker-users.sh"), device], {
-      env: { ...process.env, EDGE_SIGNIN_SECRETS_DIR: into },
+      env: {
+        ...process.env,
+        EDGE_SIGNIN_SECRETS_DIR: join(dir, "docker/secrets"),
+        EDGE_SIGNIN_ACL_FILE: join(dir, "docker/mosquitto/acl"),
+      },
       timeoutMs: 60_000,
     });
   }
-  const otherUsers = (await readFile(join(otherSecrets, "mosquitto_passwd"), "utf8"))
-    .split("\n")
-    .filter((line) => line.startsWith(`${OTHER_DEVICE}-`));
-  expect(otherUsers).toHaveLength(2);
-  await appendFile(join(secrets, "mosquitto_passwd"), `${otherUsers.join("\n")}\n`);
 
   ports = { mqtt: await freePort(), display: await freePort(), idp: await freePort() };
   await writeFile(
@@ -221,7 +209,7 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
   it("refuses a prompt from the display's user: the display keeps the agent's code", async () => {
     const secrets = join(dir, "docker/secrets");
     const topics = deviceTopics("edge-signin", deviceId);
-    const display = await probeAs(await login(secrets, `${deviceId}-display`, "display"));
+    const display = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
     await display.subscribe(topics.display);
     const genuine = (await display.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
@@ -235,20 +223,21 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
       code: 135,
     });
     // A display that connects now still gets the agent's prompt as the retained message.
-    const fresh = await probeAs(await login(secrets, `${deviceId}-display`, "display"));
+    const fresh = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
     await fresh.subscribe(topics.display);
     expect((await fresh.next(topics.display)).json<DisplayPayload>()).toStrictEqual(genuine);
   });
 
   it("signs a person in from the code on the web display's page in Chromium; another device's users read none of it", async () => {
     const secrets = join(dir, "docker/secrets");
-    const otherSecrets = join(dir, "other-device-secrets");
     const topics = deviceTopics("edge-signin", deviceId);
     const other = deviceTopics("edge-signin", OTHER_DEVICE);
     const events = await probeAs(await login(secrets, "events", "events"));
     await events.subscribe("edge-signin/+/events/#");
-    const otherAgent = await probeAs(await login(otherSecrets, `${OTHER_DEVICE}-agent`, "agent"));
-    const otherDisplay = await probeAs(await login(otherSecrets, `${OTHER_DEVICE}-display`, "display"));
+    const otherAgent = await probeAs(await login(secrets, `${OTHER_DEVICE}-agent`, "agent", OTHER_DEVICE));
+    const otherDisplay = await probeAs(
+      await login(secrets, `${OTHER_DEVICE}-display`, "display", OTHER_DEVICE),
+    );
     for (const probe of [otherAgent, otherDisplay]) {
       await probe.subscribe(`${topics.base}/#`);
       await probe.subscribe(`${other.base}/#`);
