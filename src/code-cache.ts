@@ -1,8 +1,13 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { constants, Script } from "node:vm";
 import { crc32 } from "node:zlib";
+import { writeFileAtomicSync } from "./storage/atomic-write.js";
+import { readStateFileSync } from "./storage/state-file.js";
+
+/** V8's code for the whole bundle is a few MiB; a bigger file is not a code cache. */
+const MAX_CODE_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** What became of the code cache when the bundle was loaded. */
 export type CodeCacheStatus =
@@ -85,12 +90,11 @@ function readCache(
   file: string,
   key: string,
 ): { data?: Buffer; status: CodeCacheStatus; milestone?: string } {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch {
-    return { status: "absent" };
-  }
+  // Regular files only and bounded: a FIFO here must not hang the launcher before any signal handler exists.
+  const read = readStateFileSync(file, MAX_CODE_CACHE_BYTES);
+  if (read.status === "missing") return { status: "absent" };
+  if (read.status === "bad") return { status: "damaged" };
+  const bytes = read.data;
   if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
     return { status: "damaged" };
   const crc = bytes.readUInt32BE(MAGIC.length);
@@ -113,7 +117,6 @@ function writeCache(file: string, key: string, data: Buffer): void {
   const crc = Buffer.alloc(4);
   crc.writeUInt32BE(crc32(body), 0);
   mkdirSync(dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, Buffer.concat([MAGIC, crc, body]), { mode: 0o600 });
-  renameSync(temp, file);
+  // Optional: never at the cost of the token cache's or the outbox's room; the temp file goes when a write fails.
+  writeFileAtomicSync(file, Buffer.concat([MAGIC, crc, body]), { mode: 0o600, optional: true });
 }

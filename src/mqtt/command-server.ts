@@ -1,21 +1,32 @@
 import type { Logger } from "pino";
 import type { AgentControl } from "../control.js";
-import { handleCommand } from "./commands.js";
+import { handleCommand, type CommandResponse } from "./commands.js";
 import type { IncomingMessage, MqttGateway } from "./gateway.js";
 import type { DeviceTopics } from "./topics.js";
+
+/** Commands a device takes in one burst, and after that per second (a token bucket; see README "Commands"). */
+export const COMMAND_BURST = 10;
+export const COMMANDS_PER_SECOND = 2;
 
 /**
  * Takes commands from `{base}/request/{command}` and answers each one: on the request's MQTT 5 response
  * topic (with its correlation data) when it names one, else on `{base}/response/{command}`.
+ * Commands are rate-limited per device ({@link COMMAND_BURST} at once, then {@link COMMANDS_PER_SECOND} per
+ * second); beyond that, or while the event backlog is near its bound, a request is answered `busy` unrun.
  */
 export class CommandServer {
   private unsubscribe: (() => void) | undefined;
+  private tokens = COMMAND_BURST;
+  private refilledAt = Date.now();
+  private busyLogged = 0;
 
   constructor(
     private readonly gateway: MqttGateway,
     private readonly topics: DeviceTopics,
     private readonly agent: AgentControl,
     private readonly log: Logger,
+    /** True while the event backlog is near its bound (Reporter.busy). */
+    private readonly backlogged: () => boolean = () => false,
   ) {}
 
   /** Registers the subscription; the gateway sends it once connected and again after every reconnect. */
@@ -30,8 +41,31 @@ export class CommandServer {
     this.unsubscribe = undefined;
   }
 
+  /** Why the request is not run now, or undefined when it may be (and then it uses up one token). */
+  private refusal(): string | undefined {
+    const now = Date.now();
+    this.tokens = Math.min(COMMAND_BURST, this.tokens + ((now - this.refilledAt) / 1000) * COMMANDS_PER_SECOND);
+    this.refilledAt = now;
+    if (this.tokens < 1)
+      return `busy: more than ${COMMAND_BURST} commands at once or ${COMMANDS_PER_SECOND} per second; try again shortly`;
+    if (this.backlogged())
+      return "busy: events are waiting for the broker's acknowledgement; try again once they are delivered";
+    this.tokens -= 1;
+    return undefined;
+  }
+
   private async answer(message: IncomingMessage): Promise<void> {
     const command = message.topic.slice(message.topic.lastIndexOf("/") + 1);
+    const busy = this.refusal();
+    if (busy !== undefined) {
+      // One line per second at most: the flood itself must not flood the log.
+      if (Date.now() - this.busyLogged >= 1000) {
+        this.busyLogged = Date.now();
+        this.log.warn({ command }, `command refused: ${busy}`);
+      }
+      this.reply(message, command, { status: "error", error: busy, ...transactionOf(message.payload) });
+      return;
+    }
     const outcome = await handleCommand(command, message.payload, this.agent);
     if (outcome.malformed !== undefined)
       this.log.warn(
@@ -45,9 +79,13 @@ export class CommandServer {
         { command, status: outcome.response.status, error: outcome.response.error },
         `command ${command}`,
       );
+    this.reply(message, command, outcome.response);
+  }
+
+  private reply(message: IncomingMessage, command: string, response: CommandResponse): void {
     const target = this.responseTopic(message, command);
     try {
-      this.gateway.publishJson(target, outcome.response, {
+      this.gateway.publishJson(target, response, {
         ...(message.correlationData !== undefined && target === message.responseTopic
           ? { correlationData: message.correlationData }
           : {}),
@@ -65,5 +103,17 @@ export class CommandServer {
     if (requested && !/[+#\0]/.test(requested) && !requested.startsWith(requestPrefix)) return requested;
     if (requested) this.log.warn({ command }, "unusable response topic in request; answering on the default");
     return this.topics.response(command);
+  }
+}
+
+/** The request's `transaction`, to echo in a `busy` answer, read without running anything. */
+function transactionOf(payload: Uint8Array): { transaction?: string | number } {
+  if (payload.byteLength === 0 || payload.byteLength > 4096) return {};
+  try {
+    const body = JSON.parse(Buffer.from(payload).toString("utf8")) as unknown;
+    const tx = typeof body === "object" && body !== null ? (body as { transaction?: unknown }).transaction : undefined;
+    return typeof tx === "string" || typeof tx === "number" ? { transaction: tx } : {};
+  } catch {
+    return {};
   }
 }

@@ -1,18 +1,14 @@
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../auth/cache-crypto.js";
 import { fsyncPath } from "../fsync.js";
+import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
+import { readStateFileSync } from "../storage/state-file.js";
+
+/** An event is a few KiB at most (claims, maybe the ID token); a bigger entry is not one the agent wrote. */
+const MAX_ENTRY_BYTES = 256 * 1024;
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {
@@ -148,6 +144,14 @@ export class Outbox {
     return this.entries.length;
   }
 
+  /**
+   * Half full (by count or bytes): what is left is kept for the events the agent raises on its own, and
+   * commands are answered "busy" (Reporter.busy) rather than let them push unacknowledged events out.
+   */
+  get nearlyFull(): boolean {
+    return this.entries.length * 2 >= this.options.maxEvents || this.bytes * 2 >= this.maxBytes;
+  }
+
   /** The broker acknowledged the entry (or it can never be delivered): forget it. */
   remove(seq: number): void {
     const index = this.entries.findIndex((entry) => entry.seq === seq);
@@ -174,7 +178,9 @@ export class Outbox {
   private read(name: string, seq: number): OutboxEntry | undefined {
     let text: string;
     try {
-      text = readFileSync(join(this.dir, name), "utf8");
+      const read = readStateFileSync(join(this.dir, name), MAX_ENTRY_BYTES);
+      if (read.status !== "ok") throw new Error(read.status === "bad" ? read.problem : "missing");
+      text = read.data.toString("utf8");
       const parsed = StoredEntry.safeParse(this.decode(text));
       if (parsed.success) {
         return {
@@ -206,15 +212,7 @@ export class Outbox {
   }
 
   private write(name: string, text: string): void {
-    const target = join(this.dir, name);
-    const temp = `${target}.tmp`;
-    const fd = openSync(temp, "w", 0o600);
-    try {
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, target);
+    writeFileAtomicSync(join(this.dir, name), text, { mode: 0o600 });
     this.unsynced.add(name);
     this.scheduleSync();
   }
@@ -279,8 +277,8 @@ export class Outbox {
   private degrade(error: unknown, what: string): void {
     this.durable = false;
     this.log.error(
-      { dir: this.dir, err: error },
-      `${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
+      { dir: this.dir, err: error, diskFull: isDiskFull(error) },
+      `${isDiskFull(error) ? "disk full: " : ""}${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
     );
   }
 }

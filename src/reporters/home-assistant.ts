@@ -1,4 +1,6 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
+import { writeFileAtomicSync } from "../storage/atomic-write.js";
+import { readStateFileSync } from "../storage/state-file.js";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
@@ -58,7 +60,9 @@ export class HomeAssistantReporter implements Reporter {
 
   private previouslyPublished(): string[] {
     try {
-      const topics: unknown = JSON.parse(readFileSync(this.published, "utf8"));
+      const read = readStateFileSync(this.published, 256 * 1024);
+      if (read.status !== "ok") return [];
+      const topics: unknown = JSON.parse(read.data.toString("utf8"));
       return Array.isArray(topics) ? topics.filter((t): t is string => typeof t === "string") : [];
     } catch {
       return []; // Never published (or the note is unreadable): nothing of ours to remove.
@@ -68,7 +72,7 @@ export class HomeAssistantReporter implements Reporter {
   private remember(topics: string[]): void {
     try {
       if (topics.length === 0) rmSync(this.published, { force: true });
-      else writeFileSync(this.published, JSON.stringify(topics), { mode: 0o600 });
+      else writeFileAtomicSync(this.published, JSON.stringify(topics), { mode: 0o600 });
     } catch (error) {
       this.log.warn(
         { err: error },

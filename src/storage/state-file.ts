@@ -1,0 +1,129 @@
+import { closeSync, constants, fstatSync, openSync, readSync, renameSync } from "node:fs";
+import { open } from "node:fs/promises";
+
+/**
+ * Reading files in STATE_DIR as the untrusted input they are: anything may sit at a path the agent owns (a
+ * directory, a FIFO, a device, a file of gigabytes, a mount that never answers), and none of it may crash the
+ * agent, hang it, or make it start again and again over the same file.
+ */
+export type StateFileRead =
+  | { readonly status: "ok"; readonly data: Buffer }
+  | { readonly status: "missing" }
+  /** Not a regular file, too large, unreadable, or no answer in time; `problem` says which, for a log line. */
+  | { readonly status: "bad"; readonly problem: string };
+
+/** Time a read may take before the file counts as bad (a hung network mount, a stuck device). */
+export const STATE_FILE_READ_TIMEOUT_MS = 5_000;
+
+// O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer; for a regular file it
+// changes nothing. The type check on the open descriptor then refuses it.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** Reads `path` whole if it is a regular file of at most `maxBytes`. Never throws, never blocks on a FIFO. */
+export function readStateFileSync(path: string, maxBytes: number): StateFileRead {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch (error) {
+    return failed(error);
+  }
+  try {
+    const stat = fstatSync(fd);
+    const problem = judge(stat, maxBytes);
+    if (problem) return { status: "bad", problem };
+    // The file may grow while it is read: read at most one byte past the limit to notice.
+    const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > maxBytes) return { status: "bad", problem: `larger than ${maxBytes} bytes` };
+      if (length === buffer.length) break;
+    }
+    return { status: "ok", data: buffer.subarray(0, length) };
+  } catch (error) {
+    return failed(error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The asynchronous {@link readStateFileSync}, also bounded in time: a read that has not finished within
+ * `timeoutMs` is given up on (the file counts as bad), so a stuck mount never holds up a start or a SIGTERM.
+ */
+export async function readStateFile(
+  path: string,
+  maxBytes: number,
+  timeoutMs: number = STATE_FILE_READ_TIMEOUT_MS,
+): Promise<StateFileRead> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<StateFileRead>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ status: "bad", problem: `no answer within ${timeoutMs / 1000} s` }),
+      timeoutMs,
+    );
+    timer.unref();
+  });
+  try {
+    return await Promise.race([readBounded(path, maxBytes), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readBounded(path: string, maxBytes: number): Promise<StateFileRead> {
+  let handle;
+  try {
+    handle = await open(path, READ_FLAGS);
+  } catch (error) {
+    return failed(error);
+  }
+  try {
+    const stat = await handle.stat();
+    const problem = judge(stat, maxBytes);
+    if (problem) return { status: "bad", problem };
+    const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > maxBytes) return { status: "bad", problem: `larger than ${maxBytes} bytes` };
+      if (length === buffer.length) break;
+    }
+    return { status: "ok", data: buffer.subarray(0, length) };
+  } catch (error) {
+    return failed(error);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+function judge(stat: { isFile(): boolean; isDirectory(): boolean; size: number }, maxBytes: number) {
+  if (stat.isDirectory()) return "a directory, not a file";
+  if (!stat.isFile()) return "not a regular file (a FIFO, socket or device)";
+  if (stat.size > maxBytes) return `${stat.size} bytes, more than the limit of ${maxBytes}`;
+  return undefined;
+}
+
+function failed(error: unknown): StateFileRead {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return { status: "missing" };
+  return { status: "bad", problem: `unreadable (${code ?? String(error)})` };
+}
+
+/**
+ * Moves a bad state file (or whatever sits at its path) aside as `{path}.corrupt-{time}`, so the next start
+ * does not meet it again. @returns the new path, or undefined when even that failed (the reason is returned too).
+ */
+export function moveAsideSync(path: string): { movedTo?: string; error?: string } {
+  const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  try {
+    renameSync(path, aside);
+    return { movedTo: aside };
+  } catch (error) {
+    return { error: (error as NodeJS.ErrnoException).code ?? String(error) };
+  }
+}
