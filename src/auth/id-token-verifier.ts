@@ -213,8 +213,10 @@ function describe(error: unknown): IdTokenError {
   if (error instanceof errors.JWKSInvalid)
     return new IdTokenError("server", `signing keys unusable: ${error.message}`, { cause: error });
   if (error instanceof errors.JOSEError) {
-    // JWTExpired is a JWTClaimValidationFailed too; `claim` names what failed.
-    const timeClaim = error instanceof errors.JWTClaimValidationFailed && TIME_CLAIMS.has(error.claim);
+    // `exp` passed (JWTExpired), or `nbf`/`iat` refused (JWTClaimValidationFailed naming the claim).
+    const timeClaim =
+      error instanceof errors.JWTExpired ||
+      (error instanceof errors.JWTClaimValidationFailed && TIME_CLAIMS.has(error.claim));
     return new IdTokenError(
       "invalid_token",
       `the ID token failed verification (${error.code}: ${error.message})`,

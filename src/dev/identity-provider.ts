@@ -73,8 +73,9 @@ export interface DevIdentityProvider {
   setIdTokenFault(fault: IdTokenFault | undefined): void;
   /**
    * Test hook: the provider's clock runs `seconds` off the machine's (negative: behind). Every response's `Date`
-   * header and every ID token's time claims (`iat`, `exp`, `nbf`, `auth_time`) follow that clock, exactly what a
-   * device whose own clock is off by `-seconds` sees from an honest provider.
+   * header and every ID token's time claims (`iat`, `exp`, `nbf`, `auth_time`; `nbf` added as Entra's tokens
+   * carry it) follow that clock, exactly what a device whose own clock is off by `-seconds` sees from an honest
+   * provider.
    */
   setClockOffset(seconds: number): void;
   /** Test hook: refresh-token responses carry no `id_token` (OpenID Connect Core 12.2 allows it). */
@@ -387,8 +388,9 @@ async function restampIdToken(ctx: KoaContextWithOIDC, offsetSeconds: number, re
   const header = decodeProtectedHeader(body.id_token);
   const claims = decodeJwt(body.id_token);
   const shifted: Record<string, number> = {};
+  // Entra's ID tokens carry `nbf`; oidc-provider's do not. Add it, so a clock behind the provider's meets it.
   for (const name of ["iat", "exp", "nbf", "auth_time"] as const) {
-    const value = claims[name];
+    const value = name === "nbf" ? (claims.nbf ?? claims.iat) : claims[name];
     if (typeof value === "number") shifted[name] = value + Math.round(offsetSeconds);
   }
   body.id_token = await new SignJWT({ ...claims, ...shifted })
