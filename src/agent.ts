@@ -359,13 +359,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
           expiries += 1;
           failures = 0;
           delay = Math.max(backoffDelay(expiries - 1, this.config.retry), this.auth.quietForMs);
+          const nextCodeAt = at(delay);
           this.clearPrompt("expired");
           this.emit("code_expired", {
             userCode: expiredPrompt.userCode,
             expiredAt: new Date().toISOString(),
-            nextCodeAt: at(delay),
+            nextCodeAt,
           });
-          this.setState({ state: "signed_out", nextCodeAt: at(delay) });
+          this.setState({ state: "signed_out", nextCodeAt });
         } else {
           failures += 1;
           delay = this.retryDelay(failures);

@@ -67,9 +67,13 @@ export async function toSignInResult(
   previous?: AccountInfo,
 ): Promise<SignInResult> {
   if (!result) throw new SignInError("server", "the identity provider returned no result");
-  // OpenID Connect Core 12.2: a refresh answer "might not contain an id_token". The person is still who the
-  // earlier ID token said; that token is checked again (signature, issuer, audience) at its own issue time.
-  const reused = method === "refresh" && !result.idToken && previous?.idToken ? previous : undefined;
+  // OpenID Connect Core 12.2: a refresh answer "might not contain an id_token" (the network client then hands
+  // MSAL the earlier one). The person is still who the earlier ID token said; it is checked again (signature,
+  // issuer, audience) at its own issue time.
+  const reused =
+    method === "refresh" && previous?.idToken && (!result.idToken || result.idToken === previous.idToken)
+      ? previous
+      : undefined;
   // MSAL only decodes the ID token: the claims we publish are the ones whose signature we checked ourselves.
   const verifiedClaims = reused
     ? await check.verifier.verifyEarlier(reused.idToken ?? "")
@@ -270,12 +274,14 @@ export class DeviceCodeSignIn {
       const account = await this.account();
       if (!account) throw new SessionRejectedError("no account in the token cache");
       const client = this.client as PublicClientApplication;
+      this.http.standInIdToken = account.idToken;
       const silent = client.acquireTokenSilent({
         account,
         scopes: [...this.config.scopes],
         forceRefresh: true,
       });
       silent.catch(() => undefined);
+      silent.finally(() => (this.http.standInIdToken = undefined)).catch(() => undefined);
       return await this.verified(await abortable(silent, signal), "refresh", account);
     } catch (error) {
       if (error instanceof SessionRejectedError) throw error;

@@ -34,7 +34,9 @@ export class IdpUnreachableError extends Error {
  */
 export class IdpBusyError extends IdpUnreachableError {
   constructor(readonly notBefore: number) {
-    super(`the identity provider asked not to be called before ${new Date(notBefore).toISOString()} (Retry-After)`);
+    super(
+      `the identity provider asked not to be called before ${new Date(notBefore).toISOString()} (Retry-After)`,
+    );
   }
 }
 
@@ -54,6 +56,12 @@ export class NetworkClient implements INetworkModule {
   private readonly notBefore = new Map<string, number>();
   /** Bumped by discardTokensInFlight(): a token answer to a request sent before the bump is not for us any more. */
   private tokenEpoch = 0;
+  /**
+   * The ID token to hand MSAL with a refresh answer that has none (OpenID Connect Core 12.2 allows that): the
+   * person's earlier one. Without it MSAL files the new refresh token under no account, keeps using the old
+   * one (rotated, so refused) and the person is signed out at the next refresh.
+   */
+  standInIdToken: string | undefined;
 
   constructor(private readonly options: NetworkClientOptions) {
     this.dispatcher = createDispatcher(options.ca, options.proxy);
@@ -81,8 +89,9 @@ export class NetworkClient implements INetworkModule {
   async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
     const epoch = this.tokenEpoch;
     const response = await this.post<T>(url, options);
-    const isTokenRequest = new URLSearchParams(options?.body ?? "").has("grant_type");
-    if (!isTokenRequest || epoch === this.tokenEpoch || response.status !== 200) return response;
+    const grantType = new URLSearchParams(options?.body ?? "").get("grant_type");
+    if (grantType === null || response.status !== 200) return response;
+    if (epoch === this.tokenEpoch) return this.withIdToken(grantType, response);
     this.options.log?.info("tokens arrived for a flow that was cancelled or signed out; discarded unread");
     return {
       status: 400,
@@ -92,6 +101,17 @@ export class NetworkClient implements INetworkModule {
         error_description: "the flow ended while this request was in flight",
       } as T,
     };
+  }
+
+  private withIdToken<T>(grantType: string, response: NetworkResponse<T>): NetworkResponse<T> {
+    const body = response.body as Record<string, unknown> | undefined;
+    if (grantType !== "refresh_token" || !this.standInIdToken || typeof body !== "object" || body === null)
+      return response;
+    if (typeof body["id_token"] === "string" && body["id_token"] !== "") return response;
+    this.options.log?.debug(
+      "the refresh answer has no ID token (OpenID Connect Core 12.2); the earlier one stands",
+    );
+    return { ...response, body: { ...body, id_token: this.standInIdToken } as T };
   }
 
   private async post<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {

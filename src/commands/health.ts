@@ -83,7 +83,9 @@ export function judgeHealth(
       ? `device clock ${Math.abs(health.clockSkewSeconds)} s ${health.clockSkewSeconds > 0 ? "behind" : "ahead of"} the identity provider's`
       : undefined,
     // Not unhealthy: restarting the agent would lose the session it cannot save.
-    health.storage === "full" ? "warning: STATE_DIR is full, the session will not survive a restart" : undefined,
+    health.storage === "full"
+      ? "warning: STATE_DIR is full, the session will not survive a restart"
+      : undefined,
   ].filter((note) => note !== undefined);
   return {
     healthy: true,

@@ -44,7 +44,10 @@ export class CommandServer {
   /** Why the request is not run now, or undefined when it may be (and then it uses up one token). */
   private refusal(): string | undefined {
     const now = Date.now();
-    this.tokens = Math.min(COMMAND_BURST, this.tokens + ((now - this.refilledAt) / 1000) * COMMANDS_PER_SECOND);
+    this.tokens = Math.min(
+      COMMAND_BURST,
+      this.tokens + ((now - this.refilledAt) / 1000) * COMMANDS_PER_SECOND,
+    );
     this.refilledAt = now;
     if (this.tokens < 1)
       return `busy: more than ${COMMAND_BURST} commands at once or ${COMMANDS_PER_SECOND} per second; try again shortly`;
@@ -111,7 +114,8 @@ function transactionOf(payload: Uint8Array): { transaction?: string | number } {
   if (payload.byteLength === 0 || payload.byteLength > 4096) return {};
   try {
     const body = JSON.parse(Buffer.from(payload).toString("utf8")) as unknown;
-    const tx = typeof body === "object" && body !== null ? (body as { transaction?: unknown }).transaction : undefined;
+    const tx =
+      typeof body === "object" && body !== null ? (body as { transaction?: unknown }).transaction : undefined;
     return typeof tx === "string" || typeof tx === "number" ? { transaction: tx } : {};
   } catch {
     return {};

@@ -135,8 +135,7 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
       const secondsLeft =
         packet.properties?.messageExpiryInterval ?? (packet.retain ? undefined : prompt.expiresIn);
       this.emit("display", prompt, secondsLeft);
-    }
-    else if (topic === this.topics.state) this.emit("state", parsed.data as StatePayload);
+    } else if (topic === this.topics.state) this.emit("state", parsed.data as StatePayload);
     else this.emit("event", parsed.data as WatchedEvent);
   }
 }

@@ -61,7 +61,9 @@ export function startAgentProcess(used: UsedTestBed, env: Record<string, string>
 
 /** The code the agent shows now (the retained display message). */
 export async function shownCode(used: UsedTestBed, topics: DeviceTopics, timeoutMs?: number) {
-  return (await used.probe.next(topics.display, (m) => m.payload.length > 0, timeoutMs)).json<DisplayPayload>();
+  return (
+    await used.probe.next(topics.display, (m) => m.payload.length > 0, timeoutMs)
+  ).json<DisplayPayload>();
 }
 
 /** `login` approves the code on the display; resolves with the `authenticated` event that follows. */

@@ -24,9 +24,9 @@ describe("commands and token requests never race (shipped bundle)", () => {
     const agent = startAgentProcess(used, env);
     const code = await shownCode(used, agent.topics);
     const authenticated: unknown[] = [];
-    void probe.next(agent.topics.event("authenticated"), () => (authenticated.push(1), false), 60_000).catch(
-      () => undefined,
-    );
+    void probe
+      .next(agent.topics.event("authenticated"), () => (authenticated.push(1), false), 60_000)
+      .catch(() => undefined);
     // The provider answers the next successful poll only when told: the poll is in flight, tokens on their way.
     const hold = bed.idp.holdTokenResponses();
     const sent = new Promise<void>((resolve) => {
