@@ -64,6 +64,8 @@ export class Outbox {
   private nextSeq = 1;
   private bytes = 0;
   private durable = true;
+  /** The last write found the disk full (said once; the next write tries again). */
+  private diskFull = false;
   private readonly maxBytes: number;
   /** Entries written but not yet forced to disk, and the background flush that forces them. */
   private unsynced = new Set<string>();
@@ -125,8 +127,18 @@ export class Outbox {
     if (this.durable) {
       try {
         this.write(fileName(seq), text);
+        if (this.diskFull) this.log.info({ dir: this.dir }, "the outbox is written to disk again");
+        this.diskFull = false;
       } catch (error) {
-        this.degrade(error, "cannot write to the outbox");
+        if (!isDiskFull(error)) this.degrade(error, "cannot write to the outbox");
+        else if (!this.diskFull) {
+          // A full disk may pass: the next event tries again. Said once per outage, not once per event.
+          this.diskFull = true;
+          this.log.error(
+            { dir: this.dir, err: error, diskFull: true },
+            "disk full: events are kept in memory only until STATE_DIR has room again; they are lost if the agent stops before the broker has them",
+          );
+        }
       }
     }
     this.entries.push(entry);
@@ -277,8 +289,8 @@ export class Outbox {
   private degrade(error: unknown, what: string): void {
     this.durable = false;
     this.log.error(
-      { dir: this.dir, err: error, diskFull: isDiskFull(error) },
-      `${isDiskFull(error) ? "disk full: " : ""}${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
+      { dir: this.dir, err: error },
+      `${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
     );
   }
 }
