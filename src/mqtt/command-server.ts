@@ -11,8 +11,9 @@ export const COMMANDS_PER_SECOND = 2;
 /**
  * Takes commands from `{base}/request/{command}` and answers each one: on the request's MQTT 5 response
  * topic (with its correlation data) when it names one, else on `{base}/response/{command}`.
- * Commands are rate-limited per device ({@link COMMAND_BURST} at once, then {@link COMMANDS_PER_SECOND} per
- * second); beyond that, or while the event backlog is near its bound, a request is answered `busy` unrun.
+ * Well-formed commands are rate-limited per device ({@link COMMAND_BURST} at once, then
+ * {@link COMMANDS_PER_SECOND} per second); beyond that, or while the event backlog is near its bound, a command is
+ * answered `busy` unrun. (Malformed requests never reach the agent and cost only their error answer.)
  */
 export class CommandServer {
   private unsubscribe: (() => void) | undefined;
@@ -59,18 +60,14 @@ export class CommandServer {
 
   private async answer(message: IncomingMessage): Promise<void> {
     const command = message.topic.slice(message.topic.lastIndexOf("/") + 1);
-    const busy = this.refusal();
-    if (busy !== undefined) {
+    const outcome = await handleCommand(command, message.payload, this.agent, () => this.refusal());
+    if (outcome.busy !== undefined) {
       // One line per second at most: the flood itself must not flood the log.
       if (Date.now() - this.busyLogged >= 1000) {
         this.busyLogged = Date.now();
-        this.log.warn({ command }, `command refused: ${busy}`);
+        this.log.warn({ command }, `command refused: ${outcome.busy}`);
       }
-      this.reply(message, command, { status: "error", error: busy, ...transactionOf(message.payload) });
-      return;
-    }
-    const outcome = await handleCommand(command, message.payload, this.agent);
-    if (outcome.malformed !== undefined)
+    } else if (outcome.malformed !== undefined)
       this.log.warn(
         { command, bytes: message.payload.byteLength, problem: outcome.malformed },
         "bad request",
@@ -106,18 +103,5 @@ export class CommandServer {
     if (requested && !/[+#\0]/.test(requested) && !requested.startsWith(requestPrefix)) return requested;
     if (requested) this.log.warn({ command }, "unusable response topic in request; answering on the default");
     return this.topics.response(command);
-  }
-}
-
-/** The request's `transaction`, to echo in a `busy` answer, read without running anything. */
-function transactionOf(payload: Uint8Array): { transaction?: string | number } {
-  if (payload.byteLength === 0 || payload.byteLength > 4096) return {};
-  try {
-    const body = JSON.parse(Buffer.from(payload).toString("utf8")) as unknown;
-    const tx =
-      typeof body === "object" && body !== null ? (body as { transaction?: unknown }).transaction : undefined;
-    return typeof tx === "string" || typeof tx === "number" ? { transaction: tx } : {};
-  } catch {
-    return {};
   }
 }

@@ -15,7 +15,7 @@ const fifo = (path: string) => execFileSync("mkfifo", [path]);
 
 /** What may sit where the agent keeps a file: each makes `path` into one obstacle. */
 const OBSTACLES: Record<string, (path: string) => Promise<unknown>> = {
-  "a FIFO": async (path) => fifo(path),
+  "a FIFO": (path) => Promise.resolve(fifo(path)),
   "a directory": (path) => mkdir(path),
   // Sparse: 600 MiB that cost no disk, more than a string can hold.
   "a 600 MiB file": async (path) => {

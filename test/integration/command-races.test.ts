@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { CACHE_FILE } from "../../src/auth/cache-store.js";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { EventPayload, StatePayload } from "../../src/mqtt/topics.js";
-import { command, eventually, shownCode, signIn, startAgentProcess } from "../helpers/agent-process.js";
+import { command, shownCode, signIn, startAgentProcess } from "../helpers/agent-process.js";
 import { useTestBed } from "../helpers/fixture.js";
 
 /** Accounts and refresh tokens in the token cache file, or none when there is no file. */
