@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, renameSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync } from "node:fs";
 import { open } from "node:fs/promises";
 
 /**
@@ -28,20 +28,9 @@ export function readStateFileSync(path: string, maxBytes: number): StateFileRead
     return failed(error);
   }
   try {
-    const stat = fstatSync(fd);
-    const problem = judge(stat, maxBytes);
+    const problem = judge(fstatSync(fd), maxBytes);
     if (problem) return { status: "bad", problem };
-    // The file may grow while it is read: read at most one byte past the limit to notice.
-    const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
-    let length = 0;
-    for (;;) {
-      const read = readSync(fd, buffer, length, buffer.length - length, null);
-      if (read === 0) break;
-      length += read;
-      if (length > maxBytes) return { status: "bad", problem: `larger than ${maxBytes} bytes` };
-      if (length === buffer.length) break;
-    }
-    return { status: "ok", data: buffer.subarray(0, length) };
+    return bounded(readFileSync(fd), maxBytes);
   } catch (error) {
     return failed(error);
   } finally {
@@ -81,24 +70,21 @@ async function readBounded(path: string, maxBytes: number): Promise<StateFileRea
     return failed(error);
   }
   try {
-    const stat = await handle.stat();
-    const problem = judge(stat, maxBytes);
+    const problem = judge(await handle.stat(), maxBytes);
     if (problem) return { status: "bad", problem };
-    const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > maxBytes) return { status: "bad", problem: `larger than ${maxBytes} bytes` };
-      if (length === buffer.length) break;
-    }
-    return { status: "ok", data: buffer.subarray(0, length) };
+    return bounded(await handle.readFile(), maxBytes);
   } catch (error) {
     return failed(error);
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+/** The size was checked before the read; a file that grew past the limit meanwhile is refused all the same. */
+function bounded(data: Buffer, maxBytes: number): StateFileRead {
+  return data.length > maxBytes
+    ? { status: "bad", problem: `larger than ${maxBytes} bytes` }
+    : { status: "ok", data };
 }
 
 function judge(stat: { isFile(): boolean; isDirectory(): boolean; size: number }, maxBytes: number) {
