@@ -218,15 +218,16 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     if (this.endingSession) throw new CommandRefusedError("already signing out");
     this.endingSession = true;
     try {
-      // A refresh in flight would write the session back after its removal: its tokens are dropped on arrival,
-      // and no new one starts until the session is gone.
+      // A refresh in flight would write the session back after its removal: its tokens are dropped on arrival
+      // (so there is no need to wait for the provider), and no new one starts until the session is gone.
       this.auth.discardTokensInFlight();
-      await this.refreshing?.catch(() => undefined);
       const ended = this.sessionsEnded;
       await this.auth.signOut();
       // The session may have ended on its own meanwhile (a rejected refresh); report the sign-out only once.
       if (this.sessionsEnded === ended) this.endSession("requested", "signed out on request");
-      if (this.phase === "signed_in" || this.phase === "resume") this.interrupt("sign_in");
+      // On to a new code, unless a rejected refresh has already gone there (a renewal the sign-out cut short
+      // may have ended its phase in the meantime: that is no reason to stay without a code).
+      if ((this.phase as Phase) !== "sign_in") this.interrupt("sign_in");
     } finally {
       this.endingSession = false;
     }
@@ -249,7 +250,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     } catch (error) {
       if (error instanceof SessionRejectedError)
         throw new CommandRefusedError(`${error.message}; signed out, a new code follows`);
-      throw new CommandRefusedError(`refresh failed, still signed in: ${translate(error).message}`);
+      const failure = translate(error);
+      if (failure.reason === "cancelled")
+        throw new CommandRefusedError("signed out while the session was being renewed");
+      throw new CommandRefusedError(`refresh failed, still signed in: ${failure.message}`);
     }
   }
 
@@ -442,9 +446,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         this.log.debug("session refreshed");
       } catch (error) {
         if (error instanceof SessionRejectedError) return "sign_in";
-        if (signal.aborted) break;
-        failures += 1;
         const failure = translate(error);
+        // A sign-out ended this refresh: the phase is about to end, there is nothing to retry.
+        if (signal.aborted || failure.reason === "cancelled") break;
+        failures += 1;
         this.log.warn(
           { reason: failure.reason, retryInMs: this.retryDelay(failures) },
           `session refresh failed, still signed in: ${failure.message}`,

@@ -14,7 +14,7 @@ import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
-import { IdpUnreachableError, NetworkClient } from "./network-client.js";
+import { DISCARDED_TOKEN_ERROR, IdpUnreachableError, NetworkClient } from "./network-client.js";
 import { ProviderClock } from "./provider-clock.js";
 import { Rfc8628NetworkModule } from "./rfc8628.js";
 
@@ -422,6 +422,9 @@ export function translate(error: unknown): SignInError {
     const code = error.errorCode;
     const serverError = error.errorMessage.split(/[\s:]/)[0] ?? "";
     if (code === "device_code_polling_cancelled") return new SignInError("cancelled", "sign-in cancelled");
+    // The flow was cancelled or signed out while the request was in flight (NetworkClient.discardTokensInFlight).
+    if (serverError === DISCARDED_TOKEN_ERROR)
+      return new SignInError("cancelled", "the flow ended while its token request was in flight");
     if (EXPIRED.has(code) || EXPIRED.has(serverError))
       return new SignInError("expired", "the code expired before anyone used it", { cause: error });
     if (DECLINED.has(serverError))

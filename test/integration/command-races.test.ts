@@ -62,6 +62,33 @@ describe("commands and token requests never race (shipped bundle)", () => {
     expect(authenticated).toStrictEqual([]);
   });
 
+  it("a sign-out that lands while a refresh is in flight wins: the refreshed tokens never reach the cache or an event", async () => {
+    const env = bed.env();
+    const agent = startAgentProcess(used, env);
+    await signIn(used, agent);
+    const hold = bed.idp.holdTokenResponses();
+    used.afterThisTest(() => hold.release());
+    const refreshing = command(used, agent.topics, "refresh");
+    await hold.held;
+    // The sign-out does not wait for the provider: the refresh's answer is simply not for anyone any more.
+    expect(await command(used, agent.topics, "sign-out")).toMatchObject({
+      status: "ok",
+      data: { state: "signed_out" },
+    });
+    hold.release();
+    expect(await refreshing).toMatchObject({
+      status: "error",
+      error: "signed out while the session was being renewed",
+    });
+    await probe.next(agent.topics.display, (m) => m.payload.length > 0, 15_000);
+    expect(
+      probe
+        .all(agent.topics.event("authenticated"))
+        .filter((m) => m.json<{ method: string }>().method === "refresh"),
+    ).toStrictEqual([]);
+    expect(await cachedSessions(env["EDGE_SIGNIN_STATE_DIR"] ?? "")).toBe(0);
+  });
+
   it("ten refresh commands at once share one refresh at the provider and one authenticated event", async () => {
     const agent = startAgentProcess(used, bed.env());
     await signIn(used, agent);
