@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { loadDisplayConfig } from "../../src/config.js";
+import { DeviceView } from "../../src/display/device-view.js";
+import { DeviceWatcher } from "../../src/mqtt/device-watcher.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { eventually } from "../helpers/agent-process.js";
@@ -59,5 +62,30 @@ describe("displays count down from what they received, not from the device's clo
       "the code on the terminal",
     );
     expect(screen).toMatch(/The code expires in about 10 min \(/);
+  });
+
+  it("the web display's view puts the expiry on its own clock from the retained message's MQTT 5 expiry", async () => {
+    const deviceId = `tv-clock-view-${process.pid}`;
+    const topics = deviceTopics("edge-signin", deviceId);
+    await probe.publish(topics.display, JSON.stringify(promptFromSlowClock(deviceId)), {
+      retain: true,
+      properties: { messageExpiryInterval: 600 },
+    });
+    used.afterThisTest(() => probe.publish(topics.display, "", { retain: true }));
+    const config = loadDisplayConfig({ EDGE_SIGNIN_MQTT_URL: bed.broker.url }, [deviceId]);
+    const watcher = new DeviceWatcher(config.mqtt, topics);
+    const view = new DeviceView(deviceId, watcher);
+    view.start();
+    used.afterThisTest(async () => {
+      view.stop();
+      await watcher.stop();
+    });
+    const before = Date.now();
+    await watcher.start();
+    const prompt = await eventually(() => view.snapshot().prompt ?? undefined, "the prompt in the view");
+    const left = Date.parse(prompt.expiresAt) - before;
+    // About ten minutes from now, whatever the device's clock said (its expiresAt was 2 h ago).
+    expect(left).toBeGreaterThan(590_000);
+    expect(left).toBeLessThan(610_000);
   });
 });
