@@ -31,20 +31,29 @@ describe("displays count down from what they received, not from the device's clo
     };
   }
 
-  it("a late terminal display counts down from the retained message's MQTT 5 expiry", async () => {
-    const deviceId = `tv-clock-late-${process.pid}`;
+  /** The slow clock's prompt, retained with the code's MQTT 5 expiry, as the agent publishes it. */
+  async function publishRetained(deviceId: string): Promise<void> {
     const topics = deviceTopics("edge-signin", deviceId);
     await probe.publish(topics.display, JSON.stringify(promptFromSlowClock(deviceId)), {
       retain: true,
       properties: { messageExpiryInterval: 600 },
     });
     used.afterThisTest(() => probe.publish(topics.display, "", { retain: true }));
-    const cli = display(deviceId);
-    const screen = await eventually(
+  }
+
+  /** The terminal's output once it shows a code. */
+  function screenOf(cli: RunningCli): Promise<string> {
+    return eventually(
       () => (cli.stdout().includes("The code expires in") ? cli.stdout() : undefined),
       "the code on the terminal",
     );
-    expect(screen).toMatch(/The code expires in about 10 min \(/);
+  }
+
+  it("a late terminal display counts down from the retained message's MQTT 5 expiry", async () => {
+    const deviceId = `tv-clock-late-${process.pid}`;
+    await publishRetained(deviceId);
+    const cli = display(deviceId);
+    expect(await screenOf(cli)).toMatch(/The code expires in about 10 min \(/);
   });
 
   it("a display that is already watching counts down from expiresIn", async () => {
@@ -57,21 +66,13 @@ describe("displays count down from what they received, not from the device's clo
     );
     // MQTT 3.1.1-style: no expiry property; the payload's duration is all there is.
     await probe.publish(topics.display, JSON.stringify(promptFromSlowClock(deviceId)), { retain: false });
-    const screen = await eventually(
-      () => (cli.stdout().includes("The code expires in") ? cli.stdout() : undefined),
-      "the code on the terminal",
-    );
-    expect(screen).toMatch(/The code expires in about 10 min \(/);
+    expect(await screenOf(cli)).toMatch(/The code expires in about 10 min \(/);
   });
 
   it("the web display's view puts the expiry on its own clock from the retained message's MQTT 5 expiry", async () => {
     const deviceId = `tv-clock-view-${process.pid}`;
     const topics = deviceTopics("edge-signin", deviceId);
-    await probe.publish(topics.display, JSON.stringify(promptFromSlowClock(deviceId)), {
-      retain: true,
-      properties: { messageExpiryInterval: 600 },
-    });
-    used.afterThisTest(() => probe.publish(topics.display, "", { retain: true }));
+    await publishRetained(deviceId);
     const config = loadDisplayConfig({ EDGE_SIGNIN_MQTT_URL: bed.broker.url }, [deviceId]);
     const watcher = new DeviceWatcher(config.mqtt, topics);
     const view = new DeviceView(deviceId, watcher);
