@@ -77,6 +77,16 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private refreshing: Promise<SignInResult> | undefined;
   /** Counts `signed_out` events, so two paths ending the same session report it once. */
   private sessionsEnded = 0;
+  /** The `refresh` command in progress: concurrent commands share it, its refresh and its one event. */
+  private refreshCommand: Promise<{ readonly account: AccountSummary }> | undefined;
+  /** True while `sign-out` removes the session: no refresh may start and write it back. */
+  private endingSession = false;
+  /** When the last device-code request went out (ms), and whether the next flow was asked for by a command. */
+  private lastCodeRequestAt = Number.NEGATIVE_INFINITY;
+  private codeByCommand = false;
+  /** Set while STATE_DIR has no room for the token cache (see TokenCacheStore's onWrite). */
+  private storageFull = false;
+  private reportedSkew: number | undefined;
 
   constructor(options: AgentOptions) {
     super();
@@ -89,6 +99,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       stateDir: this.config.stateDir,
       key: this.config.cacheKey,
       log: this.log.child({ module: "cache" }),
+      onWrite: (outcome) => this.storageChanged(outcome === "disk_full"),
     });
     this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }), this.cache);
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
@@ -99,6 +110,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       this,
       this.log.child({ module: "commands" }),
       this.config.responseTopicPrefix,
+      () => this.reporters.some((reporter) => reporter.busy?.() === true),
     );
     this.gateway = gateway;
     gateway.onConnect((up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }));
@@ -199,6 +211,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
           ? `a code is already shown (${this.prompt.userCode}, valid until ${this.prompt.expiresAt})`
           : "a sign-in is already starting",
       );
+    // A code asked for by command waits out MIN_CODE_GAP_MS since the last: cancel + sign-in pairs in a loop
+    // must not turn into a device-code request each.
+    this.codeByCommand = true;
     this.interrupt("sign_in");
     return this.status();
   }
@@ -206,6 +221,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   cancel(): AgentStatus {
     this.assertRunning();
     if (this.phase !== "sign_in") throw new CommandRefusedError("no sign-in to cancel");
+    // Tokens answering a poll already on its way are dropped before they reach the cache: cancelled is cancelled.
+    this.auth.discardTokensInFlight();
     this.interrupt("idle");
     // Clear at once rather than when the loop gets round to it: the answer should find the display empty.
     this.clearPrompt("cancelled");
@@ -216,19 +233,34 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   async signOut(): Promise<AgentStatus> {
     this.assertRunning();
     if (this.phase !== "signed_in" && this.phase !== "resume") throw new CommandRefusedError("not signed in");
-    // A refresh in flight would write the session back after its removal: let it land first.
-    await this.refreshing?.catch(() => undefined);
-    const ended = this.sessionsEnded;
-    await this.auth.signOut();
-    // The session may have ended on its own meanwhile (a rejected refresh); report the sign-out only once.
-    if (this.sessionsEnded === ended) this.endSession("requested", "signed out on request");
-    if (this.phase === "signed_in" || this.phase === "resume") this.interrupt("sign_in");
+    if (this.endingSession) throw new CommandRefusedError("already signing out");
+    this.endingSession = true;
+    try {
+      // A refresh in flight would write the session back after its removal: its tokens are dropped on arrival
+      // (so there is no need to wait for the provider), and no new one starts until the session is gone.
+      this.auth.discardTokensInFlight();
+      const ended = this.sessionsEnded;
+      await this.auth.signOut();
+      // The session may have ended on its own meanwhile (a rejected refresh); report the sign-out only once.
+      if (this.sessionsEnded === ended) this.endSession("requested", "signed out on request");
+      // On to a new code, unless a rejected refresh has already gone there (a renewal the sign-out cut short
+      // may have ended its phase in the meantime: that is no reason to stay without a code).
+      if ((this.phase as Phase) !== "sign_in") this.interrupt("sign_in");
+    } finally {
+      this.endingSession = false;
+    }
     return this.status();
   }
 
-  async refresh(): Promise<{ readonly account: AccountSummary }> {
+  /** Concurrent `refresh` commands share one refresh at the provider and one `authenticated` event. */
+  refresh(): Promise<{ readonly account: AccountSummary }> {
     this.assertRunning();
     if (this.phase !== "signed_in") throw new CommandRefusedError("not signed in");
+    this.refreshCommand ??= this.refreshOnRequest().finally(() => (this.refreshCommand = undefined));
+    return this.refreshCommand;
+  }
+
+  private async refreshOnRequest(): Promise<{ readonly account: AccountSummary }> {
     try {
       const result = await this.refreshSession(this.phaseAbort.signal);
       this.emitAuthenticated(result);
@@ -236,7 +268,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     } catch (error) {
       if (error instanceof SessionRejectedError)
         throw new CommandRefusedError(`${error.message}; signed out, a new code follows`);
-      throw new CommandRefusedError(`refresh failed, still signed in: ${translate(error).message}`);
+      const failure = translate(error);
+      if (failure.reason === "cancelled")
+        throw new CommandRefusedError("signed out while the session was being renewed");
+      throw new CommandRefusedError(`refresh failed, still signed in: ${failure.message}`);
     }
   }
 
@@ -317,7 +352,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         const failure = translate(error);
         if (failure.reason === "cancelled" || signal.aborted) break;
         failures += 1;
-        const delay = backoffDelay(failures, this.config.retry);
+        const delay = this.retryDelay(failures);
         this.emit("sign_in_failed", { reason: failure.reason, message: failure.message, retryAt: at(delay) });
         this.setState({
           state: "error",
@@ -337,7 +372,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     let failures = 0;
     let expiries = 0;
     while (!signal.aborted) {
-      if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
+      const gap = this.codeByCommand ? this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now() : 0;
+      if (gap > 0 || this.auth.quietForMs > 0) {
+        await this.pauseBeforeCode(Math.max(gap, this.auth.quietForMs), signal);
+        continue;
+      }
+      this.codeByCommand = false;
+      if (this.current.state !== "signed_out" || this.current.nextCodeAt !== undefined)
+        this.setState({ state: "signed_out" });
+      this.lastCodeRequestAt = Date.now();
       try {
         const result = await this.auth.signIn(signal, (prompt) => {
           // MSAL hands over a code whose request was already on its way when the flow was cancelled.
@@ -360,16 +403,18 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
           // A fresh code at once the first time; then slower and slower, so an unattended device stays quiet.
           expiries += 1;
           failures = 0;
-          delay = backoffDelay(expiries - 1, this.config.retry);
+          delay = Math.max(backoffDelay(expiries - 1, this.config.retry), this.auth.quietForMs);
+          const nextCodeAt = at(delay);
           this.clearPrompt("expired");
           this.emit("code_expired", {
             userCode: expiredPrompt.userCode,
             expiredAt: new Date().toISOString(),
-            nextCodeAt: at(delay),
+            nextCodeAt,
           });
+          this.setState({ state: "signed_out", nextCodeAt });
         } else {
           failures += 1;
-          delay = backoffDelay(failures, this.config.retry);
+          delay = this.retryDelay(failures);
           this.clearPrompt("failed");
           this.emit("sign_in_failed", {
             reason: failure.reason,
@@ -384,6 +429,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
               message: failure.message,
               retryAt: at(delay),
             });
+          } else {
+            // Declined, or an ID token refused: nobody is signed in and no code is shown until the next one.
+            this.setState({ state: "signed_out", nextCodeAt: at(delay) });
           }
         }
         this.pausing = true;
@@ -392,6 +440,23 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       }
     }
     return "idle";
+  }
+
+  /**
+   * No code yet: the provider asked for quiet (Retry-After), or a commanded code came too soon after the last.
+   * The state says so (`signed_out` with `nextCodeAt`); a `sign-in` or `cancel` during it ends it.
+   */
+  private async pauseBeforeCode(delay: number, signal: AbortSignal): Promise<void> {
+    const nextCodeAt = at(delay);
+    this.setState({ state: "signed_out", nextCodeAt });
+    this.pausing = true;
+    await sleep(delay, undefined, { signal }).catch(() => undefined);
+    this.pausing = false;
+  }
+
+  /** Backoff after the n-th failure in a row, but never before the provider's Retry-After has passed. */
+  private retryDelay(failures: number): number {
+    return Math.max(backoffDelay(failures, this.config.retry), this.auth.quietForMs);
   }
 
   /** After `cancel`: signed out, no code, until a `sign-in` command (which interrupts this wait). */
@@ -409,8 +474,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private async keepAlive(signal: AbortSignal): Promise<Phase> {
     let failures = 0;
     while (!signal.aborted) {
-      const delay =
-        failures === 0 ? this.config.refreshIntervalMs : backoffDelay(failures, this.config.retry);
+      const delay = failures === 0 ? this.config.refreshIntervalMs : this.retryDelay(failures);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) break;
       try {
@@ -420,11 +484,12 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         this.log.debug("session refreshed");
       } catch (error) {
         if (error instanceof SessionRejectedError) return "sign_in";
-        if (signal.aborted) break;
-        failures += 1;
         const failure = translate(error);
+        // A sign-out ended this refresh: the phase is about to end, there is nothing to retry.
+        if (signal.aborted || failure.reason === "cancelled") break;
+        failures += 1;
         this.log.warn(
-          { reason: failure.reason, retryInMs: backoffDelay(failures, this.config.retry) },
+          { reason: failure.reason, retryInMs: this.retryDelay(failures) },
           `session refresh failed, still signed in: ${failure.message}`,
         );
       }
@@ -437,6 +502,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
    * reported here, once, whoever asked.
    */
   private refreshSession(signal: AbortSignal): Promise<SignInResult> {
+    if (this.endingSession && !this.refreshing)
+      return Promise.reject(new SignInError("cancelled", "signing out"));
     this.refreshing ??= this.auth
       .refresh(signal)
       .catch((error: unknown) => {
@@ -466,6 +533,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       account: result.account,
       verified: result.verified,
       ...(result.idToken !== undefined ? { idToken: result.idToken } : {}),
+      ...(result.idTokenReused ? { idTokenReused: true as const } : {}),
     });
   }
 
@@ -489,9 +557,43 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   }
 
   private setState(change: Omit<StateChange, "since"> & { state: AgentState }): void {
-    this.current = { ...change, since: new Date().toISOString() };
+    const own = withoutReportedFields(change);
+    const skew = this.auth.clockSkewSeconds;
+    if (skew !== this.reportedSkew) {
+      this.reportedSkew = skew;
+      if (skew === undefined) this.log.info("the device's clock agrees with the identity provider's again");
+      else
+        this.log.warn(
+          { clockSkewSeconds: skew },
+          `the device's clock is ${Math.abs(skew)} s ${skew > 0 ? "behind" : "ahead of"} the identity provider's; ID tokens are judged by the provider's clock`,
+        );
+    }
+    this.current = {
+      ...own,
+      since: new Date().toISOString(),
+      ...(skew !== undefined ? { clockSkewSeconds: skew } : {}),
+      ...(this.storageFull ? { storage: "full" as const } : {}),
+    };
     this.emit("state", this.current);
   }
+
+  /** STATE_DIR ran out of room for the token cache, or has room again: the state says so at once. */
+  private storageChanged(full: boolean): void {
+    if (full === this.storageFull) return;
+    this.storageFull = full;
+    this.setState(withoutReportedFields(this.current));
+  }
+}
+
+/** A state change without what setState adds itself (the time, the clock skew, the storage problem). */
+function withoutReportedFields(
+  change: Partial<StateChange> & { state: AgentState },
+): Omit<StateChange, "since"> & { state: AgentState } {
+  const own: { -readonly [K in keyof StateChange]?: StateChange[K] } & { state: AgentState } = { ...change };
+  delete own.clockSkewSeconds;
+  delete own.storage;
+  delete own.since;
+  return own;
 }
 
 function untilAborted(signal: AbortSignal): Promise<void> {
@@ -500,6 +602,12 @@ function untilAborted(signal: AbortSignal): Promise<void> {
     else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 }
+
+/**
+ * Least time between two device-code requests when the second was asked for by a `sign-in` command (after
+ * `cancel`, or during a pause): a loop of cancel + sign-in gets one code per 5 s at most, not one each.
+ */
+export const MIN_CODE_GAP_MS = 5_000;
 
 function at(delayMs: number): string {
   return new Date(Date.now() + delayMs).toISOString();

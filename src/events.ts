@@ -30,7 +30,10 @@ export interface SignInPrompt {
   readonly verificationUriComplete?: string;
   readonly message: string;
   readonly issuedAt: string;
+  /** `issuedAt` + `expiresIn` on the device's clock, which may be wrong: count down from `expiresIn` instead. */
   readonly expiresAt: string;
+  /** The code's lifetime in seconds as the provider gave it (`expires_in`), from `issuedAt`. */
+  readonly expiresIn: number;
   /** Seconds between the agent's polls of the token endpoint. */
   readonly intervalSeconds: number;
 }
@@ -46,6 +49,18 @@ export interface StateChange {
   readonly reason?: FailureReason;
   readonly message?: string;
   readonly retryAt?: string;
+  /**
+   * Present in `signed_out` between two codes (after an expired code, a declined or failed attempt, or a
+   * `sign-in` command that came too soon after the last code): no code is shown, the next comes at this time.
+   */
+  readonly nextCodeAt?: string;
+  /**
+   * The provider's clock minus the device's, in seconds, from the `Date` of its last answer; present while they
+   * disagree by more than the ID token clock tolerance (ID tokens are then judged by the provider's clock).
+   */
+  readonly clockSkewSeconds?: number;
+  /** Present while `STATE_DIR` refuses writes for lack of space: the session will not survive a restart. */
+  readonly storage?: "full";
 }
 
 /** `device_code`: a person just entered the code; `refresh`: the cached session was renewed silently. */
@@ -60,6 +75,12 @@ export interface Authenticated {
   readonly verified: true;
   /** The raw ID token, only with `EDGE_SIGNIN_PUBLISH_ID_TOKEN=true`, for consumers that verify it themselves. */
   readonly idToken?: string;
+  /**
+   * Present (true) when the provider renewed the session without a new ID token (OpenID Connect Core 12.2
+   * allows that on refresh): `claims` are those of the person's earlier ID token, whose signature, issuer and
+   * audience were checked again (its lifetime is judged at its own issue time).
+   */
+  readonly idTokenReused?: true;
 }
 
 export interface SignInFailed {

@@ -1,14 +1,16 @@
-import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, rename } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
 import type { Logger } from "pino";
 import { fsyncPath } from "../fsync.js";
 import { StartupError } from "../startup-error.js";
 import { decodeSealingKey, looksSealed, open as openEnvelope, seal } from "../crypto/seal.js";
+import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
+import { moveAsideSync, readStateFile } from "../storage/state-file.js";
 
 export const CACHE_FILE = "token-cache.json";
+/** A token cache for one device is a few KiB; anything past this is not one (and would not fit in a string). */
+export const MAX_CACHE_BYTES = 1024 * 1024;
 
 /** The configured cache key cannot open the cache (or none is set for an encrypted cache). */
 export class CacheKeyError extends StartupError {
@@ -23,6 +25,8 @@ export interface TokenCacheStoreOptions {
   /** `EDGE_SIGNIN_CACHE_KEY` as configured (base64 or hex of 32 bytes); undefined: the file is plain JSON. */
   readonly key: string | undefined;
   readonly log: Logger;
+  /** Hears how each write went: `ok`, or `disk_full` (ENOSPC, EDQUOT), or `failed` for other errors. */
+  readonly onWrite?: (outcome: "ok" | "disk_full" | "failed") => void;
 }
 
 /**
@@ -56,13 +60,15 @@ export class TokenCacheStore implements ICachePlugin {
    */
   async load(): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true });
-    let text: string;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
+    // Size-limited, regular files only, bounded in time: a FIFO, a directory or a huge file here is moved
+    // aside with a warning, never a crash loop or a hang.
+    const read = await readStateFile(this.path, MAX_CACHE_BYTES);
+    if (read.status === "missing") return;
+    if (read.status === "bad") {
+      await this.moveAside(read.problem);
+      return;
     }
+    const text = read.data.toString("utf8");
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -125,12 +131,17 @@ export class TokenCacheStore implements ICachePlugin {
     try {
       // Synchronous, so two writes can never race to the rename.
       this.write(contents);
+      this.options.onWrite?.("ok");
     } catch (error) {
       // The session stays good in memory; only a restart would lose it. Say so, do not fail the sign-in.
+      const full = isDiskFull(error);
       this.options.log.error(
-        { err: { message: (error as Error).message }, path: this.path },
-        "could not write the token cache; a restart will need a new sign-in",
+        { err: { message: (error as Error).message }, path: this.path, diskFull: full },
+        full
+          ? "disk full: could not write the token cache; free space in STATE_DIR or a restart will need a new sign-in"
+          : "could not write the token cache; a restart will need a new sign-in",
       );
+      this.options.onWrite?.(full ? "disk_full" : "failed");
     }
     return Promise.resolve();
   }
@@ -149,14 +160,7 @@ export class TokenCacheStore implements ICachePlugin {
    */
   private write(contents: string): void {
     const data = this.key ? seal(contents, this.key) : contents;
-    const temp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    writeFileSync(temp, data, { encoding: "utf8", mode: 0o600, flag: "wx" });
-    try {
-      renameSync(temp, this.path);
-    } catch (error) {
-      rmSync(temp, { force: true });
-      throw error;
-    }
+    writeFileAtomicSync(this.path, data, { mode: 0o600 });
     this.unsynced = true;
     this.syncing ??= this.syncToDisk().finally(() => (this.syncing = undefined));
   }
@@ -179,12 +183,14 @@ export class TokenCacheStore implements ICachePlugin {
   }
 
   private async moveAside(problem: string): Promise<void> {
-    const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
-    await rename(this.path, aside);
+    const { movedTo, error } = moveAsideSync(this.path);
     this.options.log.warn(
-      { path: this.path, movedTo: aside, problem },
-      "token cache unreadable; moved aside, starting signed out",
+      { path: this.path, problem, ...(movedTo ? { movedTo } : { moveError: error }) },
+      movedTo
+        ? "token cache unreadable; moved aside, starting signed out"
+        : "token cache unreadable and could not be moved aside; starting signed out",
     );
+    return Promise.resolve();
   }
 }
 

@@ -14,7 +14,8 @@ import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
-import { IdpUnreachableError, NetworkClient } from "./network-client.js";
+import { DISCARDED_TOKEN_ERROR, IdpUnreachableError, NetworkClient } from "./network-client.js";
+import { ProviderClock } from "./provider-clock.js";
 import { Rfc8628NetworkModule } from "./rfc8628.js";
 
 /** A sign-in attempt that ended without a signed-in person, with a reason the agent can act on. */
@@ -42,6 +43,8 @@ export interface SignInResult {
   readonly verified: true;
   /** Only with `EDGE_SIGNIN_PUBLISH_ID_TOKEN=true`. */
   readonly idToken?: string;
+  /** The refresh answer had no ID token; the claims are the earlier one's (see Authenticated.idTokenReused). */
+  readonly idTokenReused?: true;
 }
 
 /** What turns MSAL's unchecked ID token into claims the agent may publish. */
@@ -60,13 +63,25 @@ export async function toSignInResult(
   result: AuthenticationResult | null,
   method: SignInMethod,
   check: ClaimsCheck,
+  /** The account as cached before a refresh: its ID token stands in when the refresh answer has none. */
+  previous?: AccountInfo,
 ): Promise<SignInResult> {
   if (!result) throw new SignInError("server", "the identity provider returned no result");
+  // OpenID Connect Core 12.2: a refresh answer "might not contain an id_token" (the network client then hands
+  // MSAL the earlier one). The person is still who the earlier ID token said; it is checked again (signature,
+  // issuer, audience) at its own issue time.
+  const reused =
+    method === "refresh" && previous?.idToken && (!result.idToken || result.idToken === previous.idToken)
+      ? previous
+      : undefined;
   // MSAL only decodes the ID token: the claims we publish are the ones whose signature we checked ourselves.
-  const verifiedClaims = await check.verifier.verify(result.idToken);
+  const verifiedClaims = reused
+    ? await check.verifier.verifyEarlier(reused.idToken ?? "")
+    : await check.verifier.verify(result.idToken);
+  const idToken = reused ? reused.idToken : result.idToken;
   const { claims, account } = applyClaimsPolicy(
     verifiedClaims,
-    summarise(result.account),
+    summarise(reused ?? result.account),
     check.allowedClaims,
   );
   return {
@@ -74,7 +89,8 @@ export async function toSignInResult(
     claims,
     account,
     verified: true,
-    ...(check.publishIdToken ? { idToken: result.idToken } : {}),
+    ...(check.publishIdToken && idToken ? { idToken } : {}),
+    ...(reused ? { idTokenReused: true as const } : {}),
   };
 }
 
@@ -104,7 +120,27 @@ export class DeviceCodeSignIn {
       proxy: config.proxy,
       pollRetry: config.retry,
       log: this.log.child({ module: "http" }),
+      // A disagreement the verifier's own tolerance absorbs is not worth reporting.
+      clock: new ProviderClock(Math.max(2_000, config.idTokenClockToleranceSeconds * 1000)),
     });
+  }
+
+  /** The provider's clock minus the device's in seconds, while they disagree beyond the tolerance (see ProviderClock). */
+  get clockSkewSeconds(): number | undefined {
+    return this.http.clock.skewSeconds;
+  }
+
+  /** Ms until the provider may be called again after a `Retry-After` (0: now). */
+  get quietForMs(): number {
+    return this.http.quietForMs();
+  }
+
+  /**
+   * The flow in progress was cancelled or signed out: tokens answering any request already sent are dropped
+   * before they reach MSAL, the token cache or an event (see NetworkClient.discardTokensInFlight).
+   */
+  discardTokensInFlight(): void {
+    this.http.discardTokensInFlight();
   }
 
   /**
@@ -141,6 +177,8 @@ export class DeviceCodeSignIn {
         audience: this.config.clientId,
         clockToleranceSeconds: this.config.idTokenClockToleranceSeconds,
         getJson: (url) => this.http.getJson(url),
+        // The provider stamped the token with its clock; a device clock that is hours off must not reject it.
+        now: () => this.http.clock.now(),
       }),
       allowedClaims: this.config.claims,
       publishIdToken: this.config.publishIdToken,
@@ -189,6 +227,7 @@ export class DeviceCodeSignIn {
           ),
           issuedAt: issuedAt.toISOString(),
           expiresAt: new Date(issuedAt.getTime() + response.expiresIn * 1000).toISOString(),
+          expiresIn: response.expiresIn,
           intervalSeconds: response.interval,
         });
       },
@@ -235,13 +274,15 @@ export class DeviceCodeSignIn {
       const account = await this.account();
       if (!account) throw new SessionRejectedError("no account in the token cache");
       const client = this.client as PublicClientApplication;
+      this.http.standInIdToken = account.idToken;
       const silent = client.acquireTokenSilent({
         account,
         scopes: [...this.config.scopes],
         forceRefresh: true,
       });
       silent.catch(() => undefined);
-      return await this.verified(await abortable(silent, signal), "refresh");
+      silent.finally(() => (this.http.standInIdToken = undefined)).catch(() => undefined);
+      return await this.verified(await abortable(silent, signal), "refresh", account);
     } catch (error) {
       if (error instanceof SessionRejectedError) throw error;
       if (isRejection(error))
@@ -260,11 +301,23 @@ export class DeviceCodeSignIn {
    * is removed from the cache too, or the next start would silently renew a session nobody proved. A renewal
    * whose token fails ends the session (SessionRejectedError), as a refused refresh token does.
    */
-  private async verified(result: AuthenticationResult | null, method: SignInMethod): Promise<SignInResult> {
+  private async verified(
+    result: AuthenticationResult | null,
+    method: SignInMethod,
+    previous?: AccountInfo,
+  ): Promise<SignInResult> {
     try {
-      return await toSignInResult(result, method, this.claimsCheck as ClaimsCheck);
+      return await toSignInResult(result, method, this.claimsCheck as ClaimsCheck, previous);
     } catch (error) {
       if (!(error instanceof IdTokenError && error.reason === "invalid_token")) throw error;
+      // A clock problem is no proof against the person: a saved session survives it, and is renewed again later.
+      if (method === "refresh" && error.timeClaim) {
+        this.log.warn(
+          { clockSkewSeconds: this.clockSkewSeconds ?? 0 },
+          `the renewed ID token's time claims failed even against the provider's clock; keeping the session: ${error.message}`,
+        );
+        throw new SignInError("invalid_token", error.message, { cause: error });
+      }
       if (result?.account) {
         await this.client
           ?.getTokenCache()
@@ -369,6 +422,9 @@ export function translate(error: unknown): SignInError {
     const code = error.errorCode;
     const serverError = error.errorMessage.split(/[\s:]/)[0] ?? "";
     if (code === "device_code_polling_cancelled") return new SignInError("cancelled", "sign-in cancelled");
+    // The flow was cancelled or signed out while the request was in flight (NetworkClient.discardTokensInFlight).
+    if (serverError === DISCARDED_TOKEN_ERROR)
+      return new SignInError("cancelled", "the flow ended while its token request was in flight");
     if (EXPIRED.has(code) || EXPIRED.has(serverError))
       return new SignInError("expired", "the code expired before anyone used it", { cause: error });
     if (DECLINED.has(serverError))

@@ -1,8 +1,13 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import "../zod-messages.js";
 import type { NetworkClient } from "./network-client.js";
+import { writeFileAtomicSync } from "../storage/atomic-write.js";
+import { readStateFile } from "../storage/state-file.js";
+
+/** A discovery document is a few KiB; a file far larger is not one. */
+const MAX_METADATA_BYTES = 256 * 1024;
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
 
 /** An endpoint the agent sends codes or tokens to, or takes keys from: https (src/auth/secure-endpoint.ts). */
@@ -74,8 +79,11 @@ async function fetchDocument(url: string, http: NetworkClient): Promise<Discover
 }
 
 async function readCache(stateDir: string, url: string): Promise<z.infer<typeof CacheFile> | undefined> {
+  // Bounded and regular files only: a FIFO or a huge file here is no cache, and is fetched afresh.
+  const read = await readStateFile(join(stateDir, METADATA_FILE), MAX_METADATA_BYTES);
+  if (read.status !== "ok") return undefined;
   try {
-    const parsed = CacheFile.safeParse(JSON.parse(await readFile(join(stateDir, METADATA_FILE), "utf8")));
+    const parsed = CacheFile.safeParse(JSON.parse(read.data.toString("utf8")));
     return parsed.success && parsed.data.url === url ? parsed.data : undefined;
   } catch {
     // Missing or unreadable cache: it is only a cache, fetch afresh.
@@ -86,10 +94,8 @@ async function readCache(stateDir: string, url: string): Promise<z.infer<typeof 
 async function writeCache(stateDir: string, content: z.infer<typeof CacheFile>): Promise<void> {
   try {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const target = join(stateDir, METADATA_FILE);
-    const temp = `${target}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify(content), { mode: 0o600 });
-    await rename(temp, target);
+    // Optional: it yields to the token cache and the outbox when space runs short.
+    writeFileAtomicSync(join(stateDir, METADATA_FILE), JSON.stringify(content), { optional: true });
   } catch {
     // A read-only or full disk must not stop sign-in; the next start fetches again.
   }

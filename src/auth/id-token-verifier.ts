@@ -22,7 +22,12 @@ export interface IdTokenVerifierOptions {
   readonly clockToleranceSeconds: number;
   /** GETs a JSON document with the identity provider's CAs, proxy and timeouts (NetworkClient.getJson). */
   readonly getJson: (url: string) => Promise<{ status: number; body: unknown }>;
+  /** The time to judge `iat`, `nbf` and `exp` by (the provider's clock, see ProviderClock); the device's by default. */
+  readonly now?: () => Date;
 }
+
+/** jose's claim names for the time checks: a failure there says more about a clock than about the token. */
+const TIME_CLAIMS = new Set(["iat", "nbf", "exp"]);
 
 /** Keys are fetched again after this long, as jose's remote key set would. */
 const KEYS_MAX_AGE_MS = 10 * 60_000;
@@ -36,6 +41,8 @@ export class IdTokenError extends Error {
     readonly reason: "invalid_token" | "network" | "server",
     message: string,
     options?: { cause?: unknown },
+    /** Only a time claim (`iat`, `nbf`, `exp`) failed: signature, issuer and audience were fine. */
+    readonly timeClaim = false,
   ) {
     super(message, options);
   }
@@ -135,8 +142,26 @@ export class IdTokenVerifier {
     }
   }
 
-  /** @returns the verified claims. @throws IdTokenError */
+  /**
+   * Checks signature, issuer and audience strictly, and the time claims against `options.now` (the provider's
+   * clock when the device's disagrees). @returns the verified claims. @throws IdTokenError
+   */
   async verify(idToken: string | undefined): Promise<Claims> {
+    return this.check(idToken, this.options.now?.() ?? new Date());
+  }
+
+  /**
+   * Checks an ID token issued earlier (the one a refresh without a new ID token leaves standing): signature,
+   * issuer and audience as strictly as {@link verify}, the time claims at the token's own `iat`, since its
+   * lifetime has passed by design. @throws IdTokenError
+   */
+  async verifyEarlier(idToken: string): Promise<Claims> {
+    const iat = safeDecode(idToken)?.["iat"];
+    if (typeof iat !== "number") throw new IdTokenError("invalid_token", "the earlier ID token has no iat");
+    return this.check(idToken, new Date(iat * 1000));
+  }
+
+  private async check(idToken: string | undefined, currentDate: Date): Promise<Claims> {
     if (!idToken) throw new IdTokenError("invalid_token", "the identity provider returned no ID token");
     try {
       const { payload } = await jwtVerify(idToken, this.keys.getKey, {
@@ -145,6 +170,7 @@ export class IdTokenVerifier {
         clockTolerance: this.options.clockToleranceSeconds,
         algorithms: ALGORITHMS,
         requiredClaims: ["sub", "exp", "iat"],
+        currentDate,
       });
       this.checkAuthorizedParty(payload.aud, payload["azp"]);
       return withoutPrototypeKeys(payload) as Claims;
@@ -222,14 +248,18 @@ function describe(error: unknown): IdTokenError {
   // a document that is not a key set is jose's JWKSInvalid.
   if (error instanceof errors.JWKSInvalid)
     return new IdTokenError("server", `signing keys unusable: ${error.message}`, { cause: error });
-  if (error instanceof errors.JOSEError)
+  if (error instanceof errors.JOSEError) {
+    // `exp` passed (JWTExpired), or `nbf`/`iat` refused (JWTClaimValidationFailed naming the claim).
+    const timeClaim =
+      error instanceof errors.JWTExpired ||
+      (error instanceof errors.JWTClaimValidationFailed && TIME_CLAIMS.has(error.claim));
     return new IdTokenError(
       "invalid_token",
       `the ID token failed verification (${error.code}: ${error.message})`,
-      {
-        cause: error,
-      },
+      { cause: error },
+      timeClaim,
     );
+  }
   const message = error instanceof Error ? error.message : String(error);
   return new IdTokenError("server", `ID token verification failed: ${message}`, { cause: error });
 }

@@ -4,9 +4,11 @@ import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@az
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import type { ProxyConfig, RetryConfig } from "../config.js";
-import { isDeviceCodePoll, PollGuard } from "./poll-guard.js";
+import { isDeviceCodePoll, pending, PollGuard } from "./poll-guard.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
 import { describeFetchError } from "../fetch-error.js";
+import { ProviderClock } from "./provider-clock.js";
+import { parseRetryAfter } from "./retry-after.js";
 
 export interface NetworkClientOptions {
   /** Extra PEM CAs to trust on top of the system's and NODE_EXTRA_CA_CERTS. */
@@ -18,12 +20,29 @@ export interface NetworkClientOptions {
   /** Backoff of device-code polls while the provider is in trouble; without it, polls are not guarded. */
   readonly pollRetry?: RetryConfig | undefined;
   readonly log?: Logger | undefined;
+  /** Where the provider's `Date` headers are noted (see ProviderClock); a private one when not given. */
+  readonly clock?: ProviderClock | undefined;
 }
 
 /** Raised when the identity provider could not be reached or did not answer in time. */
 export class IdpUnreachableError extends Error {
   override readonly name = "IdpUnreachableError";
 }
+
+/**
+ * The provider asked us (`Retry-After` on a 429 or 503) not to call before `notBefore` (ms since the epoch):
+ * the request was not sent.
+ */
+export class IdpBusyError extends IdpUnreachableError {
+  constructor(readonly notBefore: number) {
+    super(
+      `the identity provider asked not to be called before ${new Date(notBefore).toISOString()} (Retry-After)`,
+    );
+  }
+}
+
+/** What a token request gets in place of the provider's answer when its flow ended while it was in flight. */
+export const DISCARDED_TOKEN_ERROR = "edge_signin_discarded";
 
 /**
  * MSAL's `system.networkClient`: the one place the agent's HTTP to the identity provider goes through,
@@ -33,10 +52,31 @@ export class IdpUnreachableError extends Error {
 export class NetworkClient implements INetworkModule {
   private readonly dispatcher: Dispatcher;
   private readonly pollGuard: PollGuard | undefined;
+  readonly clock: ProviderClock;
+  /** Per origin: no request before this time (ms since the epoch), as the provider's Retry-After asked. */
+  private readonly notBefore = new Map<string, number>();
+  /** Bumped by discardTokensInFlight(): a token answer to a request sent before the bump is not for us any more. */
+  private tokenEpoch = 0;
+  /**
+   * The ID token to hand MSAL with a refresh answer that has none (OpenID Connect Core 12.2 allows that): the
+   * person's earlier one. Without it MSAL files the new refresh token under no account, keeps using the old
+   * one (rotated, so refused) and the person is signed out at the next refresh.
+   */
+  standInIdToken: string | undefined;
 
   constructor(private readonly options: NetworkClientOptions) {
     this.dispatcher = createDispatcher(options.ca, options.proxy);
     this.pollGuard = options.pollRetry ? new PollGuard(options.pollRetry, options.log) : undefined;
+    this.clock = options.clock ?? new ProviderClock(2_000);
+  }
+
+  /**
+   * Every token request now in flight (a device-code poll, a refresh) belongs to a flow that was cancelled or
+   * signed out: whatever tokens its answer carries are dropped here, before MSAL (and so the token cache) or any
+   * event sees them. The request is answered to MSAL as the error {@link DISCARDED_TOKEN_ERROR}.
+   */
+  discardTokensInFlight(): void {
+    this.tokenEpoch += 1;
   }
 
   sendGetRequestAsync<T>(
@@ -48,8 +88,38 @@ export class NetworkClient implements INetworkModule {
   }
 
   async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const epoch = this.tokenEpoch;
+    const response = await this.post<T>(url, options);
+    const grantType = new URLSearchParams(options?.body ?? "").get("grant_type");
+    if (grantType === null || response.status !== 200) return response;
+    if (epoch === this.tokenEpoch) return this.withIdToken(grantType, response);
+    this.options.log?.info("tokens arrived for a flow that was cancelled or signed out; discarded unread");
+    return {
+      status: 400,
+      headers: {},
+      body: {
+        error: DISCARDED_TOKEN_ERROR,
+        error_description: "the flow ended while this request was in flight",
+      } as T,
+    };
+  }
+
+  private withIdToken<T>(grantType: string, response: NetworkResponse<T>): NetworkResponse<T> {
+    const body = response.body as Record<string, unknown> | undefined;
+    if (grantType !== "refresh_token" || !this.standInIdToken || typeof body !== "object" || body === null)
+      return response;
+    if (typeof body["id_token"] === "string" && body["id_token"] !== "") return response;
+    this.options.log?.debug(
+      "the refresh answer has no ID token (OpenID Connect Core 12.2); the earlier one stands",
+    );
+    return { ...response, body: { ...body, id_token: this.standInIdToken } as T };
+  }
+
+  private async post<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
     const guard = this.pollGuard;
     if (!guard || !isDeviceCodePoll(options?.body)) return this.send<T>(url, "POST", options);
+    // The provider asked for quiet: the code on screen stays, MSAL hears "pending" and polls again later.
+    if (this.waitFor(new URL(url).origin) > 0) return pending<T>();
     const held = guard.hold<T>(options?.body);
     if (held) return held;
     try {
@@ -60,6 +130,20 @@ export class NetworkClient implements INetworkModule {
         detail: error instanceof Error ? error.message : String(error),
       });
     }
+  }
+
+  /** Ms until every origin of the provider may be called again after a `Retry-After` (0: now). */
+  quietForMs(): number {
+    return Math.max(0, ...[...this.notBefore.keys()].map((origin) => this.waitFor(origin)));
+  }
+
+  /** Ms until the provider at `origin` may be called again (0: now). */
+  private waitFor(origin: string): number {
+    const notBefore = this.notBefore.get(origin);
+    if (notBefore === undefined) return 0;
+    const wait = notBefore - Date.now();
+    if (wait <= 0) this.notBefore.delete(origin);
+    return Math.max(0, wait);
   }
 
   /** Fetches a JSON document (the discovery document) with the same timeouts and CAs. */
@@ -88,11 +172,13 @@ export class NetworkClient implements INetworkModule {
     options?: NetworkRequestOptions,
     timeout?: number,
   ): Promise<{ response: NetworkResponse<T>; json: boolean }> {
-    const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
     const target = new URL(url);
     // Discovery refuses such endpoints already; this is the last line, whatever names a URL (MSAL derives some).
     if (!isSecureEndpoint(url))
       throw new IdpUnreachableError(`${method} ${target.origin}: refused, ${SECURE_ENDPOINT_RULE}`);
+    const wait = this.waitFor(target.origin);
+    if (wait > 0) throw new IdpBusyError(Date.now() + wait);
+    const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
     let status: number;
     let rawHeaders: Record<string, string | string[] | undefined>;
     let text: string;
@@ -127,6 +213,17 @@ export class NetworkClient implements INetworkModule {
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(rawHeaders))
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(", ") : value;
+    this.clock.observe(headers["date"]);
+    if (status === 429 || status === 503) {
+      const retryAfterMs = parseRetryAfter(headers["retry-after"], headers["date"]);
+      if (retryAfterMs > 0) {
+        this.notBefore.set(target.origin, Date.now() + retryAfterMs);
+        this.options.log?.warn(
+          { origin: target.origin, status, retryAfterSeconds: Math.round(retryAfterMs / 1000) },
+          "the identity provider asked for a pause (Retry-After); no request goes to it before then",
+        );
+      }
+    }
     return { response: { headers, body, status }, json };
   }
 }

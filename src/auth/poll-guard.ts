@@ -2,6 +2,7 @@ import type { NetworkResponse } from "@azure/msal-node";
 import type { Logger } from "pino";
 import { backoffDelay } from "../backoff.js";
 import type { RetryConfig } from "../config.js";
+import { parseRetryAfter } from "./retry-after.js";
 
 /** The RFC 8628 grant type, and the short one MSAL posts in Entra's dialect. */
 const DEVICE_CODE_GRANTS = new Set(["device_code", "urn:ietf:params:oauth:grant-type:device_code"]);
@@ -97,7 +98,7 @@ function classify<T>(response: NetworkResponse<T>, json: boolean): PollTrouble |
 }
 
 /** What MSAL reads as "nobody has entered the code yet": it waits its interval and polls again. */
-function pending<T>(): NetworkResponse<T> {
+export function pending<T>(): NetworkResponse<T> {
   return {
     status: 400,
     headers: {},
@@ -116,7 +117,7 @@ function withoutRetryAfter<T>(response: NetworkResponse<T>): NetworkResponse<T> 
 }
 
 function retryAfter<T>(response: NetworkResponse<T>): number {
-  const value = Object.entries(response.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1];
-  const seconds = Number(value);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+  return parseRetryAfter(
+    Object.entries(response.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1],
+  );
 }

@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { StartupError } from "../startup-error.js";
+import { readStateFileSync } from "../storage/state-file.js";
 
 /** Another live agent holds the state directory: two writers would tear the token cache apart. */
 export class StateDirLockedError extends StartupError {
@@ -80,12 +81,11 @@ export class StateDirLock {
   }
 
   private owner(): number | undefined {
-    try {
-      const pid = Number.parseInt(readFileSync(this.path, "utf8").trim(), 10);
-      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-    } catch {
-      return undefined;
-    }
+    // A pid is a few bytes; a FIFO or anything else here must not hang the start (it is then stale).
+    const read = readStateFileSync(this.path, 64);
+    if (read.status !== "ok") return undefined;
+    const pid = Number.parseInt(read.data.toString("utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
   private isLive(pid: number): boolean {

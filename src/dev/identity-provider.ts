@@ -40,6 +40,10 @@ export interface DevIdentityProviderOptions {
   certDir?: string;
   /** Issue faulty ID tokens from the start (see {@link DevIdentityProvider.setIdTokenFault}). */
   idTokenFault?: IdTokenFault;
+  /** The provider's clock runs this many seconds off the machine's from the start (see {@link DevIdentityProvider.setClockOffset}). */
+  clockOffsetSeconds?: number;
+  /** Leave `id_token` out of refresh-token responses from the start (see {@link DevIdentityProvider.setOmitIdTokenOnRefresh}). */
+  omitIdTokenOnRefresh?: boolean;
 }
 
 export interface DevIdentityProvider {
@@ -75,6 +79,27 @@ export interface DevIdentityProvider {
    * is signed by the real key but expired an hour ago. `undefined` goes back to honest tokens.
    */
   setIdTokenFault(fault: IdTokenFault | undefined): void;
+  /**
+   * Test hook: the provider's clock runs `seconds` off the machine's (negative: behind). Every response's `Date`
+   * header and every ID token's time claims (`iat`, `exp`, `nbf`, `auth_time`; `nbf` added as Entra's tokens
+   * carry it) follow that clock, exactly what a device whose own clock is off by `-seconds` sees from an honest
+   * provider.
+   */
+  setClockOffset(seconds: number): void;
+  /** Test hook: refresh-token responses carry no `id_token` (OpenID Connect Core 12.2 allows it). */
+  setOmitIdTokenOnRefresh(omit: boolean): void;
+  /**
+   * Test hook: successful token responses (tokens in them) are held back, not sent, until the returned
+   * `release()`; `held` resolves when the first one is waiting. One hold at a time.
+   */
+  holdTokenResponses(): { readonly held: Promise<void>; release(): void };
+  /**
+   * Test hook: the next `count` requests whose grant type is `grantType` (`refresh_token`, `device_code`...; `*`
+   * for every request to the provider) are answered 503 `temporarily_unavailable` with `Retry-After: seconds`.
+   */
+  failWithRetryAfter(grantType: string, seconds: number, count: number): void;
+  /** Requests seen so far, by kind: a token request's grant type as the client sent it, `device_authorization`, or `GET {path}`. */
+  requestCount(kind: string): number;
   close(): Promise<void>;
 }
 
@@ -125,14 +150,49 @@ export async function startDevIdentityProvider(
   }
 
   let idTokenFault = options.idTokenFault;
+  let clockOffsetSeconds = options.clockOffsetSeconds ?? 0;
+  let omitIdTokenOnRefresh = options.omitIdTokenOnRefresh ?? false;
+  let hold: { held: () => void; gate: Promise<void> } | undefined;
   provider.use(async (ctx, next) => {
     await next();
-    if (idTokenFault) await spoilIdToken(ctx as KoaContextWithOIDC, idTokenFault, jwk);
+    const oidc = ctx as KoaContextWithOIDC;
+    if (idTokenFault) await spoilIdToken(oidc, idTokenFault, jwk);
+    if (clockOffsetSeconds !== 0) await restampIdToken(oidc, clockOffsetSeconds, jwk);
+    if (omitIdTokenOnRefresh) omitRefreshIdToken(oidc);
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (hold && oidc.oidc?.route === "token" && ctx.status === 200 && body?.access_token) {
+      const { held, gate } = hold;
+      held();
+      await gate;
+    }
   });
 
   let tokenRequests = 0;
+  const counts = new Map<string, number>();
+  const count = (kind: string) => counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  const unavailable: Array<{ grantType: string; seconds: number }> = [];
   const tokenListeners = new Set<(response: TokenResponseInfo) => void>();
-  const callback = provider.callback();
+  const plainCallback = provider.callback();
+  /** Counts the request, fails it when told to (failWithRetryAfter), else hands it to oidc-provider. */
+  const callback = async (req: IncomingMessage & { body?: string }, res: ServerResponse) => {
+    if (clockOffsetSeconds !== 0)
+      res.setHeader("Date", new Date(Date.now() + clockOffsetSeconds * 1000).toUTCString());
+    const path = new URL(req.url ?? "/", issuer).pathname;
+    let kind = `${req.method ?? "GET"} ${path}`;
+    if (req.method === "POST" && /token$/.test(path)) {
+      req.body ??= await readBody(req);
+      kind = new URLSearchParams(req.body).get("grant_type") ?? "";
+    } else if (req.method === "POST" && /devicecode$|device\/auth$/.test(path)) kind = "device_authorization";
+    count(kind);
+    const failing = unavailable.findIndex((f) => f.grantType === "*" || f.grantType === kind);
+    if (failing >= 0) {
+      const [fault] = unavailable.splice(failing, 1);
+      res.writeHead(503, { "content-type": "application/json", "retry-after": String(fault?.seconds ?? 1) });
+      res.end(JSON.stringify({ error: "temporarily_unavailable", error_description: "try again later" }));
+      return;
+    }
+    await plainCallback(req, res);
+  };
   handle = (req, res) => {
     if (!entra) {
       // As it ships: count token requests (for tests), touch nothing.
@@ -182,6 +242,30 @@ export async function startDevIdentityProvider(
     },
     approve: (userCode, login) => approveDeviceCode(provider, clientId, userCode, login),
     tlsConnections: () => tlsConnections,
+    setClockOffset: (seconds) => {
+      clockOffsetSeconds = seconds;
+    },
+    setOmitIdTokenOnRefresh: (omit) => {
+      omitIdTokenOnRefresh = omit;
+    },
+    holdTokenResponses: () => {
+      let held = () => undefined as void;
+      let release = () => undefined as void;
+      const heldPromise = new Promise<void>((resolve) => (held = resolve));
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      hold = { held, gate };
+      return {
+        held: heldPromise,
+        release: () => {
+          hold = undefined;
+          release();
+        },
+      };
+    },
+    failWithRetryAfter: (grantType, seconds, times) => {
+      for (let i = 0; i < times; i++) unavailable.push({ grantType, seconds });
+    },
+    requestCount: (kind) => counts.get(kind) ?? 0,
     onTokenResponse: (listener) => {
       tokenListeners.add(listener);
       return () => tokenListeners.delete(listener);
@@ -303,6 +387,30 @@ async function spoilIdToken(ctx: KoaContextWithOIDC, fault: IdTokenFault, realKe
   body.id_token = await new SignJWT({ ...claims, ...lifetime })
     .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
     .sign(key);
+}
+
+/** Moves an ID token's time claims onto the provider's (offset) clock and signs it again with the real key. */
+async function restampIdToken(ctx: KoaContextWithOIDC, offsetSeconds: number, realKey: JWK): Promise<void> {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "token" || ctx.status !== 200 || typeof body?.id_token !== "string") return;
+  const header = decodeProtectedHeader(body.id_token);
+  const claims = decodeJwt(body.id_token);
+  const shifted: Record<string, number> = {};
+  // Entra's ID tokens carry `nbf`; oidc-provider's do not. Add it, so a clock behind the provider's meets it.
+  for (const name of ["iat", "exp", "nbf", "auth_time"] as const) {
+    const value = name === "nbf" ? (claims.nbf ?? claims.iat) : claims[name];
+    if (typeof value === "number") shifted[name] = value + Math.round(offsetSeconds);
+  }
+  body.id_token = await new SignJWT({ ...claims, ...shifted })
+    .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
+    .sign(createPrivateKey({ key: realKey as unknown as JsonWebKey, format: "jwk" }));
+}
+
+/** OpenID Connect Core 12.2: a refresh response "might not contain an id_token". */
+function omitRefreshIdToken(ctx: KoaContextWithOIDC): void {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "token" || ctx.status !== 200 || !body) return;
+  if (ctx.oidc.params?.["grant_type"] === "refresh_token") delete body["id_token"];
 }
 
 function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {

@@ -59,9 +59,11 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   /** Listens to the watcher; call before the watcher starts so no retained message is missed. */
   start(): void {
     this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
-      display: (prompt) => {
+      display: (prompt, secondsLeft) => {
         this.cancelStale();
-        const current = prompt && isPromptCurrent(prompt) ? prompt : null;
+        // The countdown from what was received (not the device's wall clock), then: is it still current?
+        const received = prompt && countdownFromReceipt(prompt, secondsLeft);
+        const current = received && isPromptCurrent(received) ? received : null;
         this.prompt = current && show(current);
         if (current)
           this.cancelStale = whenPromptStale(current, () => {
@@ -126,6 +128,21 @@ function showState({
     ...(message !== undefined ? { message } : {}),
     ...(retryAt !== undefined ? { retryAt } : {}),
   };
+}
+
+/**
+ * The prompt with `expiresAt` moved onto this display's clock: now + what the broker or the provider said is
+ * left (`secondsLeft`, see DeviceWatcherEvents.display). The agent's `expiresAt` comes from the device's clock,
+ * which may be hours off (a Raspberry Pi before NTP); a duration received is right whatever either clock says.
+ * Without one, the agent's `expiresAt` is kept as sent.
+ */
+export function countdownFromReceipt(
+  prompt: DisplayPayload,
+  secondsLeft: number | undefined,
+  now: number = Date.now(),
+): DisplayPayload {
+  if (secondsLeft === undefined) return prompt;
+  return { ...prompt, expiresAt: new Date(now + secondsLeft * 1000).toISOString() };
 }
 
 function show(prompt: DisplayPayload): ShownPrompt {

@@ -2,7 +2,7 @@ import type { Writable } from "node:stream";
 import { listen } from "../listen.js";
 import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
-import { isPromptCurrent, whenPromptStale } from "./device-view.js";
+import { countdownFromReceipt, isPromptCurrent, whenPromptStale } from "./device-view.js";
 import { qrText } from "./qr.js";
 
 /**
@@ -21,7 +21,8 @@ export class TerminalDisplay {
 
   start(): void {
     this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
-      display: (prompt) => this.renderPrompt(prompt),
+      display: (prompt, secondsLeft) =>
+        this.renderPrompt(prompt && countdownFromReceipt(prompt, secondsLeft)),
       state: (state) => this.line(`state: ${describeState(state)}`),
       event: (event) => this.renderEvent(event),
       availability: (availability) => this.line(`device is ${availability}`),

@@ -1,11 +1,15 @@
 import type { Logger } from "pino";
 import type { AgentControl } from "../control.js";
-import { handleCommand } from "./commands.js";
+import { handleCommand, type CommandResponse } from "./commands.js";
 import type { IncomingMessage, MqttGateway } from "./gateway.js";
 import type { DeviceTopics } from "./topics.js";
 
 /** Longest MQTT 5 response topic honoured; longer ones are answered on the default topic. */
 const MAX_RESPONSE_TOPIC_BYTES = 512;
+
+/** Commands a device takes in one burst, and after that per second (a token bucket; see README "Commands"). */
+export const COMMAND_BURST = 10;
+export const COMMANDS_PER_SECOND = 2;
 
 /**
  * Takes commands from `{base}/request/{command}` and answers each one: on the request's MQTT 5 response
@@ -15,9 +19,16 @@ const MAX_RESPONSE_TOPIC_BYTES = 512;
  * under it. Nothing else: the agent may publish where a requester may not (its own display, state and event
  * topics, the discovery prefix), so answering wherever a request asks would let anyone who can send a command
  * publish through the agent what the broker's ACL forbids them.
+ *
+ * Well-formed commands are rate-limited per device ({@link COMMAND_BURST} at once, then
+ * {@link COMMANDS_PER_SECOND} per second); beyond that, or while the event backlog is near its bound, a command is
+ * answered `busy` unrun. (Malformed requests never reach the agent and cost only their error answer.)
  */
 export class CommandServer {
   private unsubscribe: (() => void) | undefined;
+  private tokens = COMMAND_BURST;
+  private refilledAt = Date.now();
+  private busyLogged = 0;
 
   constructor(
     private readonly gateway: MqttGateway,
@@ -25,7 +36,9 @@ export class CommandServer {
     private readonly agent: AgentControl,
     private readonly log: Logger,
     /** `EDGE_SIGNIN_RESPONSE_TOPIC_PREFIX` (config.ts keeps it clear of every topic the agent owns), if set. */
-    private readonly responsePrefix?: string,
+    private readonly responsePrefix: string | undefined,
+    /** True while the event backlog is near its bound (Reporter.busy). */
+    private readonly backlogged: () => boolean = () => false,
   ) {}
 
   /** Registers the subscription; the gateway sends it once connected and again after every reconnect. */
@@ -40,10 +53,32 @@ export class CommandServer {
     this.unsubscribe = undefined;
   }
 
+  /** Why the request is not run now, or undefined when it may be (and then it uses up one token). */
+  private refusal(): string | undefined {
+    const now = Date.now();
+    this.tokens = Math.min(
+      COMMAND_BURST,
+      this.tokens + ((now - this.refilledAt) / 1000) * COMMANDS_PER_SECOND,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1)
+      return `busy: more than ${COMMAND_BURST} commands at once or ${COMMANDS_PER_SECOND} per second; try again shortly`;
+    if (this.backlogged())
+      return "busy: events are waiting for the broker's acknowledgement; try again once they are delivered";
+    this.tokens -= 1;
+    return undefined;
+  }
+
   private async answer(message: IncomingMessage): Promise<void> {
     const command = message.topic.slice(message.topic.lastIndexOf("/") + 1);
-    const outcome = await handleCommand(command, message.payload, this.agent);
-    if (outcome.malformed !== undefined)
+    const outcome = await handleCommand(command, message.payload, this.agent, () => this.refusal());
+    if (outcome.busy !== undefined) {
+      // One line per second at most: the flood itself must not flood the log.
+      if (Date.now() - this.busyLogged >= 1000) {
+        this.busyLogged = Date.now();
+        this.log.warn({ command }, `command refused: ${outcome.busy}`);
+      }
+    } else if (outcome.malformed !== undefined)
       this.log.warn(
         { command, bytes: message.payload.byteLength, problem: outcome.malformed },
         "bad request",
@@ -55,9 +90,13 @@ export class CommandServer {
         { command, status: outcome.response.status, error: outcome.response.error },
         `command ${command}`,
       );
+    this.reply(message, command, outcome.response);
+  }
+
+  private reply(message: IncomingMessage, command: string, response: CommandResponse): void {
     const target = this.responseTopic(message, command);
     try {
-      this.gateway.publishJson(target, outcome.response, {
+      this.gateway.publishJson(target, response, {
         ...(message.correlationData !== undefined && target === message.responseTopic
           ? { correlationData: message.correlationData }
           : {}),

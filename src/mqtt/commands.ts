@@ -40,6 +40,8 @@ export interface CommandOutcome {
   readonly malformed?: string;
   /** Set when the agent failed in a way the requester is not told about (for the log). */
   readonly failure?: unknown;
+  /** Set when the request was well-formed but not run (rate limit, backlog): why. */
+  readonly busy?: string;
 }
 
 /**
@@ -50,6 +52,8 @@ export async function handleCommand(
   command: string,
   payload: Uint8Array,
   agent: AgentControl,
+  /** Asked once a request is well-formed, before it runs: a reason to answer `busy` instead, or undefined. */
+  admit: () => string | undefined = () => undefined,
 ): Promise<CommandOutcome> {
   const refuse = (error: string, tx?: string | number): CommandOutcome => ({
     response: { status: "error", error, ...(tx !== undefined ? { transaction: tx } : {}) },
@@ -78,6 +82,8 @@ export async function handleCommand(
   if (!parsed.success) return refuse(`invalid request body: ${describe(parsed.error)}`, tx);
   const withTx = (response: CommandResponse): CommandResponse =>
     tx !== undefined ? { ...response, transaction: tx } : response;
+  const busy = admit();
+  if (busy !== undefined) return { response: withTx({ status: "error", error: busy }), busy };
   try {
     const data = await handler.run(agent);
     return { response: withTx({ status: "ok", data: data ?? {} }) };

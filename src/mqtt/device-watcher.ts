@@ -15,6 +15,7 @@ const Display = z.looseObject({
   message: z.string(),
   issuedAt: z.string(),
   expiresAt: z.string(),
+  expiresIn: z.optional(z.number().check(z.positive())),
 });
 const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
 const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
@@ -25,8 +26,13 @@ const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
 export interface DeviceWatcherEvents {
-  /** The prompt to show, or `null` when the display was cleared (or the code expired). */
-  display: [prompt: DisplayPayload | null];
+  /**
+   * The prompt to show, or `null` when the display was cleared (or the code expired). `secondsLeft`: what is left
+   * of the code's life as the broker reports it (MQTT 5 message expiry of the retained message), or the
+   * payload's `expiresIn` for a code received as it was published; undefined when neither says (see
+   * countdownFromReceipt in display/device-view.ts).
+   */
+  display: [prompt: DisplayPayload | null, secondsLeft?: number];
   state: [state: StatePayload];
   availability: [availability: Availability];
   event: [event: WatchedEvent];
@@ -70,7 +76,7 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
     const started = link.start();
     const client = link.mqtt as MqttClient;
     this.client = client;
-    client.on("message", (topic, payload) => this.receive(topic, payload));
+    client.on("message", (topic, payload, packet) => this.receive(topic, payload, packet));
     link.on("up", (up) => this.emit("connection", true, up.protocolVersion));
     client.on("offline", () => this.emit("connection", false));
     let connected = false;
@@ -93,7 +99,11 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
     this.client = undefined;
   }
 
-  private receive(topic: string, payload: Buffer): void {
+  private receive(
+    topic: string,
+    payload: Buffer,
+    packet: { retain?: boolean; properties?: { messageExpiryInterval?: number } } = {},
+  ): void {
     const text = payload.toString("utf8");
     if (topic === this.topics.availability) {
       if (text === "online" || text === "offline") this.emit("availability", text);
@@ -118,8 +128,13 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
       this.emit("invalid", topic, `${issue?.path.join(".") || "payload"}: ${issue?.message ?? "invalid"}`);
       return;
     }
-    if (topic === this.topics.display) this.emit("display", parsed.data as DisplayPayload);
-    else if (topic === this.topics.state) this.emit("state", parsed.data as StatePayload);
+    if (topic === this.topics.display) {
+      const prompt = parsed.data as DisplayPayload;
+      // A retained copy may be old; only MQTT 5's expiry says how old. A live one is as old as its delivery.
+      const secondsLeft =
+        packet.properties?.messageExpiryInterval ?? (packet.retain ? undefined : prompt.expiresIn);
+      this.emit("display", prompt, secondsLeft);
+    } else if (topic === this.topics.state) this.emit("state", parsed.data as StatePayload);
     else this.emit("event", parsed.data as WatchedEvent);
   }
 }

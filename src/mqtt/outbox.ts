@@ -1,21 +1,11 @@
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../crypto/seal.js";
 import { fsyncPath } from "../fsync.js";
+import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
+import { readStateFileSync } from "../storage/state-file.js";
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {
@@ -48,10 +38,6 @@ export interface OutboxOptions {
 
 /** Largest entry read back: far above any event (an ID token and its claims are a few KB), far below memory. */
 export const MAX_ENTRY_BYTES = 256 * 1024;
-/** Create a new file only (never an existing one, never through a symbolic link), owner-only. */
-const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-/** Read a file only if it is one itself, not a symbolic link to something elsewhere. */
-const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
 const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
@@ -84,6 +70,8 @@ export class Outbox {
   private nextSeq = 1;
   private bytes = 0;
   private durable = true;
+  /** The last write found the disk full (said once; the next write tries again). */
+  private diskFull = false;
   private readonly maxBytes: number;
   /** Entries written but not yet forced to disk, and the background flush that forces them. */
   private unsynced = new Set<string>();
@@ -156,8 +144,18 @@ export class Outbox {
     else if (this.durable) {
       try {
         this.write(fileName(seq), text);
+        if (this.diskFull) this.log.info({ dir: this.dir }, "the outbox is written to disk again");
+        this.diskFull = false;
       } catch (error) {
-        this.degrade(error, "cannot write to the outbox");
+        if (!isDiskFull(error)) this.degrade(error, "cannot write to the outbox");
+        else if (!this.diskFull) {
+          // A full disk may pass: the next event tries again. Said once per outage, not once per event.
+          this.diskFull = true;
+          this.log.error(
+            { dir: this.dir, err: error, diskFull: true },
+            "disk full: events are kept in memory only until STATE_DIR has room again; they are lost if the agent stops before the broker has them",
+          );
+        }
       }
     }
     this.entries.push(entry);
@@ -173,6 +171,14 @@ export class Outbox {
 
   get size(): number {
     return this.entries.length;
+  }
+
+  /**
+   * Half full (by count or bytes): what is left is kept for the events the agent raises on its own, and
+   * commands are answered "busy" (Reporter.busy) rather than let them push unacknowledged events out.
+   */
+  get nearlyFull(): boolean {
+    return this.entries.length * 2 >= this.options.maxEvents || this.bytes * 2 >= this.maxBytes;
   }
 
   /** The broker acknowledged the entry (or it can never be delivered): forget it. */
@@ -201,9 +207,10 @@ export class Outbox {
   private read(name: string, seq: number): OutboxEntry | undefined {
     let problem: string;
     try {
-      const text = readEntry(join(this.dir, name));
-      if (text === undefined) problem = `larger than ${MAX_ENTRY_BYTES} bytes`;
+      const read = readStateFileSync(join(this.dir, name), MAX_ENTRY_BYTES);
+      if (read.status !== "ok") problem = read.status === "bad" ? read.problem : "missing";
       else {
+        const text = read.data.toString("utf8");
         const decoded = this.decode(text);
         const parsed = StoredEntry.safeParse(decoded.value);
         if (decoded.problem) problem = decoded.problem;
@@ -245,23 +252,9 @@ export class Outbox {
   }
 
   private write(name: string, text: string): void {
-    const target = join(this.dir, name);
-    const temp = `${target}.tmp`;
-    // O_EXCL | O_NOFOLLOW: a file or link planted at the temp name is removed, never written through.
-    let fd: number;
-    try {
-      fd = openSync(temp, CREATE_EXCLUSIVE, 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      unlinkSync(temp);
-      fd = openSync(temp, CREATE_EXCLUSIVE, 0o600);
-    }
-    try {
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, target);
+    // A temp file of a random name, created exclusively and never through a link (src/storage/atomic-write.ts):
+    // nothing planted in STATE_DIR is written through.
+    writeFileAtomicSync(join(this.dir, name), text, { mode: 0o600 });
     this.unsynced.add(name);
     this.scheduleSync();
   }
@@ -329,19 +322,6 @@ export class Outbox {
       { dir: this.dir, err: error },
       `${what}; events are kept in memory only and are lost if the agent stops before the broker has them`,
     );
-  }
-}
-
-/** An entry's text, read without following a symbolic link; undefined when larger than MAX_ENTRY_BYTES. */
-function readEntry(path: string): string | undefined {
-  const fd = openSync(path, READ_NO_FOLLOW);
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
-    if (stat.size > MAX_ENTRY_BYTES) return undefined;
-    return readFileSync(fd, "utf8");
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -55,6 +55,9 @@ export interface StatePayload {
   readonly reason?: FailureReason;
   readonly message?: string;
   readonly retryAt?: string;
+  readonly nextCodeAt?: string;
+  readonly clockSkewSeconds?: number;
+  readonly storage?: "full";
 }
 
 export interface DisplayPayload {
@@ -64,7 +67,10 @@ export interface DisplayPayload {
   readonly verificationUriComplete?: string;
   readonly message: string;
   readonly issuedAt: string;
+  /** On the agent's clock, which may be wrong: displays count down from `expiresIn` (or the MQTT 5 expiry) instead. */
   readonly expiresAt: string;
+  /** The code's lifetime in seconds from `issuedAt`, as the provider gave it. */
+  readonly expiresIn?: number;
 }
 
 /** Fields every event carries; subscribers de-duplicate on `id`. */
@@ -88,6 +94,7 @@ export interface EventPayloads {
     account: AccountSummary;
     verified: true;
     idToken?: string;
+    idTokenReused?: true;
   };
   code_expired: { userCode: string; expiredAt: string; nextCodeAt: string };
   sign_in_failed: { reason: FailureReason; message: string; retryAt: string };

@@ -1,9 +1,12 @@
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { closeSync, constants, ftruncateSync, openSync, writeSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, AgentState } from "../events.js";
 import { subscribe, type Reporter } from "./reporter.js";
+import { processStartTime } from "../storage/process-identity.js";
+import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
 
 /** The file `edge-signin health` reads, inside `STATE_DIR` (the one writable place in the container). */
 export const HEALTH_FILE_NAME = "health.json";
@@ -11,6 +14,11 @@ export const HEALTH_FILE_NAME = "health.json";
 /** What the agent says about itself, rewritten on every change and on every heartbeat. */
 export interface HealthFile {
   readonly pid: number;
+  /**
+   * When the process `pid` started (Linux: /proc/{pid}/stat field 22, clock ticks since boot), so `health` can
+   * tell the agent from an unrelated process that got its pid after it died. Absent where /proc is not.
+   */
+  readonly pidStart?: string;
   readonly state: AgentState;
   /** When `state` began (ISO 8601). */
   readonly since: string;
@@ -24,6 +32,12 @@ export interface HealthFile {
   readonly protocolVersion?: 4 | 5;
   /** Why the agent stopped connecting to its broker for good (a client-id conflict): unhealthy, with this reason. */
   readonly problem?: string;
+  /** Between codes: when the next one comes (see StateChange.nextCodeAt). */
+  readonly nextCodeAt?: string;
+  /** See StateChange.clockSkewSeconds. */
+  readonly clockSkewSeconds?: number;
+  /** See StateChange.storage. */
+  readonly storage?: "full";
 }
 
 /**
@@ -47,8 +61,10 @@ export class HealthReporter implements Reporter {
   ) {
     this.path = join(stateDir, HEALTH_FILE_NAME);
     const now = new Date().toISOString();
+    const pidStart = processStartTime(process.pid);
     this.status = {
       pid: process.pid,
+      ...(pidStart !== undefined ? { pidStart } : {}),
       state: "starting",
       since: now,
       broker: "disconnected",
@@ -64,7 +80,22 @@ export class HealthReporter implements Reporter {
       subscribe(
         events,
         "state",
-        (change) => this.update({ state: change.state, since: change.since }),
+        (change) => {
+          // Only what the change says: a field it leaves out (nextCodeAt...) no longer holds.
+          const rest = { ...this.status };
+          delete rest.nextCodeAt;
+          delete rest.clockSkewSeconds;
+          delete rest.storage;
+          this.status = {
+            ...rest,
+            state: change.state,
+            since: change.since,
+            ...(change.nextCodeAt !== undefined ? { nextCodeAt: change.nextCodeAt } : {}),
+            ...(change.clockSkewSeconds !== undefined ? { clockSkewSeconds: change.clockSkewSeconds } : {}),
+            ...(change.storage !== undefined ? { storage: change.storage } : {}),
+          };
+          this.write();
+        },
         onError,
       ),
       subscribe(
@@ -102,20 +133,41 @@ export class HealthReporter implements Reporter {
     this.write();
   }
 
-  /** Serialised, so an older status can never overwrite a newer one. */
+  /**
+   * Serialised, so an older status can never overwrite a newer one. The health file is optional: it yields to
+   * the token cache and the outbox (writeFileAtomicSync's reserve). When that leaves no room for a new copy, the
+   * existing file is overwritten in place (its blocks are already allocated), so a nearly full disk still has a
+   * heartbeat instead of a health check that calls the agent stuck.
+   */
   private write(): void {
-    const body: HealthFile = { ...this.status, heartbeatAt: new Date().toISOString() };
-    const temporary = `${this.path}.${process.pid}.tmp`;
-    this.writes = this.writes
-      .then(async () => {
-        await writeFile(temporary, `${JSON.stringify(body)}\n`, { mode: 0o600 });
-        await rename(temporary, this.path);
+    const text = `${JSON.stringify({ ...this.status, heartbeatAt: new Date().toISOString() } satisfies HealthFile)}\n`;
+    this.writes = this.writes.then(() => {
+      try {
+        try {
+          writeFileAtomicSync(this.path, text, { optional: true, mode: 0o600 });
+        } catch (error) {
+          if (!isDiskFull(error)) throw error;
+          overwriteInPlace(this.path, text);
+        }
         this.warned = false;
-      })
-      .catch((error: unknown) => {
+      } catch (error) {
         // Once per outage: a full or read-only disk must not flood the log every heartbeat.
         if (!this.warned) this.log.warn({ err: error, path: this.path }, "cannot write the health file");
         this.warned = true;
-      });
+      }
+    });
+  }
+}
+
+/** Rewrites an existing file's contents without a temp file (no new blocks needed for a small file). */
+function overwriteInPlace(path: string, text: string): void {
+  // Never through a link planted at the health file's name.
+  const fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+  try {
+    const bytes = Buffer.from(text, "utf8");
+    writeSync(fd, bytes, 0, bytes.length, 0);
+    ftruncateSync(fd, bytes.length);
+  } finally {
+    closeSync(fd);
   }
 }

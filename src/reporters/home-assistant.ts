@@ -1,4 +1,6 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
+import { writeFileAtomicSync } from "../storage/atomic-write.js";
+import { readStateFileSync } from "../storage/state-file.js";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
@@ -69,7 +71,9 @@ export class HomeAssistantReporter implements Reporter {
 
   private previouslyPublished(): string[] {
     try {
-      const topics: unknown = JSON.parse(readFileSync(this.published, "utf8"));
+      const read = readStateFileSync(this.published, 256 * 1024);
+      if (read.status !== "ok") return [];
+      const topics: unknown = JSON.parse(read.data.toString("utf8"));
       if (!Array.isArray(topics)) return [];
       // The note is a file in STATE_DIR: whatever it lists, only this device's own config topics are cleared,
       // never a wildcard (which would crash the publish) or another device's or integration's retained topic.
@@ -90,7 +94,7 @@ export class HomeAssistantReporter implements Reporter {
   private remember(topics: string[]): void {
     try {
       if (topics.length === 0) rmSync(this.published, { force: true });
-      else writeFileSync(this.published, JSON.stringify(topics), { mode: 0o600 });
+      else writeFileAtomicSync(this.published, JSON.stringify(topics), { mode: 0o600 });
     } catch (error) {
       this.log.warn(
         { err: error },

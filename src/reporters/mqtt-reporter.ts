@@ -52,6 +52,10 @@ export class MqttReporter implements Reporter {
     await this.gateway.start();
   }
 
+  busy(): boolean {
+    return this.outbox.nearlyFull;
+  }
+
   async stop(): Promise<void> {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
@@ -93,6 +97,7 @@ export class MqttReporter implements Reporter {
       message: prompt.message,
       issuedAt: prompt.issuedAt,
       expiresAt: prompt.expiresAt,
+      expiresIn: prompt.expiresIn,
     };
     this.gateway.publishJson(this.topics.display, payload, {
       retain: true,

@@ -10,6 +10,11 @@ export interface Reporter {
   readonly name: string;
   start(events: EventEmitter<AgentEvents>): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * True while the reporter's backlog of undelivered events is near its bound: commands (which may raise
+   * events) are then answered "busy", so a flood of them never pushes out an event nobody has received yet.
+   */
+  busy?(): boolean;
 }
 
 type Listener<K extends keyof AgentEvents> = (...args: AgentEvents[K]) => void;

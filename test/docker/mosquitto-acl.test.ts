@@ -204,7 +204,9 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "5",
     });
     try {
-      await expect.poll(() => agent.stdout(), { timeout: 30_000 }).toContain('"msg":"connected to broker with MQTT');
+      await expect
+        .poll(() => agent.stdout(), { timeout: 30_000 })
+        .toContain('"msg":"connected to broker with MQTT');
       // The least privileged user, again and again, with every client id the agent could be known by.
       const display = await broker.credentials("display");
       for (const clientId of [

@@ -62,6 +62,8 @@ describe.each(DIALECTS)("agent against Mosquitto and $provider", ({ dialect, int
       ...shows(display),
       issuedAt: expect.stringMatching(ISO),
       expiresAt: expect.stringMatching(ISO),
+      // The provider's lifetime for the code (the dev provider's default), beside the device-clock expiresAt.
+      expiresIn: 600,
     });
     expect(await prompted).toMatchObject({ userCode: display.userCode, ...shows(display), intervalSeconds });
     const awaiting = await probe.next(topics.state, (m) => m.json<StatePayload>().state === "awaiting_user");

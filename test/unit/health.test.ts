@@ -4,7 +4,7 @@ import type { HealthFile } from "../../src/reporters/health-reporter.js";
 
 const NOW = Date.parse("2026-11-25T12:00:00.000Z");
 const PATH = "/var/lib/edge-signin/health.json";
-const alive = () => true;
+const alive = () => "agent" as const;
 
 function file(overrides: Partial<HealthFile> = {}): string {
   const health: HealthFile = {
@@ -46,7 +46,7 @@ describe("judgeHealth", () => {
   });
 
   it("is unhealthy when the process that wrote the file is gone", () => {
-    expect(judgeHealth(file(), PATH, NOW, (pid) => pid !== 4242)).toStrictEqual({
+    expect(judgeHealth(file(), PATH, NOW, (pid) => (pid !== 4242 ? "agent" : "gone"))).toStrictEqual({
       healthy: false,
       reason: "unhealthy: the agent (pid 4242) is gone; last heartbeat 5 s ago",
     });

@@ -1,0 +1,24 @@
+import { readFileSync } from "node:fs";
+
+/**
+ * When process `pid` started, as Linux records it (field 22 of /proc/{pid}/stat, clock ticks since boot): with
+ * the pid, it names one process for good, where a pid alone is reused after the process dies. Undefined when the
+ * process does not exist or /proc is not there.
+ */
+export function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces or ")"; the fields after the last ")" are plain.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Field 3 (state) is fields[0], so field 22 (starttime) is fields[19].
+  return fields[19];
+}
+
+/** True when /proc can be read here (Linux): then a pid's start time can be checked. */
+export function hasProcfs(): boolean {
+  return processStartTime(process.pid) !== undefined;
+}
