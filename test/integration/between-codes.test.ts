@@ -37,7 +37,7 @@ describe("an honest state between codes (shipped bundle)", () => {
     const health = await runCli(["health"], { EDGE_SIGNIN_STATE_DIR: env["EDGE_SIGNIN_STATE_DIR"] ?? "" });
     expect(health.code).toBe(0);
     expect(health.stdout).toMatch(
-      /^healthy: state signed_out since \S+, broker connected, heartbeat \d+ s ago/,
+      /^healthy: state signed_out since \S+, broker connected \(MQTT 5\), heartbeat \d+ s ago/,
     );
     expect(health.stdout).toContain(`; waiting, next code at ${second.nextCodeAt}`);
   });
