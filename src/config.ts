@@ -300,6 +300,24 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "`display --web`: TCP port of the web display (`0` picks a free one).",
   },
   {
+    name: "DISPLAY_ALLOWED_HOSTS",
+    default: "",
+    description:
+      "`display --web`: host names the web display answers to, space or comma separated, besides `localhost`, IP addresses, this machine's name and `DISPLAY_HOST`; any other `Host` gets 403 (DNS rebinding). `*` allows any.",
+  },
+  {
+    name: "DISPLAY_SIGNED_IN_SECONDS",
+    default: "10",
+    description:
+      'Displays: how long the signed-in person\'s name stays on the web display before it turns to a neutral "signed in" screen (`0`: never shown).',
+  },
+  {
+    name: "DISPLAY_SHOW_USERNAME",
+    default: "false",
+    description:
+      "Displays: `true` also shows the username (usually the email address) of who signed in, and the terminal display prints the ID-token claims.",
+  },
+  {
     name: "OUTBOX_MAX_EVENTS",
     default: "1000",
     description:
@@ -344,6 +362,20 @@ const claimNames = z
   );
 
 /** A whole number from 1 to a million: how many events a queue keeps. */
+/** Host names (or `*`), space or comma separated, as in a `Host` header without the port. */
+const hostList = z
+  .pipe(
+    z.string(),
+    z.transform((v) => v.split(/[\s,]+/).filter(Boolean)),
+  )
+  .check(
+    z.refine(
+      (names) =>
+        names.every((name) => name === "*" || /^[a-z0-9.-]+$/i.test(name) || /^\[[0-9a-f:.]+\]$/i.test(name)),
+      "expected host names (letters, digits, '.', '-') or *, space or comma separated",
+    ),
+  );
+
 const positiveCount = z.coerce
   .number()
   .check(z.int("expected a whole number"), z.gte(1, "expected at least 1"), z.lte(1_000_000));
@@ -478,6 +510,12 @@ export interface DisplayConfig {
   /** TCP port of the web display; 0 picks a free one. */
   readonly port: number;
   readonly logLevel: LogLevel;
+  /** Host names (lower case) the web server answers to besides loopback names, IPs and its own; `*`: any. */
+  readonly allowedHosts: readonly string[];
+  /** How long the signed-in name stays on screen, in ms. */
+  readonly signedInNameMs: number;
+  /** Show the username (usually the email address) of who signed in. */
+  readonly showUsername: boolean;
 }
 
 /**
@@ -518,6 +556,9 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
           ),
       ) ?? 8080,
     logLevel: readLogLevel(read),
+    allowedHosts: (read.optional("DISPLAY_ALLOWED_HOSTS", hostList) ?? []).map((h) => h.toLowerCase()),
+    signedInNameMs: (read.optional("DISPLAY_SIGNED_IN_SECONDS", seconds(0, 86400)) ?? 10) * 1000,
+    showUsername: read.optional("DISPLAY_SHOW_USERNAME", bool) ?? false,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -36,12 +36,21 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
         connected ? "broker connected" : "broker not reachable; retrying",
       ),
     );
-    const view = new DeviceView(id, watcher);
+    const view = new DeviceView(id, watcher, {
+      signedInNameMs: config.signedInNameMs,
+      showUsername: config.showUsername,
+    });
     view.start();
     views.set(id, view);
     watchers.push(watcher);
   }
-  const server = new WebDisplayServer({ host: config.host, port: config.port, views, logger });
+  const server = new WebDisplayServer({
+    host: config.host,
+    port: config.port,
+    views,
+    logger,
+    allowedHosts: config.allowedHosts,
+  });
   const stop = async () => {
     await server.stop();
     for (const view of views.values()) view.stop();

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { listen } from "../listen.js";
+import { AllowedHosts } from "./allowed-hosts.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
 import { CLIENT_JS } from "./web/client.js";
 import { devicePage, indexPage, notFoundPage } from "./web/pages.js";
@@ -18,6 +19,15 @@ export interface WebDisplayOptions {
   readonly heartbeatMs?: number;
   /** How long a page waits before reconnecting a lost event stream (the SSE `retry:` field). Default 2 s. */
   readonly reconnectMs?: number;
+  /** Host names answered besides IPs, loopback and this machine's (see {@link AllowedHosts}); `*`: any. */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * Most bytes waiting to be sent to one page. A page that does not read (a hung TV, a client that opens the
+   * stream and never reads) is dropped beyond it; a live page catches up on its next connect. Default 1 MiB.
+   */
+  readonly maxBufferedBytes?: number;
+  /** Most open event streams, all devices together; beyond it a new one gets 503. Default 256. */
+  readonly maxStreams?: number;
 }
 
 /**
@@ -44,9 +54,17 @@ export class WebDisplayServer {
   private readonly unsubscribes: Array<() => void> = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  private readonly allowedHosts: AllowedHosts;
+  private readonly maxBufferedBytes: number;
+  private readonly maxStreams: number;
+  private dropped = 0;
+  private readonly refusedHosts = new Set<string>();
 
   constructor(private readonly options: WebDisplayOptions) {
     this.log = options.logger.child({ module: "web-display" });
+    this.allowedHosts = new AllowedHosts(options.allowedHosts ?? [], options.host);
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+    this.maxStreams = options.maxStreams ?? 256;
     this.server = createServer((req, res) => this.handle(req, res));
   }
 
@@ -63,7 +81,9 @@ export class WebDisplayServer {
       const streams = new Set<ServerResponse>();
       this.streams.set(deviceId, streams);
       const push = (snapshot: DeviceSnapshot) => {
-        for (const res of streams) sendSnapshot(res, snapshot);
+        // Serialised once for every page: each stream queues the same buffer, not a copy of its own.
+        const frame = snapshotFrame(snapshot);
+        for (const res of streams) this.send(res, frame, streams);
       };
       this.unsubscribes.push(listen<DeviceViewEvents>(view, { change: push }));
     }
@@ -86,7 +106,8 @@ export class WebDisplayServer {
     });
     // Proxies and NAT boxes drop connections that stay silent; a comment line keeps the stream alive.
     this.heartbeat = setInterval(() => {
-      for (const streams of this.streams.values()) for (const res of streams) res.write(": keep-alive\n\n");
+      for (const streams of this.streams.values())
+        for (const res of streams) this.send(res, KEEP_ALIVE, streams);
     }, this.options.heartbeatMs ?? 15_000);
     this.log.info({ url: this.url, devices: [...this.options.views.keys()] }, "web display listening");
   }
@@ -103,6 +124,19 @@ export class WebDisplayServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.allowedHosts.allows(req.headers.host)) {
+      // Once per name (for the first 64), so a scanner cannot fill the log.
+      const host = req.headers.host?.slice(0, 256) ?? "";
+      if (this.refusedHosts.size < 64 && !this.refusedHosts.has(host)) {
+        this.refusedHosts.add(host);
+        this.log.warn(
+          { host },
+          "refused a request for a host name the web display does not answer to (add it to EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS if it is yours)",
+        );
+      }
+      send(res, 403, "text/plain; charset=utf-8", "This display does not answer to this host name.\n");
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res
         .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" })
@@ -137,6 +171,11 @@ export class WebDisplayServer {
   private openStream(req: IncomingMessage, res: ServerResponse, deviceId: string, view: DeviceView): void {
     const streams = this.streams.get(deviceId);
     if (!streams) return void res.writeHead(503).end();
+    if (this.openStreams() >= this.maxStreams) {
+      this.log.warn({ deviceId, streams: this.maxStreams }, "refused a page: too many open pages");
+      res.writeHead(503, { "retry-after": "10" }).end();
+      return;
+    }
     req.socket.setNoDelay(true);
     req.socket.setTimeout(0);
     res.writeHead(200, {
@@ -149,9 +188,30 @@ export class WebDisplayServer {
     });
     // The snapshot right away: a page opened late, or back after a restart, is right without waiting for news.
     res.write(`retry: ${this.options.reconnectMs ?? 2_000}\n\n`);
-    sendSnapshot(res, view.snapshot());
+    res.write(snapshotFrame(view.snapshot()));
     streams.add(res);
     res.once("close", () => streams.delete(res));
+  }
+
+  /** Queues a frame for one page, or drops the page when it has not read what it was already sent. */
+  private send(res: ServerResponse, frame: Buffer, streams: Set<ServerResponse>): void {
+    if (res.writableLength + frame.length <= this.maxBufferedBytes) {
+      res.write(frame);
+      return;
+    }
+    streams.delete(res);
+    res.destroy();
+    this.dropped += 1;
+    this.log.warn(
+      { buffered: res.writableLength, limit: this.maxBufferedBytes, dropped: this.dropped },
+      "dropped a page that does not read its updates",
+    );
+  }
+
+  private openStreams(): number {
+    let open = 0;
+    for (const streams of this.streams.values()) open += streams.size;
+    return open;
   }
 
   private health(): { devices: Record<string, { brokerConnected: boolean; pages: number }> } {
@@ -166,8 +226,10 @@ export class WebDisplayServer {
   }
 }
 
-function sendSnapshot(res: ServerResponse, snapshot: DeviceSnapshot): void {
-  res.write(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
+
+function snapshotFrame(snapshot: DeviceSnapshot): Buffer {
+  return Buffer.from(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {

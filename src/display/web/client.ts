@@ -66,8 +66,15 @@ export const CLIENT_JS = String.raw`"use strict";
     if (lastQr !== prompt.qrSvg) {
       lastQr = prompt.qrSvg;
       var img = el("qr");
-      img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(prompt.qrSvg);
-      img.alt = "QR code that opens " + prompt.qrUrl;
+      // No QR code when the address may not be one (not https, or too long): the address above is the way.
+      el("qr-figure").hidden = !prompt.qrSvg;
+      if (prompt.qrSvg) {
+        img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(prompt.qrSvg);
+        img.alt = "QR code that opens " + prompt.qrUrl;
+      } else {
+        img.removeAttribute("src");
+        img.alt = "";
+      }
     }
   }
 
@@ -90,7 +97,10 @@ export const CLIENT_JS = String.raw`"use strict";
     }
     if (prompt && remaining(prompt.expiresAt) > 0) return showCode(prompt);
     if (state && state.state === "signed_in") {
-      var account = state.account || {};
+      // The server sends the name only for a short while after the sign-in (and the username only when
+      // configured); then this is a neutral screen that says nothing about who.
+      var account = state.account;
+      if (!account) return showMessage("signed-in-neutral", "Signed in", "");
       var name = account.name || account.username || "someone";
       return showMessage("signed-in", "Signed in as " + name, account.username && account.username !== name ? account.username : "");
     }

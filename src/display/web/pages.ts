@@ -43,7 +43,7 @@ export function devicePage(deviceId: string): string {
       <p id="code" class="code" aria-live="assertive" aria-atomic="true"></p>
       <p class="expiry" aria-live="off"><span id="countdown-label">Code expires in</span> <span id="countdown"></span></p>
     </div>
-    <figure class="qr">
+    <figure id="qr-figure" class="qr">
       <img id="qr" alt="">
       <figcaption>or scan to open the page</figcaption>
     </figure>
