@@ -43,7 +43,10 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
   }
   const watcher = new DeviceWatcher(config.mqtt, deviceTopics(config.topicPrefix, deviceId));
   // The display owns stdout and says itself when a message is malformed; logs would only clutter the screen.
-  const display = new TerminalDisplay(watcher, process.stdout, { showUsername: config.showUsername });
+  const display = new TerminalDisplay(watcher, process.stdout, {
+    showUsername: config.showUsername,
+    neverHeardAfterMs: config.neverHeardAfterMs,
+  });
   display.start();
   try {
     await Promise.race([watcher.start(), signalled]);

@@ -53,6 +53,11 @@ export interface DeviceSnapshot {
   readonly availability: Availability | "unknown";
   readonly state: ShownState | null;
   readonly prompt: ShownPrompt | null;
+  /**
+   * Between codes: why there is none (`expired` from a `code_expired` event, or a `sign_in_failed` reason) and
+   * when the agent asks for the next (`nextCodeAt`, `retryAt`). `null` once a code or a new state arrives.
+   */
+  readonly pause: { readonly reason: string; readonly until: string } | null;
   /** The display server's clock, so a page on a TV with a wrong clock still counts down correctly. */
   readonly serverTime: string;
 }
@@ -70,6 +75,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private availability: Availability | "unknown" = "unknown";
   private state: ShownState | null = null;
   private prompt: ShownPrompt | null = null;
+  private pause: DeviceSnapshot["pause"] = null;
   private unsubscribe: () => void = () => undefined;
   private hideName: NodeJS.Timeout | undefined;
 
@@ -86,10 +92,23 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
     this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
       display: (prompt) => {
         this.prompt = prompt && show(prompt);
+        if (prompt) this.pause = null;
         this.changed();
       },
       state: (state) => {
         this.state = this.withoutPrivateData(showState(state));
+        if (state.state === "signed_in" || state.state === "error") this.pause = null;
+        this.changed();
+      },
+      event: (event) => {
+        const until = event.type === "code_expired" ? event["nextCodeAt"] : event["retryAt"];
+        if (event.type !== "code_expired" && event.type !== "sign_in_failed") return;
+        if (typeof until !== "string" || Number.isNaN(Date.parse(until))) return;
+        const reason = event.type === "code_expired" ? "expired" : event["reason"];
+        this.pause = {
+          reason: boundedText(typeof reason === "string" ? reason : "server", MAX_FIELD_CHARS),
+          until: new Date(Date.parse(until)).toISOString(),
+        };
         this.changed();
       },
       availability: (availability) => {
@@ -115,6 +134,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       availability: this.availability,
       state: this.state,
       prompt: this.prompt,
+      pause: this.pause,
       serverTime: new Date().toISOString(),
     };
   }

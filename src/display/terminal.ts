@@ -18,6 +18,8 @@ export interface TerminalDisplayOptions {
    * default: the terminal may be on a shared screen, and the claims hold personal data.
    */
   readonly showUsername?: boolean;
+  /** After this long (ms) without a message from the device, print what to check. Default 30 s. */
+  readonly neverHeardAfterMs?: number;
 }
 
 /**
@@ -27,6 +29,8 @@ export interface TerminalDisplayOptions {
 export class TerminalDisplay {
   private unsubscribe: () => void = () => undefined;
   private showing = false;
+  private heard = false;
+  private neverHeard: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly watcher: DeviceWatcher,
@@ -35,19 +39,31 @@ export class TerminalDisplay {
   ) {}
 
   start(): void {
+    const heard = () => (this.heard = true);
     this.unsubscribe = listen<DeviceWatcherEvents>(this.watcher, {
-      display: (prompt) => this.renderPrompt(prompt),
-      state: (state) => this.line(`state: ${describeState(state, this.options.showUsername === true)}`),
-      event: (event) => this.renderEvent(event),
-      availability: (availability) => this.line(`device is ${availability}`),
+      display: (prompt) => (heard(), this.renderPrompt(prompt)),
+      state: (state) => (
+        heard(),
+        this.line(`state: ${describeState(state, this.options.showUsername === true)}`)
+      ),
+      event: (event) => (heard(), this.renderEvent(event)),
+      availability: (availability) => (heard(), this.line(`device is ${availability}`)),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
       connection: (connected) =>
         this.line(connected ? "connected to the broker" : "broker not reachable; retrying…"),
     });
+    this.neverHeard = setTimeout(() => {
+      if (this.heard) return;
+      this.line(
+        "no word from this device yet: check the device id, that its agent runs, and that the agent and this display use the same broker and topic prefix (and that the broker's ACL lets this display read the topics)",
+      );
+    }, this.options.neverHeardAfterMs ?? 30_000);
+    this.neverHeard.unref();
   }
 
   stop(): void {
     this.unsubscribe();
+    clearTimeout(this.neverHeard);
   }
 
   private renderPrompt(prompt: DisplayPayload | null): void {

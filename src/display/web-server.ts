@@ -4,9 +4,12 @@ import type { Logger } from "pino";
 import { listen } from "../listen.js";
 import { AllowedHosts } from "./allowed-hosts.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
+import type { Locale } from "./i18n/catalogue.js";
+import { chooseLocale } from "./i18n/translate.js";
+import { screenFor, type ScreenContext } from "./screen.js";
 import { CLIENT_JS } from "./web/client.js";
 import { devicePage, indexPage, notFoundPage } from "./web/pages.js";
-import { STYLE_CSS } from "./web/style.js";
+import { STYLE_CSS, themeCss, type Theme } from "./web/style.js";
 
 export interface WebDisplayOptions {
   readonly host: string;
@@ -28,6 +31,23 @@ export interface WebDisplayOptions {
   readonly maxBufferedBytes?: number;
   /** Most open event streams, all devices together; beyond it a new one gets 503. Default 256. */
   readonly maxStreams?: number;
+  /** Language, brand and wording; defaults: the browser's language, the device id as the product. */
+  readonly presentation?: Presentation;
+}
+
+/** How the pages look and speak. */
+export interface Presentation {
+  /** A BCP 47 tag, or `auto` for each browser's `Accept-Language` (a page's `?lang=` wins over both). */
+  readonly language?: string;
+  /** The product people sign in to, in the headline; default: the device id. */
+  readonly productName?: string;
+  /** Shown instead of the verification URI's text (the QR code still holds the full one). */
+  readonly shortUrl?: string;
+  /** How long without a word from a device before its screen says what to check, in ms. Default 30 s. */
+  readonly neverHeardAfterMs?: number;
+  readonly theme?: Theme;
+  /** The logo in the header: its bytes and media type (SVG, PNG or WebP). */
+  readonly logo?: { readonly type: string; readonly body: Buffer };
 }
 
 /**
@@ -50,7 +70,9 @@ const DEVICE_PATH = /^\/devices\/([^/]+)(\/events)?$/;
  */
 export class WebDisplayServer {
   private readonly server: Server;
-  private readonly streams = new Map<string, Set<ServerResponse>>();
+  /** Each device's open event streams, with the language each page speaks. */
+  private readonly streams = new Map<string, Map<ServerResponse, Locale>>();
+  private readonly startedAt = Date.now();
   private readonly unsubscribes: Array<() => void> = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -78,12 +100,16 @@ export class WebDisplayServer {
 
   async start(): Promise<void> {
     for (const [deviceId, view] of this.options.views) {
-      const streams = new Set<ServerResponse>();
+      const streams = new Map<ServerResponse, Locale>();
       this.streams.set(deviceId, streams);
       const push = (snapshot: DeviceSnapshot) => {
-        // Serialised once for every page: each stream queues the same buffer, not a copy of its own.
-        const frame = snapshotFrame(snapshot);
-        for (const res of streams) this.send(res, frame, streams);
+        // Serialised once per language for every page: each stream queues the same buffer, not a copy.
+        const frames = new Map<Locale, Buffer>();
+        for (const [res, locale] of streams) {
+          let frame = frames.get(locale);
+          if (!frame) frames.set(locale, (frame = this.frame(snapshot, locale)));
+          this.send(res, frame, streams);
+        }
       };
       this.unsubscribes.push(listen<DeviceViewEvents>(view, { change: push }));
     }
@@ -107,7 +133,7 @@ export class WebDisplayServer {
     // Proxies and NAT boxes drop connections that stay silent; a comment line keeps the stream alive.
     this.heartbeat = setInterval(() => {
       for (const streams of this.streams.values())
-        for (const res of streams) this.send(res, KEEP_ALIVE, streams);
+        for (const res of streams.keys()) this.send(res, KEEP_ALIVE, streams);
     }, this.options.heartbeatMs ?? 15_000);
     this.log.info({ url: this.url, devices: [...this.options.views.keys()] }, "web display listening");
   }
@@ -115,7 +141,7 @@ export class WebDisplayServer {
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    for (const streams of this.streams.values()) for (const res of streams) res.end();
+    for (const streams of this.streams.values()) for (const res of streams.keys()) res.end();
     this.streams.clear();
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -143,7 +169,7 @@ export class WebDisplayServer {
         .end("GET only\n");
       return;
     }
-    const path = new URL(req.url ?? "/", "http://display").pathname;
+    const { pathname: path, searchParams: query } = new URL(req.url ?? "/", "http://display");
     const ids = [...this.options.views.keys()];
     if (path === "/") {
       // One device: straight to its page, so a kiosk can simply point at the server.
@@ -153,6 +179,9 @@ export class WebDisplayServer {
       return;
     }
     if (path === "/assets/display.css") return send(res, 200, "text/css; charset=utf-8", STYLE_CSS);
+    if (path === "/assets/theme.css") return send(res, 200, "text/css; charset=utf-8", this.themeCss);
+    const logo = this.options.presentation?.logo;
+    if (path === "/assets/logo" && logo) return send(res, 200, logo.type, logo.body);
     if (path === "/assets/display.js") return send(res, 200, "text/javascript; charset=utf-8", CLIENT_JS);
     // Browsers ask for it on their own; an empty answer keeps a 404 out of the kiosk's console.
     if (path === "/favicon.ico") return void res.writeHead(204, { "cache-control": "max-age=86400" }).end();
@@ -164,11 +193,27 @@ export class WebDisplayServer {
       send(res, 404, "text/html; charset=utf-8", notFoundPage(ids));
       return;
     }
-    if (match?.[2]) this.openStream(req, res, deviceId, view);
-    else send(res, 200, "text/html; charset=utf-8", devicePage(deviceId));
+    const locale = chooseLocale(
+      query.get("lang") ?? this.options.presentation?.language,
+      req.headers["accept-language"],
+    );
+    if (match?.[2]) this.openStream(req, res, deviceId, view, locale);
+    else
+      send(
+        res,
+        200,
+        "text/html; charset=utf-8",
+        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product(deviceId) }),
+      );
   }
 
-  private openStream(req: IncomingMessage, res: ServerResponse, deviceId: string, view: DeviceView): void {
+  private openStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    deviceId: string,
+    view: DeviceView,
+    locale: Locale,
+  ): void {
     const streams = this.streams.get(deviceId);
     if (!streams) return void res.writeHead(503).end();
     if (this.openStreams() >= this.maxStreams) {
@@ -188,13 +233,13 @@ export class WebDisplayServer {
     });
     // The snapshot right away: a page opened late, or back after a restart, is right without waiting for news.
     res.write(`retry: ${this.options.reconnectMs ?? 2_000}\n\n`);
-    res.write(snapshotFrame(view.snapshot()));
-    streams.add(res);
+    res.write(this.frame(view.snapshot(), locale));
+    streams.set(res, locale);
     res.once("close", () => streams.delete(res));
   }
 
   /** Queues a frame for one page, or drops the page when it has not read what it was already sent. */
-  private send(res: ServerResponse, frame: Buffer, streams: Set<ServerResponse>): void {
+  private send(res: ServerResponse, frame: Buffer, streams: Map<ServerResponse, Locale>): void {
     if (res.writableLength + frame.length <= this.maxBufferedBytes) {
       res.write(frame);
       return;
@@ -206,6 +251,27 @@ export class WebDisplayServer {
       { buffered: res.writableLength, limit: this.maxBufferedBytes, dropped: this.dropped },
       "dropped a page that does not read its updates",
     );
+  }
+
+  /** One SSE frame: the snapshot and the screen it makes, in the page's language. */
+  private frame(snapshot: DeviceSnapshot, locale: Locale): Buffer {
+    const context: ScreenContext = {
+      locale,
+      product: this.product(snapshot.deviceId),
+      shortUrl: this.options.presentation?.shortUrl,
+      watchingSince: this.startedAt,
+      neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? 30_000,
+    };
+    const screen = screenFor(snapshot, context);
+    return Buffer.from(`event: snapshot\ndata: ${JSON.stringify({ ...snapshot, screen })}\n\n`);
+  }
+
+  private product(deviceId: string): string {
+    return this.options.presentation?.productName ?? deviceId;
+  }
+
+  private get themeCss(): string {
+    return themeCss(this.options.presentation?.theme);
   }
 
   private openStreams(): number {
@@ -228,11 +294,7 @@ export class WebDisplayServer {
 
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
 
-function snapshotFrame(snapshot: DeviceSnapshot): Buffer {
-  return Buffer.from(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
-}
-
-function send(res: ServerResponse, status: number, type: string, body: string): void {
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
   res
     .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
     .end(res.req.method === "HEAD" ? undefined : body);
