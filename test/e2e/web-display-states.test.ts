@@ -12,7 +12,7 @@ import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium } from "../helpers/browser.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
-import { LONG_URI, scenes, USER_CODE, type Scene } from "../helpers/display-scenes.js";
+import { LONG_URI, scenes, type Scene } from "../helpers/display-scenes.js";
 import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
@@ -211,7 +211,7 @@ describe("every screen of the web display, at every size, in four languages (shi
     }
   }
 
-  it("says what to check for a device it never hears from, on screen and once in its log", async () => {
+  it("says what to check for a device it never hears from, once in its log (the screen: above)", () => {
     const log = display
       .stdout()
       .trim()
@@ -235,7 +235,6 @@ describe("every screen of the web display, at every size, in four languages (shi
             `^Sign-in code GTK 8ZJ 2LA\\. Open ${LONG_URI.replace("https://", "").replace(/[./]/g, "\\$&")}\\. The code expires in \\d+ minutes\\.$`,
           ),
         );
-      expect(USER_CODE).toBe("GTK8ZJ2LA");
     } finally {
       await context.close();
     }
