@@ -47,6 +47,7 @@ const FACTORIES: readonly ReporterFactory[] = [
       config.homeAssistant,
       log.child({ module: "home-assistant" }),
       join(config.stateDir, "home-assistant-discovery.json"),
+      topics,
     ),
   (config, { log, gateway, topics }) =>
     new MqttReporter(
