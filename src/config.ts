@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import * as z from "zod/mini";
 import "./zod-messages.js";
 import { decodeCacheKey } from "./auth/cache-crypto.js";
+import { LOCALES } from "./i18n/catalogue.js";
 import { DEFAULT_STATE_DIR } from "./state-dir.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
@@ -56,6 +57,8 @@ export interface Config {
   readonly proxy: ProxyConfig;
   /** Most unacknowledged MQTT events kept in `STATE_DIR/outbox/`; the oldest are dropped beyond it. */
   readonly outboxMaxEvents: number;
+  /** `DISPLAY_LANGUAGE`: the language of the prompt's `message` when the provider sends none (`auto`: English). */
+  readonly language: string;
 }
 
 /** undici's EnvHttpProxyAgent settings; undefined means "not set" (no proxy, nothing exempt). */
@@ -539,6 +542,7 @@ export function loadConfig(env: Env = process.env): Config {
     healthIntervalMs: healthInterval * 1000,
     proxy: readProxy(env, problems),
     outboxMaxEvents: read.optional("OUTBOX_MAX_EVENTS", positiveCount) ?? 1000,
+    language: read.optional("DISPLAY_LANGUAGE", languageTag) ?? "auto",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -626,21 +630,8 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
   return deepFreeze(config);
 }
 
-/** The languages the displays speak (src/display/i18n/catalogue.ts), and `auto`. */
-const DISPLAY_LANGUAGES = [
-  "auto",
-  "en",
-  "de",
-  "fr",
-  "es",
-  "it",
-  "nl",
-  "pt",
-  "pl",
-  "ja",
-  "zh-Hans",
-  "ar",
-] as const;
+/** The languages the displays and the agent's message speak (src/i18n/catalogue.ts), and `auto`. */
+const DISPLAY_LANGUAGES = ["auto", ...LOCALES] as const;
 const languageTag = z.enum(DISPLAY_LANGUAGES, {
   message: `expected one of ${DISPLAY_LANGUAGES.join(", ")}`,
 });

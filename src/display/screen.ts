@@ -1,6 +1,6 @@
 import type { DeviceSnapshot } from "./device-view.js";
-import type { Locale, MessageId } from "./i18n/catalogue.js";
-import { translate, type MessageValues } from "./i18n/translate.js";
+import type { Locale, MessageId } from "../i18n/catalogue.js";
+import { translate, type MessageValues } from "../i18n/translate.js";
 import { codeGroups, urlParts } from "./readable.js";
 
 /** Every screen a display can show; the page sets it as `body[data-screen]`. */

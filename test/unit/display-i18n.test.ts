@@ -1,7 +1,7 @@
 import { parse, TYPE, type MessageFormatElement } from "@formatjs/icu-messageformat-parser";
 import { describe, expect, it } from "vitest";
-import { CATALOGUES, LOCALES, type MessageId } from "../../src/display/i18n/catalogue.js";
-import { chooseLocale, translate } from "../../src/display/i18n/translate.js";
+import { CATALOGUES, LOCALES, type MessageId } from "../../src/i18n/catalogue.js";
+import { chooseLocale, translate } from "../../src/i18n/translate.js";
 import { codeGroups, urlParts } from "../../src/display/readable.js";
 
 /** The argument names a message uses, at any depth (plural branches included). */

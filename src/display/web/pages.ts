@@ -2,8 +2,8 @@
  * The web display's HTML. Pages are static shells in one language: the script fills them from the event
  * stream, so the same page is right whether it was opened before, during or after a sign-in.
  */
-import { RTL_LOCALES, type Locale } from "../i18n/catalogue.js";
-import { translate } from "../i18n/translate.js";
+import { RTL_LOCALES, type Locale } from "../../i18n/catalogue.js";
+import { translate } from "../../i18n/translate.js";
 
 function escapeHtml(text: string): string {
   return text.replace(

@@ -1,7 +1,7 @@
 /**
- * The displays' strings, in ICU MessageFormat (what intl-messageformat, FormatJS and most translation tools
- * read): plurals and selections are written in the message, never in code. English is the source; a message
- * missing from another language falls back to English (src/display/i18n/translate.ts).
+ * The displays' strings and the agent's own prompt message, in ICU MessageFormat (what intl-messageformat, FormatJS
+ * and most translation tools read): plurals and selections are written in the message, never in code. English is the
+ * source; a message that does not format in another language falls back to English (src/i18n/translate.ts).
  * To add a language: copy `en`, translate the values, add the tag to {@link LOCALES}.
  */
 
@@ -13,6 +13,7 @@ export type Locale = (typeof LOCALES)[number];
 export const RTL_LOCALES: ReadonlySet<Locale> = new Set(["ar"]);
 
 const en = {
+  promptMessage: "To sign in, use a web browser to open the page {url} and enter the code {code}.",
   pageTitle: "Sign in · {device}",
   codeHeadline: "Sign in to {product}",
   codeOpen: "On your phone or computer, open",
@@ -55,6 +56,8 @@ export type Catalogue = Readonly<Record<MessageId, string>>;
 export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
   en,
   de: {
+    promptMessage:
+      "Öffnen Sie zum Anmelden die Seite {url} in einem Webbrowser und geben Sie den Code {code} ein.",
     pageTitle: "Anmelden · {device}",
     codeHeadline: "Bei {product} anmelden",
     codeOpen: "Öffnen Sie auf Ihrem Telefon oder Computer",
@@ -90,6 +93,8 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Neuer Versuch…",
   },
   fr: {
+    promptMessage:
+      "Pour vous connecter, ouvrez la page {url} dans un navigateur web et saisissez le code {code}.",
     pageTitle: "Connexion · {device}",
     codeHeadline: "Connectez-vous à {product}",
     codeOpen: "Sur votre téléphone ou ordinateur, ouvrez",
@@ -125,6 +130,8 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nouvel essai…",
   },
   es: {
+    promptMessage:
+      "Para iniciar sesión, abre la página {url} en un navegador web e introduce el código {code}.",
     pageTitle: "Iniciar sesión · {device}",
     codeHeadline: "Inicia sesión en {product}",
     codeOpen: "En tu teléfono u ordenador, abre",
@@ -160,6 +167,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Reintentando…",
   },
   it: {
+    promptMessage: "Per accedere, apri la pagina {url} in un browser web e inserisci il codice {code}.",
     pageTitle: "Accedi · {device}",
     codeHeadline: "Accedi a {product}",
     codeOpen: "Sul telefono o sul computer, apri",
@@ -195,6 +203,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nuovo tentativo…",
   },
   nl: {
+    promptMessage: "Open om je aan te melden de pagina {url} in een webbrowser en voer de code {code} in.",
     pageTitle: "Aanmelden · {device}",
     codeHeadline: "Meld je aan bij {product}",
     codeOpen: "Open op je telefoon of computer",
@@ -230,6 +239,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nieuwe poging…",
   },
   pt: {
+    promptMessage: "Para iniciar sessão, abra a página {url} num navegador web e introduza o código {code}.",
     pageTitle: "Iniciar sessão · {device}",
     codeHeadline: "Inicie sessão em {product}",
     codeOpen: "No telemóvel ou computador, abra",
@@ -265,6 +275,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "A tentar de novo…",
   },
   pl: {
+    promptMessage: "Aby się zalogować, otwórz stronę {url} w przeglądarce internetowej i wpisz kod {code}.",
     pageTitle: "Logowanie · {device}",
     codeHeadline: "Zaloguj się do {product}",
     codeOpen: "Na telefonie lub komputerze otwórz",
@@ -300,6 +311,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Ponowna próba…",
   },
   ja: {
+    promptMessage: "サインインするには、Web ブラウザーで {url} を開き、コード {code} を入力してください。",
     pageTitle: "サインイン · {device}",
     codeHeadline: "{product} にサインイン",
     codeOpen: "スマートフォンまたはパソコンで次を開き",
@@ -335,6 +347,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "再試行しています…",
   },
   "zh-Hans": {
+    promptMessage: "要登录，请在网页浏览器中打开 {url} 并输入代码 {code}。",
     pageTitle: "登录 · {device}",
     codeHeadline: "登录 {product}",
     codeOpen: "在手机或电脑上打开",
@@ -369,6 +382,7 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "正在重试…",
   },
   ar: {
+    promptMessage: "لتسجيل الدخول، افتح الصفحة {url} في متصفح ويب وأدخل الرمز {code}.",
     pageTitle: "تسجيل الدخول · {device}",
     codeHeadline: "سجّل الدخول إلى {product}",
     codeOpen: "على هاتفك أو حاسوبك، افتح",
