@@ -114,6 +114,21 @@ describe("edge-signin display", () => {
       expect(() => JSON.parse(line) as unknown).not.toThrow();
   });
 
+  it("says once what to check when it hears nothing from the device (a typo in --device looked like 'about to show a code')", async () => {
+    cli = startCli(["display", "--device", `no-such-tv-${process.pid}`], {
+      EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+      EDGE_SIGNIN_DISPLAY_NEVER_HEARD_SECONDS: "1",
+    });
+    const running = cli;
+    const out = await eventually(
+      () => running.stdout(),
+      (text) => (text.includes("no word from this device yet") ? text : undefined),
+    );
+    expect(out.split("\n").filter((line) => line.includes("no word from this device yet"))).toStrictEqual([
+      "[display] no word from this device yet: check the device id, that its agent runs, and that the agent and this display use the same broker and topic prefix (and that the broker's ACL lets this display read the topics)",
+    ]);
+  });
+
   it("rejects a missing device id and several devices on a terminal, one line per problem", async () => {
     const none = await runCli(["display"], { EDGE_SIGNIN_MQTT_URL: bed.broker.url });
     expect(none.code).toBe(2);

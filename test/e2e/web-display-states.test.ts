@@ -24,6 +24,7 @@ const SIZES = {
   "phone-portrait": { width: 390, height: 844 },
   "phone-landscape": { width: 844, height: 390 },
   "portrait-signage": { width: 1080, height: 1920 },
+  "tv-4k": { width: 3840, height: 2160 },
 } as const;
 type SizeName = keyof typeof SIZES;
 
@@ -52,12 +53,24 @@ interface Layout {
   tiny: string[];
   /** Pieces of the address that were broken over two lines. */
   brokenParts: string[];
+  /** Visible text below WCAG 2.2 AA contrast (4.5:1) against the background behind it. */
+  lowContrast: string[];
 }
 
 /** Measures the page: as a string, because the tests' TypeScript has no DOM library. */
 const MEASURE = `(() => {
   const min = ${MIN_TEXT_PX};
-  const outside = [], tiny = [];
+  const outside = [], tiny = [], lowContrast = [];
+  const rgb = (css) => (css.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (node) => {
+    for (let n = node; n; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0)) return c;
+    }
+    return [255, 255, 255];
+  };
   for (const node of document.querySelectorAll("body *")) {
     if (node.closest("[hidden]") || node.classList.contains("visually-hidden")) continue;
     const own = [...node.childNodes].some((c) => c.nodeType === 3 && c.textContent.trim() !== "");
@@ -69,12 +82,17 @@ const MEASURE = `(() => {
       outside.push(name + " " + [box.left, box.top, box.right, box.bottom].map(Math.round).join(","));
     const size = parseFloat(getComputedStyle(node).fontSize);
     if (own && size < min) tiny.push(name + " " + size + "px");
+    if (own) {
+      const [a, b] = [luminance(rgb(getComputedStyle(node).color)), luminance(background(node))].sort((x, y) => y - x);
+      const ratio = (a + 0.05) / (b + 0.05);
+      if (!(ratio >= 4.5)) lowContrast.push(name + " " + ratio.toFixed(2));
+    }
   }
   const brokenParts = [...document.querySelectorAll("#url span")]
     .filter((span) => span.getClientRects().length > 1)
     .map((span) => span.textContent);
   const root = document.scrollingElement;
-  return { scrollWidth: root.scrollWidth, scrollHeight: root.scrollHeight, innerWidth, innerHeight, outside, tiny, brokenParts };
+  return { scrollWidth: root.scrollWidth, scrollHeight: root.scrollHeight, innerWidth, innerHeight, outside, tiny, brokenParts, lowContrast };
 })()`;
 
 function decodeQr(png: Buffer): string | undefined {
@@ -157,7 +175,10 @@ describe("every screen of the web display, at every size, in four languages (shi
   ];
 
   for (const lang of LANGUAGES) {
-    for (const size of Object.keys(SIZES) as SizeName[]) {
+    // 4K only in English: the layout is the 1080p one scaled, and each 4K screenshot is 33 MB of pixels to decode.
+    for (const size of (Object.keys(SIZES) as SizeName[]).filter(
+      (name) => name !== "tv-4k" || lang === "en",
+    )) {
       it(`${lang} at ${size}: every screen fits, reads at ${MIN_TEXT_PX} px or more, and speaks ${lang}`, async () => {
         const context = await browser.newContext({ viewport: SIZES[size], locale: lang });
         try {
@@ -186,6 +207,7 @@ describe("every screen of the web display, at every size, in four languages (shi
               outside: [],
               tiny: [],
               brokenParts: [],
+              lowContrast: [],
             });
             if (target.screen === "code") {
               expect(await page.locator("#code .group").allTextContents()).toStrictEqual([
@@ -235,6 +257,29 @@ describe("every screen of the web display, at every size, in four languages (shi
             `^Sign-in code GTK 8ZJ 2LA\\. Open ${LONG_URI.replace("https://", "").replace(/[./]/g, "\\$&")}\\. The code expires in \\d+ minutes\\.$`,
           ),
         );
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("keeps the QR code black on white and the text readable in forced colours, and does not animate under reduced motion", async () => {
+    const context = await browser.newContext({
+      viewport: SIZES["tv-720p"],
+      forcedColors: "active",
+      reducedMotion: "reduce",
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${url}/devices/states-${process.pid}-code?lang=en`);
+      await page.waitForSelector('body[data-screen="code"]');
+      expect(decodeQr(await page.screenshot())).toBe(LONG_URI);
+      const layout = await page.evaluate<Layout>(MEASURE);
+      expect(layout.lowContrast).toStrictEqual([]);
+      // The "new code" animation is off: set the class the page sets when the code changes, and look.
+      await page.evaluate('document.getElementById("code").className = "code changed"');
+      expect(
+        await page.evaluate<string>('getComputedStyle(document.getElementById("code")).animationName'),
+      ).toBe("none");
     } finally {
       await context.close();
     }
