@@ -122,6 +122,17 @@ describe("displays against hostile payloads (shipped bundle)", () => {
     return cli;
   }
 
+  /** Waits for the terminal to draw the prompt, and checks it says to type the address instead of a QR code. */
+  async function promptWithoutQr(term: RunningCli): Promise<string> {
+    const screen = await eventually(
+      () => term.stdout(),
+      (out) => (out.includes("WDJB-MJHT") ? out : undefined),
+    );
+    expect(screen).toContain("(No QR code for this address: type it in.)");
+    expect(screen).not.toMatch(/[▀▄█]/);
+    return screen;
+  }
+
   async function web(
     deviceIds: string[],
     env: Record<string, string> = {},
@@ -149,12 +160,7 @@ describe("displays against hostile payloads (shipped bundle)", () => {
     );
 
     const term = terminal(deviceId);
-    const screen = await eventually(
-      () => term.stdout(),
-      (out) => (out.includes("WDJB-MJHT") ? out : undefined),
-    );
-    expect(screen).toContain("(No QR code for this address: type it in.)");
-    expect(screen).not.toMatch(/[▀▄█]/);
+    const screen = await promptWithoutQr(term);
     // Cut to a screen's worth, with an ellipsis where it was cut.
     expect(/To sign in, open {2}(\S+)/.exec(screen)?.[1]).toHaveLength(512);
 
@@ -182,12 +188,7 @@ describe("displays against hostile payloads (shipped bundle)", () => {
     const deviceId = nextDevice();
     await publishRetained(deviceTopics(PREFIX, deviceId).display, prompt(deviceId, { verificationUri: uri }));
     const term = terminal(deviceId);
-    const screen = await eventually(
-      () => term.stdout(),
-      (out) => (out.includes("WDJB-MJHT") ? out : undefined),
-    );
-    expect(screen).toContain("(No QR code for this address: type it in.)");
-    expect(screen).not.toMatch(/[▀▄█]/);
+    await promptWithoutQr(term);
     const { url } = await web([deviceId]);
     const snapshot = await snapshotWhere(url, deviceId, (s) => s.prompt !== null);
     expect(snapshot.prompt).toMatchObject({ qrUrl: null, qrSvg: null });
