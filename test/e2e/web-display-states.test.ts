@@ -23,6 +23,7 @@ const SIZES = {
   "tv-1080p": { width: 1920, height: 1080 },
   "phone-portrait": { width: 390, height: 844 },
   "phone-landscape": { width: 844, height: 390 },
+  "tablet-portrait": { width: 820, height: 1180 },
   "portrait-signage": { width: 1080, height: 1920 },
   "tv-4k": { width: 3840, height: 2160 },
 } as const;

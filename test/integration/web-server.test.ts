@@ -105,7 +105,10 @@ describe("the web display server", () => {
       availability: "online",
       state: null,
       prompt: { ...PROMPT, qrUrl: PROMPT.verificationUriComplete, qrSvg: expect.stringMatching(/^<svg /) },
+      pause: null,
       serverTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      // The screen it makes, in the page's language (English: no Accept-Language); this prompt's time is past.
+      screen: expect.objectContaining({ kind: "expired", headline: "The code expired" }),
     });
 
     watcher.emit("state", {
