@@ -129,6 +129,32 @@ describe("edge-signin display", () => {
     ]);
   });
 
+  it("speaks the browser's language, unless DISPLAY_LANGUAGE or the page's ?lang= says otherwise", async () => {
+    const deviceId = `tv-lang-${process.pid}`;
+    const pageLanguage = async (env: Record<string, string>, query: string, acceptLanguage: string) => {
+      cli = startCli(["display", "--web", "--device", deviceId], {
+        EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+        EDGE_SIGNIN_DISPLAY_PORT: "0",
+        ...env,
+      });
+      const running = cli;
+      const url = await eventually(
+        () => running.stdout(),
+        (out) => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1],
+      );
+      const html = await (
+        await fetch(`${url}/devices/${deviceId}${query}`, { headers: { "accept-language": acceptLanguage } })
+      ).text();
+      running.child.kill("SIGTERM");
+      await running.exited;
+      return /<html lang="([^"]+)" dir="(ltr|rtl)">/.exec(html)?.slice(1);
+    };
+    expect(await pageLanguage({}, "", "de-AT,de;q=0.9,en;q=0.8")).toStrictEqual(["de", "ltr"]);
+    expect(await pageLanguage({}, "?lang=ar", "de")).toStrictEqual(["ar", "rtl"]);
+    expect(await pageLanguage({ EDGE_SIGNIN_DISPLAY_LANGUAGE: "fr" }, "", "de")).toStrictEqual(["fr", "ltr"]);
+    expect(await pageLanguage({}, "", "sv-SE")).toStrictEqual(["en", "ltr"]);
+  });
+
   it("rejects a missing device id and several devices on a terminal, one line per problem", async () => {
     const none = await runCli(["display"], { EDGE_SIGNIN_MQTT_URL: bed.broker.url });
     expect(none.code).toBe(2);
