@@ -160,7 +160,14 @@ export class WebDisplayServer {
           "refused a request for a host name the web display does not answer to (add it to EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS if it is yours)",
         );
       }
-      send(res, 403, "text/plain; charset=utf-8", "This display does not answer to this host name.\n");
+      // Plain text (and nosniff): the name is echoed for the administrator who typed it, never interpreted.
+      send(
+        res,
+        403,
+        "text/plain; charset=utf-8",
+        `This display does not answer to the name ${JSON.stringify(host.slice(0, 100))}. ` +
+          "If it is yours, add it to EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS (DNS rebinding protection).\n",
+      );
       return;
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
