@@ -110,6 +110,11 @@ describe("every screen of the web display, at every size, in four languages (shi
   let url: string;
   let unreachableUrl: string;
   const all = scenes(`states-${process.pid}`);
+  /** A host name wider than a phone: its piece must shrink to fit, not overflow or break at a hyphen. */
+  const longHost = {
+    deviceId: `states-${process.pid}-long-host`,
+    uri: "https://contoso-retail-europe-north-and-baltic-states-production.ciamlogin.com/common/oauth2/deviceauth",
+  };
 
   const listening = async (cli: RunningCli) => {
     const deadline = Date.now() + 30_000;
@@ -129,6 +134,19 @@ describe("every screen of the web display, at every size, in four languages (shi
     const publish = (topic: string, payload: string, retain: boolean) =>
       publisher.publish(topic, payload, { retain, qos: 1 });
     for (const scene of all) await scene.publish(publish, "retained");
+    const now = Date.now();
+    await publish(
+      `edge-signin/${longHost.deviceId}/display`,
+      JSON.stringify({
+        deviceId: longHost.deviceId,
+        userCode: "WDJB-MJHT",
+        verificationUri: longHost.uri,
+        message: "",
+        issuedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 900_000).toISOString(),
+      }),
+      true,
+    );
     const env = {
       EDGE_SIGNIN_DISPLAY_PORT: "0",
       // Long enough for the whole run: the signed-in scene keeps its name; the neutral one is hours old.
@@ -136,7 +154,8 @@ describe("every screen of the web display, at every size, in four languages (shi
       EDGE_SIGNIN_DISPLAY_NEVER_HEARD_SECONDS: "1",
       EDGE_SIGNIN_DISPLAY_PRODUCT_NAME: "Contoso Kiosk",
     };
-    display = startCli(["display", "--web", ...all.flatMap((scene) => ["--device", scene.deviceId])], {
+    const devices = [...all.map((scene) => scene.deviceId), longHost.deviceId];
+    display = startCli(["display", "--web", ...devices.flatMap((id) => ["--device", id])], {
       EDGE_SIGNIN_MQTT_URL: bed.broker.url,
       ...env,
     });
@@ -281,6 +300,37 @@ describe("every screen of the web display, at every size, in four languages (shi
       expect(
         await page.evaluate<string>('getComputedStyle(document.getElementById("code")).animationName'),
       ).toBe("none");
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("shrinks an address piece wider than a phone to 14 px, and breaks it only when even that is too wide", async () => {
+    const context = await browser.newContext({ viewport: SIZES["phone-portrait"] });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${url}/devices/${longHost.deviceId}?lang=en`);
+      await page.waitForSelector('body[data-screen="code"]');
+      const layout = async () => {
+        const { outside, brokenParts, scrollWidth } = await page.evaluate<Layout>(MEASURE);
+        return { outside, brokenParts, scrollWidth };
+      };
+      await expect.poll(layout).toStrictEqual({
+        outside: [],
+        // Only the host name, 57 characters, is wider than the phone at 14 px; every other piece stays whole.
+        brokenParts: ["contoso-retail-europe-north-and-baltic-states-production"],
+        scrollWidth: SIZES["phone-portrait"].width,
+      });
+      const urlSize = () =>
+        page.evaluate<number>('parseFloat(getComputedStyle(document.getElementById("url")).fontSize)');
+      expect(await urlSize()).toBe(MIN_TEXT_PX);
+      expect(decodeQr(await page.screenshot())).toBe(longHost.uri);
+      // On a TV the same address fits whole: every piece on one line, at more than the floor.
+      await page.setViewportSize(SIZES["tv-720p"]);
+      await expect
+        .poll(layout)
+        .toStrictEqual({ outside: [], brokenParts: [], scrollWidth: SIZES["tv-720p"].width });
+      expect(await urlSize()).toBeGreaterThan(MIN_TEXT_PX);
     } finally {
       await context.close();
     }

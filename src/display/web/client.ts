@@ -48,17 +48,22 @@ export const CLIENT_JS = String.raw`"use strict";
         node.appendChild(span);
         if (i < parts.length - 1) node.appendChild(document.createElement("wbr"));
       }
+      // Measured once the section is shown (it may be hidden now); again on every resize.
+      setTimeout(function () { fit(node); }, 0);
     }
-    fit(node);
   }
 
+  // The last resort, for a piece wider than the screen even at 14 px (a very long host name on a phone): let it
+  // break where it must, rather than run off the screen. DISPLAY_SHORT_URL is the real fix for such an address.
   function fit(node) {
     node.style.fontSize = "";
+    node.className = "url";
     var size = parseFloat(getComputedStyle(node).fontSize);
     for (var i = 0; i < 12 && node.scrollWidth > node.clientWidth + 1 && size > 14; i++) {
       size = Math.max(14, size * 0.9);
       node.style.fontSize = size + "px";
     }
+    if (node.scrollWidth > node.clientWidth + 1) node.className = "url too-long";
   }
 
   function setCode(groups) {
@@ -86,10 +91,12 @@ export const CLIENT_JS = String.raw`"use strict";
       (secondsFormat ? secondsFormat.format(sec) : (sec < 10 ? "0" : "") + sec);
   }
 
-  function announce(text) {
-    if (!text || text === lastAnnounced) return;
-    lastAnnounced = text;
-    setText("announcer", text);
+  // Once per screen (and per code), not each time its text is refreshed (the minutes left change).
+  function announce(screen) {
+    var key = screen.kind + "|" + (screen.code ? screen.code.groups.join("") : screen.headline);
+    if (!screen.announce || key === lastAnnounced) return;
+    lastAnnounced = key;
+    setText("announcer", screen.announce);
   }
 
   function showMessage(kind, headline, detail, label, until) {
@@ -152,7 +159,7 @@ export const CLIENT_JS = String.raw`"use strict";
     if (!screen) {
       return showMessage("connecting", body.getAttribute("data-text-connecting"), "");
     }
-    announce(screen.announce);
+    announce(screen);
     if (screen.kind === "code" && snapshot.prompt) return showCode(screen, snapshot.prompt);
     showMessage(screen.kind, screen.headline, screen.detail, screen.countdownLabel, screen.until);
   }

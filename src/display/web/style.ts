@@ -34,6 +34,7 @@ p { margin: 0; }
 .step { color: var(--muted); }
 .url { font-weight: 700; color: var(--accent); margin: 0.15em 0 0.7em; unicode-bidi: isolate; }
 .url span { white-space: nowrap; }
+.url.too-long span { white-space: normal; overflow-wrap: anywhere; }
 .code {
   /* Monospace with a slashed zero where the font has one: 0/O and 1/I/l never look alike. */
   font-family: "DejaVu Sans Mono", "Cascadia Mono", Consolas, "Liberation Mono", "Noto Sans Mono", monospace;
