@@ -28,7 +28,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(heartbeatMs?: number) {
+async function start(heartbeatMs?: number, maxStreams?: number) {
   const watcher = new DeviceWatcher(
     {
       url: "mqtt://127.0.0.1:1",
@@ -50,6 +50,7 @@ async function start(heartbeatMs?: number) {
     views: new Map([[DEVICE, view]]),
     logger: captureLogger().logger,
     ...(heartbeatMs !== undefined ? { heartbeatMs } : {}),
+    ...(maxStreams !== undefined ? { maxStreams } : {}),
   });
   await server.start();
   return { watcher, url: server.url };
@@ -144,6 +145,25 @@ describe("the web display server", () => {
     await server?.stop();
     server = undefined;
     await expect(stream.nextBlock()).rejects.toThrow();
+  });
+
+  it("holds at most maxStreams pages open, answering the next with 503 and Retry-After", async () => {
+    const { url } = await start(undefined, 2);
+    const first = await openStream(`${url}/devices/${DEVICE}/events`);
+    const second = await openStream(`${url}/devices/${DEVICE}/events`);
+    await first.nextSnapshot();
+    await second.nextSnapshot();
+    const third = await fetch(`${url}/devices/${DEVICE}/events`);
+    expect([third.status, third.headers.get("retry-after")]).toStrictEqual([503, "10"]);
+    // A page that goes away makes room for the next.
+    await first.close();
+    await expect
+      .poll(async () => (await fetch(`${url}/healthz`)).json())
+      .toStrictEqual({ devices: { [DEVICE]: { brokerConnected: false, pages: 1 } } });
+    const fourth = await openStream(`${url}/devices/${DEVICE}/events`);
+    expect(fourth.response.status).toBe(200);
+    await second.close();
+    await fourth.close();
   });
 
   it("answers what is not a page with 404, 405 or 204, never a crash", async () => {
