@@ -100,9 +100,10 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         if (state.state === "signed_in" || state.state === "error") this.pause = null;
         this.changed();
       },
+      // The two events that say when the next code comes: the screen counts down to it.
       event: (event) => {
-        const until = event.type === "code_expired" ? event["nextCodeAt"] : event["retryAt"];
         if (event.type !== "code_expired" && event.type !== "sign_in_failed") return;
+        const until = event.type === "code_expired" ? event["nextCodeAt"] : event["retryAt"];
         if (typeof until !== "string" || Number.isNaN(Date.parse(until))) return;
         const reason = event.type === "code_expired" ? "expired" : event["reason"];
         this.pause = {

@@ -80,6 +80,7 @@ export class WebDisplayServer {
   private readonly maxBufferedBytes: number;
   private readonly maxStreams: number;
   private dropped = 0;
+  private refusedStreams = 0;
   private readonly refusedHosts = new Set<string>();
 
   constructor(private readonly options: WebDisplayOptions) {
@@ -224,7 +225,12 @@ export class WebDisplayServer {
     const streams = this.streams.get(deviceId);
     if (!streams) return void res.writeHead(503).end();
     if (this.openStreams() >= this.maxStreams) {
-      this.log.warn({ deviceId, streams: this.maxStreams }, "refused a page: too many open pages");
+      this.refusedStreams += 1;
+      if (this.refusedStreams === 1 || this.refusedStreams % 100 === 0)
+        this.log.warn(
+          { deviceId, streams: this.maxStreams, refused: this.refusedStreams },
+          "refused a page: too many open pages",
+        );
       res.writeHead(503, { "retry-after": "10" }).end();
       return;
     }
@@ -254,10 +260,12 @@ export class WebDisplayServer {
     streams.delete(res);
     res.destroy();
     this.dropped += 1;
-    this.log.warn(
-      { buffered: res.writableLength, limit: this.maxBufferedBytes, dropped: this.dropped },
-      "dropped a page that does not read its updates",
-    );
+    // The first, then every hundredth: a client that keeps coming back cannot fill the log.
+    if (this.dropped === 1 || this.dropped % 100 === 0)
+      this.log.warn(
+        { limit: this.maxBufferedBytes, dropped: this.dropped },
+        "dropped a page that does not read its updates",
+      );
   }
 
   /** One SSE frame: the snapshot and the screen it makes, in the page's language. */
