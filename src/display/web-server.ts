@@ -89,6 +89,9 @@ export class WebDisplayServer {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
     this.maxStreams = options.maxStreams ?? 256;
     this.server = createServer((req, res) => this.handle(req, res));
+    // Room for every page's stream and as many page and asset loads; beyond it Node closes new connections
+    // at once, so idle or half-open ones cannot pile up (Node's own header and request timeouts end those).
+    this.server.maxConnections = (options.maxStreams ?? 256) * 2;
   }
 
   /** `http://host:port` the server listens on; valid after start(). */
