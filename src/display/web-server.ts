@@ -181,12 +181,16 @@ export class WebDisplayServer {
       return;
     }
     const { pathname: path, searchParams: query } = new URL(req.url ?? "/", "http://display");
+    const locale = chooseLocale(
+      query.get("lang") ?? this.options.presentation?.language,
+      req.headers["accept-language"],
+    );
     const ids = [...this.options.views.keys()];
     if (path === "/") {
       // One device: straight to its page, so a kiosk can simply point at the server.
       if (ids.length === 1)
         res.writeHead(302, { location: `/devices/${encodeURIComponent(ids[0] ?? "")}` }).end();
-      else send(res, 200, "text/html; charset=utf-8", indexPage(ids));
+      else send(res, 200, "text/html; charset=utf-8", indexPage(ids, locale));
       return;
     }
     if (path === "/assets/display.css") return send(res, 200, "text/css; charset=utf-8", STYLE_CSS);
@@ -201,13 +205,9 @@ export class WebDisplayServer {
     const deviceId = match ? safeDecode(match[1] ?? "") : undefined;
     const view = deviceId === undefined ? undefined : this.options.views.get(deviceId);
     if (!view || deviceId === undefined) {
-      send(res, 404, "text/html; charset=utf-8", notFoundPage(ids));
+      send(res, 404, "text/html; charset=utf-8", notFoundPage(ids, locale));
       return;
     }
-    const locale = chooseLocale(
-      query.get("lang") ?? this.options.presentation?.language,
-      req.headers["accept-language"],
-    );
     if (match?.[2]) this.openStream(req, res, deviceId, view, locale);
     else
       send(

@@ -13,6 +13,9 @@ export type Locale = (typeof LOCALES)[number];
 export const RTL_LOCALES: ReadonlySet<Locale> = new Set(["ar"]);
 
 const en = {
+  indexHeadline: "Devices",
+  notFoundHeadline: "No such device here",
+  notFoundDetail: "This display server shows:",
   promptMessage: "To sign in, use a web browser to open the page {url} and enter the code {code}.",
   pageTitle: "Sign in · {device}",
   codeHeadline: "Sign in to {product}",
@@ -56,6 +59,9 @@ export type Catalogue = Readonly<Record<MessageId, string>>;
 export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
   en,
   de: {
+    indexHeadline: "Geräte",
+    notFoundHeadline: "Dieses Gerät gibt es hier nicht",
+    notFoundDetail: "Dieser Anzeige-Server zeigt:",
     promptMessage:
       "Öffnen Sie zum Anmelden die Seite {url} in einem Webbrowser und geben Sie den Code {code} ein.",
     pageTitle: "Anmelden · {device}",
@@ -93,6 +99,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Neuer Versuch…",
   },
   fr: {
+    indexHeadline: "Appareils",
+    notFoundHeadline: "Cet appareil n’existe pas ici",
+    notFoundDetail: "Ce serveur d’affichage montre :",
     promptMessage:
       "Pour vous connecter, ouvrez la page {url} dans un navigateur web et saisissez le code {code}.",
     pageTitle: "Connexion · {device}",
@@ -130,6 +139,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nouvel essai…",
   },
   es: {
+    indexHeadline: "Dispositivos",
+    notFoundHeadline: "Aquí no hay ese dispositivo",
+    notFoundDetail: "Este servidor de pantalla muestra:",
     promptMessage:
       "Para iniciar sesión, abre la página {url} en un navegador web e introduce el código {code}.",
     pageTitle: "Iniciar sesión · {device}",
@@ -167,6 +179,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Reintentando…",
   },
   it: {
+    indexHeadline: "Dispositivi",
+    notFoundHeadline: "Questo dispositivo non è qui",
+    notFoundDetail: "Questo server dello schermo mostra:",
     promptMessage: "Per accedere, apri la pagina {url} in un browser web e inserisci il codice {code}.",
     pageTitle: "Accedi · {device}",
     codeHeadline: "Accedi a {product}",
@@ -203,6 +218,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nuovo tentativo…",
   },
   nl: {
+    indexHeadline: "Apparaten",
+    notFoundHeadline: "Dit apparaat is hier niet",
+    notFoundDetail: "Deze schermserver toont:",
     promptMessage: "Open om je aan te melden de pagina {url} in een webbrowser en voer de code {code} in.",
     pageTitle: "Aanmelden · {device}",
     codeHeadline: "Meld je aan bij {product}",
@@ -239,6 +257,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Nieuwe poging…",
   },
   pt: {
+    indexHeadline: "Dispositivos",
+    notFoundHeadline: "Esse dispositivo não existe aqui",
+    notFoundDetail: "Este servidor do ecrã mostra:",
     promptMessage: "Para iniciar sessão, abra a página {url} num navegador web e introduza o código {code}.",
     pageTitle: "Iniciar sessão · {device}",
     codeHeadline: "Inicie sessão em {product}",
@@ -275,6 +296,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "A tentar de novo…",
   },
   pl: {
+    indexHeadline: "Urządzenia",
+    notFoundHeadline: "Nie ma tu takiego urządzenia",
+    notFoundDetail: "Ten serwer ekranu pokazuje:",
     promptMessage: "Aby się zalogować, otwórz stronę {url} w przeglądarce internetowej i wpisz kod {code}.",
     pageTitle: "Logowanie · {device}",
     codeHeadline: "Zaloguj się do {product}",
@@ -311,6 +335,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "Ponowna próba…",
   },
   ja: {
+    indexHeadline: "デバイス",
+    notFoundHeadline: "そのデバイスはここにはありません",
+    notFoundDetail: "この表示サーバーが表示するデバイス:",
     promptMessage: "サインインするには、Web ブラウザーで {url} を開き、コード {code} を入力してください。",
     pageTitle: "サインイン · {device}",
     codeHeadline: "{product} にサインイン",
@@ -347,6 +374,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "再試行しています…",
   },
   "zh-Hans": {
+    indexHeadline: "设备",
+    notFoundHeadline: "这里没有该设备",
+    notFoundDetail: "此显示服务器显示：",
     promptMessage: "要登录，请在网页浏览器中打开 {url} 并输入代码 {code}。",
     pageTitle: "登录 · {device}",
     codeHeadline: "登录 {product}",
@@ -382,6 +412,9 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     retrying: "正在重试…",
   },
   ar: {
+    indexHeadline: "الأجهزة",
+    notFoundHeadline: "لا يوجد هذا الجهاز هنا",
+    notFoundDetail: "يعرض خادم العرض هذا:",
     promptMessage: "لتسجيل الدخول، افتح الصفحة {url} في متصفح ويب وأدخل الرمز {code}.",
     pageTitle: "تسجيل الدخول · {device}",
     codeHeadline: "سجّل الدخول إلى {product}",

@@ -169,6 +169,10 @@ describe("the web display server", () => {
   it("answers what is not a page with 404, 405 or 204, never a crash", async () => {
     const { url } = await start();
     expect((await fetch(`${url}/devices/other`)).status).toBe(404);
+    const german = await fetch(`${url}/devices/other`, { headers: { "accept-language": "de-CH, en;q=0.5" } });
+    expect(await german.text()).toContain(
+      "<h1>Dieses Gerät gibt es hier nicht</h1><p>Dieser Anzeige-Server zeigt:</p>",
+    );
     expect((await fetch(`${url}/devices/%E0%A4%A`)).status).toBe(404);
     expect((await fetch(`${url}/devices/${DEVICE}`, { method: "POST" })).status).toBe(405);
     expect((await fetch(`${url}/favicon.ico`)).status).toBe(204);

@@ -84,19 +84,29 @@ export function devicePage(deviceId: string, locale: Locale = "en", brand?: Page
 }
 
 /** Several devices: a list to pick from (a kiosk is pointed at one device's page). */
-export function indexPage(deviceIds: readonly string[]): string {
-  const items = deviceIds
-    .map((id) => `<li><a href="/devices/${encodeURIComponent(id)}">${escapeHtml(id)}</a></li>`)
-    .join("\n");
-  return shell("edge-signin displays", `<main class="index"><h1>Devices</h1><ul>${items}</ul></main>`);
+export function indexPage(deviceIds: readonly string[], locale: Locale = "en"): string {
+  const headline = escapeHtml(translate(locale, "indexHeadline"));
+  return shell(
+    "edge-signin",
+    `<main class="index"><h1>${headline}</h1><ul>${deviceList(deviceIds)}</ul></main>`,
+    "",
+    locale,
+  );
 }
 
-export function notFoundPage(deviceIds: readonly string[]): string {
-  const items = deviceIds
+/** An unknown device: the ones this server shows, rather than a blank page. */
+export function notFoundPage(deviceIds: readonly string[], locale: Locale = "en"): string {
+  const t = (id: "notFoundHeadline" | "notFoundDetail") => escapeHtml(translate(locale, id));
+  return shell(
+    translate(locale, "notFoundHeadline"),
+    `<main class="index"><h1>${t("notFoundHeadline")}</h1><p>${t("notFoundDetail")}</p><ul>${deviceList(deviceIds)}</ul></main>`,
+    "",
+    locale,
+  );
+}
+
+function deviceList(deviceIds: readonly string[]): string {
+  return deviceIds
     .map((id) => `<li><a href="/devices/${encodeURIComponent(id)}">${escapeHtml(id)}</a></li>`)
     .join("\n");
-  return shell(
-    "Not found",
-    `<main class="index"><h1>No such device here</h1><p>This display server shows:</p><ul>${items}</ul></main>`,
-  );
 }
