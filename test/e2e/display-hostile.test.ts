@@ -227,6 +227,11 @@ describe("displays against hostile payloads (shipped bundle)", () => {
       account: { name: evil, username: `${evil}@example.com`, homeAccountId: "x", tenantId: "t" },
     };
     await publishRetained(topics.state, state);
+    // Retained messages arrive once the display has subscribed: then the live events cannot be missed.
+    await eventually(
+      () => term.stdout(),
+      (text) => text.includes("state: signed in as"),
+    );
     await publisher.publish(
       `${topics.base}/events/authenticated`,
       JSON.stringify({
