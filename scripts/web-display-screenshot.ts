@@ -1,6 +1,8 @@
 /**
- * Makes docs/web-display.png, the README's picture of the web display: a real display server in Chromium at
- * 1280x720 (a 720p TV), fed an example prompt over an embedded broker. Run: npx tsx scripts/web-display-screenshot.ts
+ * Makes the README's pictures of the web display: every screen (test/helpers/display-scenes.ts) from a real
+ * display server in Chromium, fed over an embedded broker, at a 720p TV, a phone held upright, a phone on its side
+ * and portrait signage, in a few languages. Writes docs/web-display.png (the code screen at 1280x720) and
+ * docs/screens/{screen}-{size}-{lang}.png. Run: npx tsx scripts/web-display-screenshot.ts
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import mqtt from "mqtt";
@@ -8,61 +10,91 @@ import { loadDisplayConfig } from "../src/config.js";
 import { startEmbeddedBroker } from "../src/dev/embedded-broker.js";
 import { startWebDisplay } from "../src/display/web-display.js";
 import { createLogger } from "../src/logger.js";
-import { deviceTopics, type DisplayPayload } from "../src/mqtt/topics.js";
 import { launchChromium } from "../test/helpers/browser.js";
+import { scenes } from "../test/helpers/display-scenes.js";
 
-const DEVICE = "living-room-tv";
-const OUT = new URL("../docs/web-display.png", import.meta.url);
+const DOCS = new URL("../docs/", import.meta.url);
+const SCREENS = new URL("screens/", DOCS);
+const SIZES = {
+  tv: { width: 1280, height: 720 },
+  phone: { width: 390, height: 844 },
+  "phone-landscape": { width: 844, height: 390 },
+  portrait: { width: 1080, height: 1920 },
+} as const;
+/** Every screen on a TV in English; the code screen in every size and in German, Japanese and Arabic. */
+const SHOTS: Array<{ screen: string; size: keyof typeof SIZES; lang: string }> = [
+  ...[
+    "code",
+    "expired",
+    "waiting",
+    "never-heard",
+    "broker-unreachable",
+    "offline",
+    "signed-in",
+    "signed-in-neutral",
+    "error",
+  ].map((screen) => ({ screen, size: "tv" as const, lang: "en" })),
+  { screen: "code", size: "phone", lang: "en" },
+  { screen: "code", size: "phone-landscape", lang: "en" },
+  { screen: "code", size: "portrait", lang: "de" },
+  { screen: "code", size: "tv", lang: "ja" },
+  { screen: "code", size: "phone", lang: "ar" },
+  { screen: "error", size: "phone", lang: "fr" },
+];
 
+const all = scenes("living-room-tv");
 const broker = await startEmbeddedBroker();
-const display = await startWebDisplay(
+const env = {
   // The embedded broker speaks MQTT 3.1.1.
-  loadDisplayConfig(
-    {
-      EDGE_SIGNIN_MQTT_URL: broker.url,
-      EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "4",
-      EDGE_SIGNIN_DISPLAY_PORT: "0",
-    },
-    [DEVICE],
-  ),
-  createLogger("warn"),
-);
-const topics = deviceTopics("edge-signin", DEVICE);
-const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
-const now = Date.now();
-const prompt: DisplayPayload = {
-  deviceId: DEVICE,
-  userCode: "KXWP-RTMB",
-  verificationUri: "https://contoso.ciamlogin.com/common/oauth2/deviceauth",
-  message:
-    "To sign in, use a web browser to open the page https://contoso.ciamlogin.com/common/oauth2/deviceauth and enter the code KXWP-RTMB to authenticate.",
-  issuedAt: new Date(now).toISOString(),
-  expiresAt: new Date(now + 14 * 60_000 + 32_000).toISOString(),
+  EDGE_SIGNIN_MQTT_URL: broker.url,
+  EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "4",
+  EDGE_SIGNIN_DISPLAY_PORT: "0",
+  EDGE_SIGNIN_DISPLAY_SIGNED_IN_SECONDS: "600",
+  EDGE_SIGNIN_DISPLAY_NEVER_HEARD_SECONDS: "1",
+  EDGE_SIGNIN_DISPLAY_PRODUCT_NAME: "Contoso Kiosk",
 };
-await publisher.publishAsync(topics.availability, "online", { retain: true });
-await publisher.publishAsync(
-  topics.state,
-  JSON.stringify({
-    state: "awaiting_user",
-    since: prompt.issuedAt,
-    deviceId: DEVICE,
-    expiresAt: prompt.expiresAt,
-  }),
-  { retain: true },
+const logger = createLogger("warn");
+const display = await startWebDisplay(
+  loadDisplayConfig(
+    env,
+    all.map((scene) => scene.deviceId),
+  ),
+  logger,
 );
-await publisher.publishAsync(topics.display, JSON.stringify(prompt), { retain: true });
+const unreachable = await startWebDisplay(
+  loadDisplayConfig({ ...env, EDGE_SIGNIN_MQTT_URL: "mqtt://127.0.0.1:1" }, ["living-room-tv"]),
+  logger,
+);
+const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+const publish = async (topic: string, payload: string, retain: boolean) => {
+  await publisher.publishAsync(topic, payload, { retain, qos: 1 });
+};
+for (const scene of all) await scene.publish(publish, "retained");
+// Give the display's watchers a moment to subscribe: the events are not retained.
+await new Promise((resolve) => setTimeout(resolve, 1_500));
+for (const scene of all) await scene.publish(publish, "live");
 
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-  await page.goto(`${display.url}/devices/${DEVICE}`);
-  await page.waitForSelector('body[data-screen="code"]');
-  await mkdir(new URL(".", OUT), { recursive: true });
-  await writeFile(OUT, await page.screenshot());
-  process.stdout.write(`wrote ${OUT.pathname}\n`);
+  await mkdir(SCREENS, { recursive: true });
+  for (const shot of SHOTS) {
+    const page = await browser.newPage({ viewport: SIZES[shot.size] });
+    const scene = all.find((candidate) => candidate.screen === shot.screen);
+    const base = scene ? display.url : unreachable.url;
+    await page.goto(`${base}/devices/${scene?.deviceId ?? "living-room-tv"}?lang=${shot.lang}`);
+    await page.waitForSelector(`body[data-screen="${shot.screen}"]`, { timeout: 15_000 });
+    const png = await page.screenshot();
+    const file = new URL(`${shot.screen}-${shot.size}-${shot.lang}.png`, SCREENS);
+    await writeFile(file, png);
+    if (shot.screen === "code" && shot.size === "tv" && shot.lang === "en")
+      await writeFile(new URL("web-display.png", DOCS), png);
+    process.stdout.write(`wrote ${file.pathname}\n`);
+    await page.close();
+  }
 } finally {
   await browser.close();
   await publisher.endAsync();
   await display.stop();
+  await unreachable.stop();
   await broker.close();
 }

@@ -7,6 +7,7 @@ import * as z from "zod/mini";
 import "./zod-messages.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./auth/secure-endpoint.js";
 import { decodeSealingKey } from "./crypto/seal.js";
+import { LOCALES } from "./i18n/catalogue.js";
 import { DEFAULT_STATE_DIR } from "./state-dir.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
@@ -62,6 +63,8 @@ export interface Config {
   readonly proxy: ProxyConfig;
   /** Most unacknowledged MQTT events kept in `STATE_DIR/outbox/`; the oldest are dropped beyond it. */
   readonly outboxMaxEvents: number;
+  /** `DISPLAY_LANGUAGE`: the language of the prompt's `message` when the provider sends none (`auto`: English). */
+  readonly language: string;
 }
 
 /** undici's EnvHttpProxyAgent settings; undefined means "not set" (no proxy, nothing exempt). */
@@ -322,6 +325,69 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "`display --web`: TCP port of the web display (`0` picks a free one).",
   },
   {
+    name: "DISPLAY_ALLOWED_HOSTS",
+    default: "",
+    description:
+      "`display --web`: host names the web display answers to, space or comma separated, besides `localhost`, IP addresses, this machine's name and `DISPLAY_HOST`; any other `Host` gets 403 (DNS rebinding). `*` allows any.",
+  },
+  {
+    name: "DISPLAY_SIGNED_IN_SECONDS",
+    default: "10",
+    description:
+      'Displays: how long the signed-in person\'s name stays on the web display before it turns to a neutral "signed in" screen (`0`: never shown).',
+  },
+  {
+    name: "DISPLAY_SHOW_USERNAME",
+    default: "false",
+    description:
+      "Displays: `true` also shows the username (usually the email address) of who signed in, and the terminal display prints the ID-token claims.",
+  },
+  {
+    name: "DISPLAY_LANGUAGE",
+    default: "auto",
+    description:
+      "Displays' language: `auto` follows each browser's `Accept-Language` (a page's `?lang=` wins), or one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`, `pl`, `ja`, `zh-Hans`, `ar` (right to left). Also the agent's `message` for providers that send none.",
+  },
+  {
+    name: "DISPLAY_PRODUCT_NAME",
+    default: "",
+    description:
+      '`display --web`: the product people sign in to, in the header and the headline ("Sign in to ..."); empty: the device id.',
+  },
+  {
+    name: "DISPLAY_LOGO_FILE",
+    default: "",
+    description: "`display --web`: an SVG, PNG or WebP logo for the header (at most 512 KiB).",
+  },
+  {
+    name: "DISPLAY_BACKGROUND_COLOR",
+    default: "#000000",
+    description:
+      "`display --web`: background colour, `#rrggbb`. With the text and accent colours it must reach WCAG 2.2 AA contrast (4.5:1), or the display does not start.",
+  },
+  {
+    name: "DISPLAY_TEXT_COLOR",
+    default: "#ffffff",
+    description: "`display --web`: text colour, `#rrggbb`.",
+  },
+  {
+    name: "DISPLAY_ACCENT_COLOR",
+    default: "#7fd4ff",
+    description: "`display --web`: colour of the address to open, `#rrggbb`.",
+  },
+  {
+    name: "DISPLAY_SHORT_URL",
+    default: "",
+    description:
+      "`display --web`: a short address shown instead of the provider's verification URI (e.g. `example.com/tv`, redirecting to it); the QR code still holds the full one.",
+  },
+  {
+    name: "DISPLAY_NEVER_HEARD_SECONDS",
+    default: "30",
+    description:
+      "Displays: how long without a word from the device before the screen (and a log line) says what to check: the device id, the agent, the broker.",
+  },
+  {
     name: "OUTBOX_MAX_EVENTS",
     default: "1000",
     description:
@@ -377,6 +443,20 @@ const claimNames = z
   );
 
 /** A whole number from 1 to a million: how many events a queue keeps. */
+/** Host names (or `*`), space or comma separated, as in a `Host` header without the port. */
+const hostList = z
+  .pipe(
+    z.string(),
+    z.transform((v) => v.split(/[\s,]+/).filter(Boolean)),
+  )
+  .check(
+    z.refine(
+      (names) =>
+        names.every((name) => name === "*" || /^[a-z0-9.-]+$/i.test(name) || /^\[[0-9a-f:.]+\]$/i.test(name)),
+      "expected host names (letters, digits, '.', '-') or *, space or comma separated",
+    ),
+  );
+
 const positiveCount = z.coerce
   .number()
   .check(z.int("expected a whole number"), z.gte(1, "expected at least 1"), z.lte(1_000_000));
@@ -509,6 +589,7 @@ export function loadConfig(env: Env = process.env): Config {
     healthIntervalMs: healthInterval * 1000,
     proxy: readProxy(env, problems),
     outboxMaxEvents: read.optional("OUTBOX_MAX_EVENTS", positiveCount) ?? 1000,
+    language: read.optional("DISPLAY_LANGUAGE", languageTag) ?? "auto",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -525,6 +606,22 @@ export interface DisplayConfig {
   /** TCP port of the web display; 0 picks a free one. */
   readonly port: number;
   readonly logLevel: LogLevel;
+  /** Host names (lower case) the web server answers to besides loopback names, IPs and its own; `*`: any. */
+  readonly allowedHosts: readonly string[];
+  /** How long the signed-in name stays on screen, in ms. */
+  readonly signedInNameMs: number;
+  /** Show the username (usually the email address) of who signed in. */
+  readonly showUsername: boolean;
+  /** A locale tag or `auto` (each browser's Accept-Language). */
+  readonly language: string;
+  readonly productName: string | undefined;
+  /** The header logo, read at start. */
+  readonly logo: { readonly type: string; readonly body: Buffer } | undefined;
+  /** `#rrggbb` colours of the web display, checked for WCAG 2.2 AA contrast. */
+  readonly colors: { readonly background: string; readonly text: string; readonly accent: string };
+  readonly shortUrl: string | undefined;
+  /** How long without a word from the device before the display says what to check, in ms. */
+  readonly neverHeardAfterMs: number;
 }
 
 /**
@@ -563,9 +660,85 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
           ),
       ) ?? 8080,
     logLevel: readLogLevel(read),
+    allowedHosts: (read.optional("DISPLAY_ALLOWED_HOSTS", hostList) ?? []).map((h) => h.toLowerCase()),
+    signedInNameMs: (read.optional("DISPLAY_SIGNED_IN_SECONDS", seconds(0, 86400)) ?? 10) * 1000,
+    showUsername: read.optional("DISPLAY_SHOW_USERNAME", bool) ?? false,
+    language: read.optional("DISPLAY_LANGUAGE", languageTag) ?? "auto",
+    productName:
+      read.optional("DISPLAY_PRODUCT_NAME", z.string().check(z.trim(), z.maxLength(80))) || undefined,
+    logo: readLogo(read, env),
+    colors: readColors(read),
+    shortUrl: read.optional("DISPLAY_SHORT_URL", z.string().check(z.trim(), z.maxLength(80))) || undefined,
+    neverHeardAfterMs: (read.optional("DISPLAY_NEVER_HEARD_SECONDS", seconds(1, 86400)) ?? 30) * 1000,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** The languages the displays and the agent's message speak (src/i18n/catalogue.ts), and `auto`. */
+const DISPLAY_LANGUAGES = ["auto", ...LOCALES] as const;
+const languageTag = z.enum(DISPLAY_LANGUAGES, {
+  message: `expected one of ${DISPLAY_LANGUAGES.join(", ")}`,
+});
+
+const LOGO_TYPES: Readonly<Record<string, string>> = {
+  svg: "image/svg+xml",
+  png: "image/png",
+  webp: "image/webp",
+};
+
+function readLogo(read: EnvReader, env: Env): DisplayConfig["logo"] {
+  const path = env[`${ENV_PREFIX}DISPLAY_LOGO_FILE`];
+  if (!path) return undefined;
+  const type = LOGO_TYPES[/\.([a-z]+)$/i.exec(path)?.[1]?.toLowerCase() ?? ""];
+  if (!type) {
+    read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: expected an .svg, .png or .webp file (got ${path})`);
+    return undefined;
+  }
+  try {
+    const body = readFileSync(path);
+    if (body.length <= 512 * 1024) return { type, body };
+    read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: ${path} is larger than 512 KiB`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
+    read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${code})`);
+  }
+  return undefined;
+}
+
+const hexColor = z.string().check(z.regex(/^#[0-9a-f]{6}$/i, "expected a colour as #rrggbb"));
+
+/** The three colours, each pair with the background at WCAG 2.2 AA contrast for normal text (1.4.3). */
+function readColors(read: EnvReader): DisplayConfig["colors"] {
+  const colors = {
+    background: read.optional("DISPLAY_BACKGROUND_COLOR", hexColor) ?? "#000000",
+    text: read.optional("DISPLAY_TEXT_COLOR", hexColor) ?? "#ffffff",
+    accent: read.optional("DISPLAY_ACCENT_COLOR", hexColor) ?? "#7fd4ff",
+  };
+  for (const [name, color] of [
+    ["TEXT", colors.text],
+    ["ACCENT", colors.accent],
+  ] as const) {
+    const ratio = contrastRatio(color, colors.background);
+    if (ratio < 4.5)
+      read.problem(
+        `${ENV_PREFIX}DISPLAY_${name}_COLOR: ${color} on the background ${colors.background} has a contrast of ${ratio.toFixed(2)}:1; WCAG 2.2 AA asks for at least 4.5:1`,
+      );
+  }
+  return colors;
+}
+
+/** WCAG 2.2 contrast ratio of two `#rrggbb` colours (relative luminance, sRGB). */
+export function contrastRatio(a: string, b: string): number {
+  const luminance = (hex: string) => {
+    const [r = 0, g = 0, bl = 0] = [1, 3, 5].map((i) => {
+      const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+  return (light + 0.05) / (dark + 0.05);
 }
 
 function readCacheKey(read: EnvReader): string | undefined {

@@ -1,3 +1,4 @@
+import { matchLocale, translate as translateMessage } from "../i18n/translate.js";
 import {
   AuthError,
   InteractionRequiredAuthError,
@@ -224,6 +225,7 @@ export class DeviceCodeSignIn {
             response.verificationUri,
             verificationUri,
             response.userCode,
+            this.config.language,
           ),
           issuedAt: issuedAt.toISOString(),
           expiresAt: new Date(issuedAt.getTime() + response.expiresIn * 1000).toISOString(),
@@ -403,9 +405,11 @@ function rewriteMessage(
   original: string,
   shown: string,
   userCode: string,
+  language: string,
 ): string {
+  // RFC 8628 providers send no message: ours, in DISPLAY_LANGUAGE (English for `auto`: no browser to ask).
   if (!message)
-    return `To sign in, use a web browser to open the page ${shown} and enter the code ${userCode}.`;
+    return translateMessage(matchLocale(language) ?? "en", "promptMessage", { url: shown, code: userCode });
   return original && original !== shown ? message.split(original).join(shown) : message;
 }
 

@@ -59,7 +59,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     { ...config.mqtt, clientId: "demo-display" },
     deviceTopics(config.topicPrefix, config.deviceId),
   );
-  const display = new TerminalDisplay(watcher, out);
+  // The demo's people are made up, and showing the claims that arrive is what the demo is for.
+  const display = new TerminalDisplay(watcher, out, { showUsername: true });
   const agent = new Agent({ config, logger: createLogger("warn", process.stderr) });
   let finished: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finished = resolve));

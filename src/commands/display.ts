@@ -43,7 +43,10 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
   }
   const watcher = new DeviceWatcher(config.mqtt, deviceTopics(config.topicPrefix, deviceId));
   // The display owns stdout and says itself when a message is malformed; logs would only clutter the screen.
-  const display = new TerminalDisplay(watcher, process.stdout);
+  const display = new TerminalDisplay(watcher, process.stdout, {
+    showUsername: config.showUsername,
+    neverHeardAfterMs: config.neverHeardAfterMs,
+  });
   display.start();
   // A refusal after the first connection ends the display like one at the start: one line, exit code (README).
   const refusedLater = new Promise<never>((_, reject) => watcher.once("refused", reject));

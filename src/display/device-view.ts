@@ -2,15 +2,39 @@ import { EventEmitter } from "eventemitter3";
 import { listen } from "../listen.js";
 import type { DeviceWatcher, DeviceWatcherEvents } from "../mqtt/device-watcher.js";
 import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
-import { qrSvg } from "./qr.js";
+import {
+  boundedText,
+  MAX_FIELD_CHARS,
+  MAX_MESSAGE_CHARS,
+  MAX_URL_CHARS,
+  MAX_USER_CODE_CHARS,
+} from "./bounded.js";
+import { promptQrUrl, qrSvg } from "./qr.js";
 
-/** The prompt as a display shows it: the payload plus the QR code of the URL to open. */
+/**
+ * The prompt as a display shows it: the payload's own fields, each cut to what a screen can show
+ * (src/display/bounded.ts), plus the QR code of the URL to open.
+ */
 export interface ShownPrompt extends DisplayPayload {
-  /** What the QR code holds: `verificationUriComplete` when the provider gives one, else `verificationUri`. */
-  readonly qrUrl: string;
-  /** The QR code as a standalone SVG document (black on white, with a quiet zone). */
-  readonly qrSvg: string;
+  /**
+   * What the QR code holds: `verificationUriComplete` when the provider gives one, else `verificationUri`;
+   * `null` when neither is an `https` URL short enough for a QR code (the screen shows the address only).
+   */
+  readonly qrUrl: string | null;
+  /** The QR code as a standalone SVG document (black on white, with a quiet zone), or `null` with `qrUrl`. */
+  readonly qrSvg: string | null;
 }
+
+/** What a shared screen may say about who signed in (issue 16: privacy on shared screens). */
+export interface DevicePrivacy {
+  /** How long after a sign-in the person's name stays on the screen, in ms; then a neutral "signed in". */
+  readonly signedInNameMs: number;
+  /** Also show the username (usually the email address) under the name. */
+  readonly showUsername: boolean;
+}
+
+/** A short moment for the person to see it worked; then the name leaves the screen. */
+export const DEFAULT_PRIVACY: DevicePrivacy = { signedInNameMs: 10_000, showUsername: false };
 
 /**
  * The state as a display shows it. The page reaches more people than the broker does (anyone who can open it),
@@ -29,6 +53,11 @@ export interface DeviceSnapshot {
   readonly availability: Availability | "unknown";
   readonly state: ShownState | null;
   readonly prompt: ShownPrompt | null;
+  /**
+   * Between codes: why there is none (`expired` from a `code_expired` event, or a `sign_in_failed` reason) and
+   * when the agent asks for the next (`nextCodeAt`, `retryAt`). `null` once a code or a new state arrives.
+   */
+  readonly pause: { readonly reason: string; readonly until: string } | null;
   /** The display server's clock, so a page on a TV with a wrong clock still counts down correctly. */
   readonly serverTime: string;
 }
@@ -46,12 +75,15 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private availability: Availability | "unknown" = "unknown";
   private state: ShownState | null = null;
   private prompt: ShownPrompt | null = null;
+  private pause: DeviceSnapshot["pause"] = null;
   private unsubscribe: () => void = () => undefined;
   private cancelStale: () => void = () => undefined;
+  private hideName: NodeJS.Timeout | undefined;
 
   constructor(
     readonly deviceId: string,
     private readonly watcher: DeviceWatcher,
+    private readonly privacy: DevicePrivacy = DEFAULT_PRIVACY,
   ) {
     super();
   }
@@ -65,6 +97,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         const received = prompt && countdownFromReceipt(prompt, secondsLeft);
         const current = received && isPromptCurrent(received) ? received : null;
         this.prompt = current && show(current);
+        if (current) this.pause = null;
         if (current)
           this.cancelStale = whenPromptStale(current, () => {
             this.prompt = null;
@@ -73,7 +106,20 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         this.changed();
       },
       state: (state) => {
-        this.state = showState(state);
+        this.state = this.withoutPrivateData(showState(state));
+        if (state.state === "signed_in" || state.state === "error") this.pause = null;
+        this.changed();
+      },
+      // The two events that say when the next code comes: the screen counts down to it.
+      event: (event) => {
+        if (event.type !== "code_expired" && event.type !== "sign_in_failed") return;
+        const until = event.type === "code_expired" ? event["nextCodeAt"] : event["retryAt"];
+        if (typeof until !== "string" || Number.isNaN(Date.parse(until))) return;
+        const reason = event.type === "code_expired" ? "expired" : event["reason"];
+        this.pause = {
+          reason: boundedText(typeof reason === "string" ? reason : "server", MAX_FIELD_CHARS),
+          until: new Date(Date.parse(until)).toISOString(),
+        };
         this.changed();
       },
       availability: (availability) => {
@@ -90,6 +136,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   stop(): void {
     this.unsubscribe();
     this.cancelStale();
+    clearTimeout(this.hideName);
   }
 
   snapshot(): DeviceSnapshot {
@@ -99,7 +146,33 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       availability: this.availability,
       state: this.state,
       prompt: this.prompt,
+      pause: this.pause,
       serverTime: new Date().toISOString(),
+    };
+  }
+
+  /**
+   * The account as the privacy settings allow: the username only when configured, and the name only until
+   * `signedInNameMs` after the sign-in (counted from `since`, or from now if `since` is in the future), after
+   * which a timer takes it off every open screen. A retained state read later than that shows no name at all.
+   */
+  private withoutPrivateData(state: ShownState): ShownState {
+    clearTimeout(this.hideName);
+    const { account, ...rest } = state;
+    if (!account) return state;
+    const now = Date.now();
+    const since = Date.parse(state.since);
+    const hideAt = Math.min(Number.isNaN(since) ? now : since, now) + this.privacy.signedInNameMs;
+    if (hideAt <= now) return rest;
+    this.hideName = setTimeout(() => {
+      if (this.state?.account === undefined) return;
+      this.state = rest;
+      this.changed();
+    }, hideAt - now);
+    this.hideName.unref();
+    return {
+      ...rest,
+      account: { name: account.name, username: this.privacy.showUsername ? account.username : "" },
     };
   }
 
@@ -118,15 +191,21 @@ function showState({
   message,
   retryAt,
 }: StatePayload): ShownState {
+  // Only state, since and deviceId are validated by the watcher; the rest is whatever the payload holds.
+  const text = (value: unknown, max: number) =>
+    boundedText(typeof value === "string" || typeof value === "number" ? String(value) : "", max);
+  const field = (value: unknown) => text(value, MAX_FIELD_CHARS);
   return {
     state,
-    since,
-    deviceId,
-    ...(account ? { account: { name: account.name, username: account.username } } : {}),
-    ...(expiresAt !== undefined ? { expiresAt } : {}),
-    ...(reason !== undefined ? { reason } : {}),
-    ...(message !== undefined ? { message } : {}),
-    ...(retryAt !== undefined ? { retryAt } : {}),
+    since: field(since),
+    deviceId: field(deviceId),
+    ...(typeof account === "object" && account !== null
+      ? { account: { name: field(account.name), username: field(account.username) } }
+      : {}),
+    ...(expiresAt !== undefined ? { expiresAt: field(expiresAt) } : {}),
+    ...(reason !== undefined ? { reason: field(reason) as typeof reason } : {}),
+    ...(message !== undefined ? { message: text(message, MAX_MESSAGE_CHARS) } : {}),
+    ...(retryAt !== undefined ? { retryAt: field(retryAt) } : {}),
   };
 }
 
@@ -145,9 +224,24 @@ export function countdownFromReceipt(
   return { ...prompt, expiresAt: new Date(now + secondsLeft * 1000).toISOString() };
 }
 
+/**
+ * Only the fields a screen draws, each bounded: the payload is a loose object, and an extra megabyte in it would
+ * otherwise go to every open page with every update.
+ */
 function show(prompt: DisplayPayload): ShownPrompt {
-  const qrUrl = prompt.verificationUriComplete ?? prompt.verificationUri;
-  return { ...prompt, qrUrl, qrSvg: qrSvg(qrUrl) };
+  const qrUrl = promptQrUrl(prompt) ?? null;
+  const complete = prompt.verificationUriComplete;
+  return {
+    deviceId: boundedText(prompt.deviceId, MAX_FIELD_CHARS),
+    userCode: boundedText(prompt.userCode, MAX_USER_CODE_CHARS),
+    verificationUri: boundedText(prompt.verificationUri, MAX_URL_CHARS),
+    ...(complete !== undefined ? { verificationUriComplete: boundedText(complete, MAX_URL_CHARS) } : {}),
+    message: boundedText(prompt.message, MAX_MESSAGE_CHARS),
+    issuedAt: boundedText(prompt.issuedAt, MAX_FIELD_CHARS),
+    expiresAt: boundedText(prompt.expiresAt, MAX_FIELD_CHARS),
+    qrUrl,
+    qrSvg: (qrUrl === null ? undefined : qrSvg(qrUrl)) ?? null,
+  };
 }
 
 /**

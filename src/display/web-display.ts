@@ -36,13 +36,48 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
         connected ? "broker connected" : "broker not reachable; retrying",
       ),
     );
-    const view = new DeviceView(id, watcher);
+    const view = new DeviceView(id, watcher, {
+      signedInNameMs: config.signedInNameMs,
+      showUsername: config.showUsername,
+    });
     view.start();
     views.set(id, view);
     watchers.push(watcher);
   }
-  const server = new WebDisplayServer({ host: config.host, port: config.port, views, logger });
+  const server = new WebDisplayServer({
+    host: config.host,
+    port: config.port,
+    views,
+    logger,
+    allowedHosts: config.allowedHosts,
+    presentation: {
+      language: config.language,
+      ...(config.productName !== undefined ? { productName: config.productName } : {}),
+      ...(config.shortUrl !== undefined ? { shortUrl: config.shortUrl } : {}),
+      ...(config.logo !== undefined ? { logo: config.logo } : {}),
+      neverHeardAfterMs: config.neverHeardAfterMs,
+      theme: config.colors,
+    },
+  });
+  // A typo in the device id, an agent that never started or a broker ACL that hides the topics all look like
+  // "about to show a code": after a while, say so once in the log (the page says it on screen).
+  const neverHeard = setTimeout(() => {
+    for (const [id, view] of views) {
+      const { availability, state, prompt, brokerConnected } = view.snapshot();
+      if (!brokerConnected || availability !== "unknown" || state !== null || prompt !== null) continue;
+      log.warn(
+        {
+          deviceId: id,
+          topics: deviceTopics(config.topicPrefix, id).base,
+          seconds: config.neverHeardAfterMs / 1000,
+        },
+        "no word from this device yet: check the device id, that its agent runs, and that the agent and this display use the same broker and topic prefix (and that the broker's ACL lets this display read the topics)",
+      );
+    }
+  }, config.neverHeardAfterMs);
+  neverHeard.unref();
   const stop = async () => {
+    clearTimeout(neverHeard);
     await server.stop();
     for (const view of views.values()) view.stop();
     await Promise.all(watchers.map((watcher) => watcher.stop()));

@@ -2,10 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { listen } from "../listen.js";
+import { AllowedHosts } from "./allowed-hosts.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
+import type { Locale } from "../i18n/catalogue.js";
+import { chooseLocale } from "../i18n/translate.js";
+import { screenFor, type ScreenContext } from "./screen.js";
 import { CLIENT_JS } from "./web/client.js";
 import { devicePage, indexPage, notFoundPage } from "./web/pages.js";
-import { STYLE_CSS } from "./web/style.js";
+import { STYLE_CSS, themeCss, type Theme } from "./web/style.js";
 
 export interface WebDisplayOptions {
   readonly host: string;
@@ -18,6 +22,32 @@ export interface WebDisplayOptions {
   readonly heartbeatMs?: number;
   /** How long a page waits before reconnecting a lost event stream (the SSE `retry:` field). Default 2 s. */
   readonly reconnectMs?: number;
+  /** Host names answered besides IPs, loopback and this machine's (see {@link AllowedHosts}); `*`: any. */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * Most bytes waiting to be sent to one page. A page that does not read (a hung TV, a client that opens the
+   * stream and never reads) is dropped beyond it; a live page catches up on its next connect. Default 1 MiB.
+   */
+  readonly maxBufferedBytes?: number;
+  /** Most open event streams, all devices together; beyond it a new one gets 503. Default 256. */
+  readonly maxStreams?: number;
+  /** Language, brand and wording; defaults: the browser's language, the device id as the product. */
+  readonly presentation?: Presentation;
+}
+
+/** How the pages look and speak. */
+export interface Presentation {
+  /** A BCP 47 tag, or `auto` for each browser's `Accept-Language` (a page's `?lang=` wins over both). */
+  readonly language?: string;
+  /** The product people sign in to, in the headline; default: the device id. */
+  readonly productName?: string;
+  /** Shown instead of the verification URI's text (the QR code still holds the full one). */
+  readonly shortUrl?: string;
+  /** How long without a word from a device before its screen says what to check, in ms. Default 30 s. */
+  readonly neverHeardAfterMs?: number;
+  readonly theme?: Theme;
+  /** The logo in the header: its bytes and media type (SVG, PNG or WebP). */
+  readonly logo?: { readonly type: string; readonly body: Buffer };
 }
 
 /**
@@ -40,14 +70,28 @@ const DEVICE_PATH = /^\/devices\/([^/]+)(\/events)?$/;
  */
 export class WebDisplayServer {
   private readonly server: Server;
-  private readonly streams = new Map<string, Set<ServerResponse>>();
+  /** Each device's open event streams, with the language each page speaks. */
+  private readonly streams = new Map<string, Map<ServerResponse, Locale>>();
+  private readonly startedAt = Date.now();
   private readonly unsubscribes: Array<() => void> = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  private readonly allowedHosts: AllowedHosts;
+  private readonly maxBufferedBytes: number;
+  private readonly maxStreams: number;
+  private dropped = 0;
+  private refusedStreams = 0;
+  private readonly refusedHosts = new Set<string>();
 
   constructor(private readonly options: WebDisplayOptions) {
     this.log = options.logger.child({ module: "web-display" });
+    this.allowedHosts = new AllowedHosts(options.allowedHosts ?? [], options.host);
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+    this.maxStreams = options.maxStreams ?? 256;
     this.server = createServer((req, res) => this.handle(req, res));
+    // Room for every page's stream and as many page and asset loads; beyond it Node closes new connections
+    // at once, so idle or half-open ones cannot pile up (Node's own header and request timeouts end those).
+    this.server.maxConnections = (options.maxStreams ?? 256) * 2;
   }
 
   /** `http://host:port` the server listens on; valid after start(). */
@@ -60,10 +104,16 @@ export class WebDisplayServer {
 
   async start(): Promise<void> {
     for (const [deviceId, view] of this.options.views) {
-      const streams = new Set<ServerResponse>();
+      const streams = new Map<ServerResponse, Locale>();
       this.streams.set(deviceId, streams);
       const push = (snapshot: DeviceSnapshot) => {
-        for (const res of streams) sendSnapshot(res, snapshot);
+        // Serialised once per language for every page: each stream queues the same buffer, not a copy.
+        const frames = new Map<Locale, Buffer>();
+        for (const [res, locale] of streams) {
+          let frame = frames.get(locale);
+          if (!frame) frames.set(locale, (frame = this.frame(snapshot, locale)));
+          this.send(res, frame, streams);
+        }
       };
       this.unsubscribes.push(listen<DeviceViewEvents>(view, { change: push }));
     }
@@ -86,7 +136,8 @@ export class WebDisplayServer {
     });
     // Proxies and NAT boxes drop connections that stay silent; a comment line keeps the stream alive.
     this.heartbeat = setInterval(() => {
-      for (const streams of this.streams.values()) for (const res of streams) res.write(": keep-alive\n\n");
+      for (const streams of this.streams.values())
+        for (const res of streams.keys()) this.send(res, KEEP_ALIVE, streams);
     }, this.options.heartbeatMs ?? 15_000);
     this.log.info({ url: this.url, devices: [...this.options.views.keys()] }, "web display listening");
   }
@@ -94,7 +145,7 @@ export class WebDisplayServer {
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    for (const streams of this.streams.values()) for (const res of streams) res.end();
+    for (const streams of this.streams.values()) for (const res of streams.keys()) res.end();
     this.streams.clear();
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -103,22 +154,49 @@ export class WebDisplayServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.allowedHosts.allows(req.headers.host)) {
+      // Once per name (for the first 64), so a scanner cannot fill the log.
+      const host = req.headers.host?.slice(0, 256) ?? "";
+      if (this.refusedHosts.size < 64 && !this.refusedHosts.has(host)) {
+        this.refusedHosts.add(host);
+        this.log.warn(
+          { host },
+          "refused a request for a host name the web display does not answer to (add it to EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS if it is yours)",
+        );
+      }
+      // Plain text (and nosniff): the name is echoed for the administrator who typed it, never interpreted.
+      send(
+        res,
+        403,
+        "text/plain; charset=utf-8",
+        `This display does not answer to the name ${JSON.stringify(host.slice(0, 100))}. ` +
+          "If it is yours, add it to EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS (DNS rebinding protection).\n",
+      );
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res
         .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" })
         .end("GET only\n");
       return;
     }
-    const path = new URL(req.url ?? "/", "http://display").pathname;
+    const { pathname: path, searchParams: query } = new URL(req.url ?? "/", "http://display");
+    const locale = chooseLocale(
+      query.get("lang") ?? this.options.presentation?.language,
+      req.headers["accept-language"],
+    );
     const ids = [...this.options.views.keys()];
     if (path === "/") {
       // One device: straight to its page, so a kiosk can simply point at the server.
       if (ids.length === 1)
         res.writeHead(302, { location: `/devices/${encodeURIComponent(ids[0] ?? "")}` }).end();
-      else send(res, 200, "text/html; charset=utf-8", indexPage(ids));
+      else send(res, 200, "text/html; charset=utf-8", indexPage(ids, locale));
       return;
     }
     if (path === "/assets/display.css") return send(res, 200, "text/css; charset=utf-8", STYLE_CSS);
+    if (path === "/assets/theme.css") return send(res, 200, "text/css; charset=utf-8", this.themeCss);
+    const logo = this.options.presentation?.logo;
+    if (path === "/assets/logo" && logo) return send(res, 200, logo.type, logo.body);
     if (path === "/assets/display.js") return send(res, 200, "text/javascript; charset=utf-8", CLIENT_JS);
     // Browsers ask for it on their own; an empty answer keeps a 404 out of the kiosk's console.
     if (path === "/favicon.ico") return void res.writeHead(204, { "cache-control": "max-age=86400" }).end();
@@ -127,16 +205,38 @@ export class WebDisplayServer {
     const deviceId = match ? safeDecode(match[1] ?? "") : undefined;
     const view = deviceId === undefined ? undefined : this.options.views.get(deviceId);
     if (!view || deviceId === undefined) {
-      send(res, 404, "text/html; charset=utf-8", notFoundPage(ids));
+      send(res, 404, "text/html; charset=utf-8", notFoundPage(ids, locale));
       return;
     }
-    if (match?.[2]) this.openStream(req, res, deviceId, view);
-    else send(res, 200, "text/html; charset=utf-8", devicePage(deviceId));
+    if (match?.[2]) this.openStream(req, res, deviceId, view, locale);
+    else
+      send(
+        res,
+        200,
+        "text/html; charset=utf-8",
+        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product(deviceId) }),
+      );
   }
 
-  private openStream(req: IncomingMessage, res: ServerResponse, deviceId: string, view: DeviceView): void {
+  private openStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    deviceId: string,
+    view: DeviceView,
+    locale: Locale,
+  ): void {
     const streams = this.streams.get(deviceId);
     if (!streams) return void res.writeHead(503).end();
+    if (this.openStreams() >= this.maxStreams) {
+      this.refusedStreams += 1;
+      if (this.refusedStreams === 1 || this.refusedStreams % 100 === 0)
+        this.log.warn(
+          { deviceId, streams: this.maxStreams, refused: this.refusedStreams },
+          "refused a page: too many open pages",
+        );
+      res.writeHead(503, { "retry-after": "10" }).end();
+      return;
+    }
     req.socket.setNoDelay(true);
     req.socket.setTimeout(0);
     res.writeHead(200, {
@@ -149,9 +249,53 @@ export class WebDisplayServer {
     });
     // The snapshot right away: a page opened late, or back after a restart, is right without waiting for news.
     res.write(`retry: ${this.options.reconnectMs ?? 2_000}\n\n`);
-    sendSnapshot(res, view.snapshot());
-    streams.add(res);
+    res.write(this.frame(view.snapshot(), locale));
+    streams.set(res, locale);
     res.once("close", () => streams.delete(res));
+  }
+
+  /** Queues a frame for one page, or drops the page when it has not read what it was already sent. */
+  private send(res: ServerResponse, frame: Buffer, streams: Map<ServerResponse, Locale>): void {
+    if (res.writableLength + frame.length <= this.maxBufferedBytes) {
+      res.write(frame);
+      return;
+    }
+    streams.delete(res);
+    res.destroy();
+    this.dropped += 1;
+    // The first, then every hundredth: a client that keeps coming back cannot fill the log.
+    if (this.dropped === 1 || this.dropped % 100 === 0)
+      this.log.warn(
+        { limit: this.maxBufferedBytes, dropped: this.dropped },
+        "dropped a page that does not read its updates",
+      );
+  }
+
+  /** One SSE frame: the snapshot and the screen it makes, in the page's language. */
+  private frame(snapshot: DeviceSnapshot, locale: Locale): Buffer {
+    const context: ScreenContext = {
+      locale,
+      product: this.product(snapshot.deviceId),
+      shortUrl: this.options.presentation?.shortUrl,
+      watchingSince: this.startedAt,
+      neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? 30_000,
+    };
+    const screen = screenFor(snapshot, context);
+    return Buffer.from(`event: snapshot\ndata: ${JSON.stringify({ ...snapshot, screen })}\n\n`);
+  }
+
+  private product(deviceId: string): string {
+    return this.options.presentation?.productName ?? deviceId;
+  }
+
+  private get themeCss(): string {
+    return themeCss(this.options.presentation?.theme);
+  }
+
+  private openStreams(): number {
+    let open = 0;
+    for (const streams of this.streams.values()) open += streams.size;
+    return open;
   }
 
   private health(): { devices: Record<string, { brokerConnected: boolean; pages: number }> } {
@@ -166,11 +310,9 @@ export class WebDisplayServer {
   }
 }
 
-function sendSnapshot(res: ServerResponse, snapshot: DeviceSnapshot): void {
-  res.write(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
-}
+const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
   res
     .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
     .end(res.req.method === "HEAD" ? undefined : body);

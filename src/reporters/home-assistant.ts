@@ -1,11 +1,14 @@
 import { rmSync } from "node:fs";
 import { writeFileAtomicSync } from "../storage/atomic-write.js";
 import { readStateFileSync } from "../storage/state-file.js";
+import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config.js";
+import { promptQrUrl, qrSvg } from "../display/qr.js";
+import type { AgentEvents, SignInPrompt } from "../events.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
 import type { DeviceTopics } from "../mqtt/topics.js";
-import type { Reporter } from "./reporter.js";
+import { subscribe, type Reporter } from "./reporter.js";
 
 /** One Home Assistant entity of this device: its discovery topic and config. */
 export interface DiscoveryEntry {
@@ -25,6 +28,9 @@ export interface DiscoveryEntry {
 export class HomeAssistantReporter implements Reporter {
   readonly name = "home-assistant";
 
+  private prompt: SignInPrompt | undefined;
+  private unsubscribes: Array<() => void> = [];
+
   constructor(
     private readonly gateway: MqttGateway,
     private readonly entries: readonly DiscoveryEntry[],
@@ -34,17 +40,56 @@ export class HomeAssistantReporter implements Reporter {
     private readonly published: string,
     /** This device's id: only its own discovery topics are ever removed, whatever the note lists. */
     private readonly deviceId: string,
+    /** The device's topics: the prompt entities read `{base}/home-assistant/...`. */
+    private readonly topics?: DeviceTopics,
   ) {}
 
-  start(): Promise<void> {
-    this.gateway.onConnect(() => this.announce());
+  start(events?: EventEmitter<AgentEvents>): Promise<void> {
+    this.gateway.onConnect(() => {
+      this.announce();
+      this.publishPrompt();
+    });
     if (this.gateway.connected) this.announce();
+    if (events && this.topics && this.settings.discovery) {
+      const onError = (error: unknown) =>
+        this.log.error({ err: error }, "cannot publish the sign-in prompt to Home Assistant");
+      this.unsubscribes = [
+        subscribe(events, "prompt", (prompt) => ((this.prompt = prompt), this.publishPrompt()), onError),
+        subscribe(events, "prompt_cleared", () => ((this.prompt = undefined), this.publishPrompt()), onError),
+      ];
+    }
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     // The configs stay: the gateway's `offline` on the availability topic marks the entities unavailable.
     return Promise.resolve();
+  }
+
+  /**
+   * The prompt as Home Assistant's code, expiry and QR code entities read it; with no prompt, an empty code
+   * and no expiry (Home Assistant shows "unknown") and a blank image. Retained, so a restarted Home Assistant
+   * shows what is current. Nothing is published while discovery is off.
+   */
+  private publishPrompt(): void {
+    if (!this.topics || !this.settings.discovery || !this.gateway.connected) return;
+    const prompt = this.prompt && Date.parse(this.prompt.expiresAt) > Date.now() ? this.prompt : undefined;
+    const topics = homeAssistantTopics(this.topics);
+    this.gateway.publishJson(
+      topics.prompt,
+      {
+        code: prompt?.userCode ?? "",
+        expires_at: prompt?.expiresAt ?? null,
+        verification_uri: prompt?.verificationUri ?? "",
+      },
+      { retain: true, onlyIfConnected: true },
+    );
+    const qrUrl = prompt && promptQrUrl(prompt);
+    this.gateway.publish(topics.qr, (qrUrl && qrSvg(qrUrl)) ?? BLANK_SVG, {
+      retain: true,
+      onlyIfConnected: true,
+    });
   }
 
   private announce(): void {
@@ -57,7 +102,11 @@ export class HomeAssistantReporter implements Reporter {
   }
 
   private announceNow(): void {
-    const current = new Set(this.settings.discovery ? this.entries.map((entry) => entry.topic) : []);
+    // The prompt topics are noted too, so that switching discovery off removes them with the configs.
+    const prompt = this.topics ? Object.values(homeAssistantTopics(this.topics)) : [];
+    const current = new Set(
+      this.settings.discovery ? [...this.entries.map((entry) => entry.topic), ...prompt] : [],
+    );
     const stale = this.previouslyPublished().filter((topic) => !current.has(topic));
     for (const topic of stale) this.gateway.clearRetained(topic);
     if (stale.length > 0)
@@ -75,10 +124,13 @@ export class HomeAssistantReporter implements Reporter {
       if (read.status !== "ok") return [];
       const topics: unknown = JSON.parse(read.data.toString("utf8"));
       if (!Array.isArray(topics)) return [];
-      // The note is a file in STATE_DIR: whatever it lists, only this device's own config topics are cleared,
-      // never a wildcard (which would crash the publish) or another device's or integration's retained topic.
+      // The note is a file in STATE_DIR: whatever it lists, only this device's own config topics (and its own
+      // prompt topics) are cleared, never a wildcard (which would crash the publish) or another device's or
+      // integration's retained topic.
+      const ownPromptTopics: string[] = this.topics ? Object.values(homeAssistantTopics(this.topics)) : [];
       const own = topics.filter(
-        (t): t is string => typeof t === "string" && isOwnDiscoveryTopic(t, this.deviceId),
+        (t): t is string =>
+          typeof t === "string" && (isOwnDiscoveryTopic(t, this.deviceId) || ownPromptTopics.includes(t)),
       );
       if (own.length !== topics.length)
         this.log.warn(
@@ -104,6 +156,15 @@ export class HomeAssistantReporter implements Reporter {
   }
 }
 
+/** A 1x1 white image: what the QR code entity shows when there is no code (an empty message would be ignored). */
+const BLANK_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"><rect width="1" height="1" fill="#fff"/></svg>';
+
+/** Where the agent publishes the prompt for Home Assistant's entities (retained), under the device's base topic. */
+export function homeAssistantTopics(topics: DeviceTopics): { prompt: string; qr: string } {
+  return { prompt: `${topics.base}/home-assistant/prompt`, qr: `${topics.base}/home-assistant/qr` };
+}
+
 export interface DiscoveryDevice {
   readonly deviceId: string;
   readonly topics: DeviceTopics;
@@ -117,7 +178,15 @@ export interface DiscoveryDevice {
 }
 
 /** The `{component}/{key}` of every entity this agent ever publishes. */
-const ENTITY_KEYS = new Set(["sensor/state", "sensor/user", "button/sign_in", "button/sign_out"]);
+const ENTITY_KEYS = new Set([
+  "sensor/state",
+  "sensor/user",
+  "sensor/code",
+  "sensor/code_expires",
+  "image/qr",
+  "button/sign_in",
+  "button/sign_out",
+]);
 
 /** The discovery node id of a device: discovery topic levels and ids allow only [a-zA-Z0-9_-]. */
 function discoveryNode(deviceId: string): string {
@@ -127,7 +196,9 @@ function discoveryNode(deviceId: string): string {
 /** True for `{any prefix}/{component}/{this device's node}/{key}/config` of an entity this agent publishes. */
 export function isOwnDiscoveryTopic(topic: string, deviceId: string): boolean {
   const match =
-    /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/(sensor|button)\/([A-Za-z0-9_-]+)\/([a-z_]+)\/config$/.exec(topic);
+    /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/(sensor|button|image)\/([A-Za-z0-9_-]+)\/([a-z_]+)\/config$/.exec(
+      topic,
+    );
   return match !== null && match[2] === discoveryNode(deviceId) && ENTITY_KEYS.has(`${match[1]}/${match[3]}`);
 }
 
@@ -179,6 +250,28 @@ export function discoveryEntries({
           }),
         ]
       : []),
+    // The sign-in prompt, so any dashboard or wall panel shows it with no other software (cleared with it).
+    entity("sensor", "code", {
+      name: "Sign-in code",
+      icon: "mdi:form-textbox-password",
+      state_topic: homeAssistantTopics(topics).prompt,
+      // "None" is Home Assistant's word for unknown: no code now.
+      value_template: "{{ value_json.code if value_json.code else None }}",
+      json_attributes_topic: homeAssistantTopics(topics).prompt,
+      json_attributes_template:
+        "{{ {'verification_uri': value_json.verification_uri, 'expires_at': value_json.expires_at} | tojson }}",
+    }),
+    entity("sensor", "code_expires", {
+      name: "Sign-in code expires",
+      device_class: "timestamp",
+      state_topic: homeAssistantTopics(topics).prompt,
+      value_template: "{{ value_json.expires_at if value_json.expires_at else None }}",
+    }),
+    entity("image", "qr", {
+      name: "Sign-in QR code",
+      image_topic: homeAssistantTopics(topics).qr,
+      content_type: "image/svg+xml",
+    }),
     entity("button", "sign_in", {
       name: "Sign in",
       icon: "mdi:login",

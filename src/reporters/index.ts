@@ -49,6 +49,7 @@ const FACTORIES: readonly ReporterFactory[] = [
       log.child({ module: "home-assistant" }),
       join(config.stateDir, "home-assistant-discovery.json"),
       config.deviceId,
+      topics,
     ),
   (config, { log, gateway, topics }) =>
     new MqttReporter(

@@ -144,6 +144,11 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     await agent.mqtt.publishAsync(topics.state, "marker", { qos: 1 });
     await display.waitFor(topics.state, "marker");
     expect(display.received(topics.event("authenticated"))).toStrictEqual([]);
+    // The two events that time the next code (the display's countdown) do reach it.
+    await agent.mqtt.publishAsync(topics.event("code_expired"), "next-code-at", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.event("sign_in_failed"), "retry-at", { qos: 1 });
+    await display.waitFor(topics.event("code_expired"), "next-code-at");
+    await display.waitFor(topics.event("sign_in_failed"), "retry-at");
   });
 
   it("lets an agent read its own requests but not another device's", async () => {

@@ -117,6 +117,47 @@ describe("edge-signin display", () => {
       expect(() => JSON.parse(line) as unknown).not.toThrow();
   });
 
+  it("says once what to check when it hears nothing from the device (a typo in --device looked like 'about to show a code')", async () => {
+    cli = startCli(["display", "--device", `no-such-tv-${process.pid}`], {
+      EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+      EDGE_SIGNIN_DISPLAY_NEVER_HEARD_SECONDS: "1",
+    });
+    const running = cli;
+    const out = await eventually(
+      () => running.stdout(),
+      (text) => (text.includes("no word from this device yet") ? text : undefined),
+    );
+    expect(out.split("\n").filter((line) => line.includes("no word from this device yet"))).toStrictEqual([
+      "[display] no word from this device yet: check the device id, that its agent runs, and that the agent and this display use the same broker and topic prefix (and that the broker's ACL lets this display read the topics)",
+    ]);
+  });
+
+  it("speaks the browser's language, unless DISPLAY_LANGUAGE or the page's ?lang= says otherwise", async () => {
+    const deviceId = `tv-lang-${process.pid}`;
+    const pageLanguage = async (env: Record<string, string>, query: string, acceptLanguage: string) => {
+      cli = startCli(["display", "--web", "--device", deviceId], {
+        EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+        EDGE_SIGNIN_DISPLAY_PORT: "0",
+        ...env,
+      });
+      const running = cli;
+      const url = await eventually(
+        () => running.stdout(),
+        (out) => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1],
+      );
+      const html = await (
+        await fetch(`${url}/devices/${deviceId}${query}`, { headers: { "accept-language": acceptLanguage } })
+      ).text();
+      running.child.kill("SIGTERM");
+      await running.exited;
+      return /<html lang="([^"]+)" dir="(ltr|rtl)">/.exec(html)?.slice(1);
+    };
+    expect(await pageLanguage({}, "", "de-AT,de;q=0.9,en;q=0.8")).toStrictEqual(["de", "ltr"]);
+    expect(await pageLanguage({}, "?lang=ar", "de")).toStrictEqual(["ar", "rtl"]);
+    expect(await pageLanguage({ EDGE_SIGNIN_DISPLAY_LANGUAGE: "fr" }, "", "de")).toStrictEqual(["fr", "ltr"]);
+    expect(await pageLanguage({}, "", "sv-SE")).toStrictEqual(["en", "ltr"]);
+  });
+
   it("rejects a missing device id and several devices on a terminal, one line per problem", async () => {
     const none = await runCli(["display"], { EDGE_SIGNIN_MQTT_URL: bed.broker.url });
     expect(none.code).toBe(2);

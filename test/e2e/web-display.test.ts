@@ -84,6 +84,9 @@ const markDocument = (page: Page) => page.evaluate("window.sameDocument = true")
 
 const stillSameDocument = (page: Page) => page.evaluate<boolean>("window.sameDocument === true");
 
+/** The code as shown, its reading groups joined with `-` as the test provider writes it (`ABCD-EFGH`). */
+const shownCode = async (page: Page) => (await page.locator("#code .group").allTextContents()).join("-");
+
 const screen = (page: Page, name: string, timeout = 30_000) =>
   page.waitForSelector(`body[data-screen="${name}"]`, { timeout });
 
@@ -140,11 +143,17 @@ describe("the web display, in Chromium, with a real agent", () => {
     const published = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
     await screen(page, "code");
-    const userCode = await page.locator("#code").textContent();
+    const userCode = await shownCode(page);
     expect(userCode).toBe(published.userCode);
-    expect(await page.locator("#url").textContent()).toBe(published.verificationUri);
+    // Without the scheme: every browser adds it.
+    expect(await page.locator("#url").textContent()).toBe(
+      published.verificationUri.replace(/^https:\/\//, ""),
+    );
     expect(await page.locator("#countdown").textContent()).toMatch(/^\d+:\d\d$/);
-    expect(await page.locator("#code").getAttribute("aria-live")).toBe("assertive");
+    // Screen readers hear the code once, with where to enter it, from the polite live region.
+    await expect
+      .poll(() => page.locator("#announcer").textContent())
+      .toContain(published.userCode.replace("-", " "));
 
     const qrUrl = decodeQr(await screenshot(page, "web-display-code-1280x720"));
     expect(qrUrl).toBe(published.verificationUriComplete ?? published.verificationUri);
@@ -160,7 +169,10 @@ describe("the web display, in Chromium, with a real agent", () => {
 
     await screen(page, "signed-in");
     const event = (await probe.next(topics.event("authenticated"))).json<EventPayload<"authenticated">>();
-    expect(await page.locator("#headline").textContent()).toBe(`Signed in as ${event.account.name}`);
+    // The name is isolated (FSI...PDI) so that it keeps its place in a right-to-left sentence.
+    expect(await page.locator("#headline").textContent()).toBe(
+      `Signed in as \u2068${event.account.name}\u2069`,
+    );
     expect(event.account.name).toBe("Carol");
     await screenshot(page, "web-display-signed-in");
     expect(await stillSameDocument(page)).toBe(true);
@@ -178,7 +190,9 @@ describe("the web display, in Chromium, with a real agent", () => {
 
     await bed.broker.stop();
     await page.waitForSelector("#banner:not([hidden])", { timeout: 30_000 });
-    expect(await page.locator("#banner").textContent()).toBe("Reconnecting to the message broker…");
+    // The code stays: a person can still sign in with it (the agent talks to the provider, not the broker).
+    expect(await page.locator("#banner").textContent()).toBe("Can’t reach the message broker");
+    expect(await page.locator("body").getAttribute("data-screen")).toBe("code");
     await screenshot(page, "web-display-broker-down");
     await bed.broker.start();
     await page.waitForSelector("#banner[hidden]", { state: "attached", timeout: 30_000 });
@@ -186,11 +200,11 @@ describe("the web display, in Chromium, with a real agent", () => {
       await probe.next(topics.display, (m) => m.payload.length > 0, 30_000)
     ).json<DisplayPayload>();
     await screen(page, "code");
-    await expect.poll(() => page.locator("#code").textContent(), { timeout: 30_000 }).toBe(shown.userCode);
+    await expect.poll(() => shownCode(page), { timeout: 30_000 }).toBe(shown.userCode);
 
     await first.stop();
     await page.waitForSelector('body[data-connection="reconnecting"]', { timeout: 30_000 });
-    expect(await page.locator("#banner").textContent()).toBe("Reconnecting…");
+    expect(await page.locator("#banner").textContent()).toBe("Reconnecting to the display server…");
     await screenshot(page, "web-display-server-down");
     await startDisplay(bed, [deviceId], port);
     await page.waitForSelector('body[data-connection="open"]', { timeout: 30_000 });
@@ -216,10 +230,13 @@ describe("the web display when codes expire", () => {
     const { page, errors } = await openDisplayPage(`${display.url}/devices/${deviceId}`);
     await startAgent(bed, { EDGE_SIGNIN_DEVICE_ID: deviceId });
     await screen(page, "code");
-    const first = await page.locator("#code").textContent();
-    await expect.poll(() => page.locator("#code").textContent(), { timeout: 30_000 }).not.toBe(first);
+    const first = await shownCode(page);
+    await expect.poll(() => shownCode(page), { timeout: 30_000 }).not.toBe(first);
     await screen(page, "code");
-    const second = await page.locator("#code").textContent();
+    const second = await shownCode(page);
+    // The cue for a person halfway through typing the old code.
+    expect(await page.locator("#new-code").isVisible()).toBe(true);
+    expect(await page.locator("#code").getAttribute("class")).toBe("code changed");
     expect(second).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
     expect(second).not.toBe(first);
     expect(await stillSameDocument(page)).toBe(true);
@@ -245,7 +262,7 @@ describe("the web display's screens for every state of the topic contract", () =
       retain: true,
     });
     await screen(page, "waiting");
-    expect(await page.locator("#headline").textContent()).toBe("Preparing a sign-in code…");
+    expect(await page.locator("#headline").textContent()).toBe("Getting a sign-in code…");
     await screenshot(page, "web-display-waiting");
 
     const retryAt = new Date(Date.now() + 90_000).toISOString();
@@ -262,8 +279,11 @@ describe("the web display's screens for every state of the topic contract", () =
       { retain: true },
     );
     await screen(page, "error");
-    expect(await page.locator("#detail").textContent()).toBe("The identity provider cannot be reached.");
-    expect(await page.locator("#retry").textContent()).toMatch(/^Trying again in 1:[0-3]\d$/);
+    // Plain words on a TV, never the agent's raw error text (that is in its log).
+    expect(await page.locator("#headline").textContent()).toBe("Can’t reach the sign-in service");
+    expect(await page.locator("#detail").textContent()).toBe("");
+    expect(await page.locator("#retry-label").textContent()).toBe("Trying again in");
+    expect(await page.locator("#retry").textContent()).toMatch(/^1:[0-3]\d$/);
     await screenshot(page, "web-display-error");
 
     await probe.publish(topics.display, JSON.stringify({ userCode: 42 }), { retain: true });

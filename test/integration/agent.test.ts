@@ -182,3 +182,24 @@ describe("agent against Mosquitto, whatever the provider", () => {
     );
   });
 });
+
+describe("the agent's own message for a provider that sends none", () => {
+  const { bed, probe, newAgent } = useTestBed({ idp: { dialect: "rfc8628" } });
+
+  it.each([
+    ["de", "Öffnen Sie zum Anmelden die Seite {url} in einem Webbrowser und geben Sie den Code {code} ein."],
+    ["ja", "サインインするには、Web ブラウザーで {url} を開き、コード {code} を入力してください。"],
+    ["auto", "To sign in, use a web browser to open the page {url} and enter the code {code}."],
+  ])("follows DISPLAY_LANGUAGE=%s", async (language, template) => {
+    const config = bed.config({
+      EDGE_SIGNIN_DISPLAY_LANGUAGE: language,
+      EDGE_SIGNIN_DEVICE_ID: `lang-${language}-${process.pid}`,
+    });
+    const topics = deviceTopics(config.topicPrefix, config.deviceId);
+    await newAgent(config).start();
+    const display = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
+    expect(display.message).toBe(
+      template.replace("{url}", display.verificationUri).replace("{code}", display.userCode),
+    );
+  });
+});

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
+import { qrSvg } from "../../src/display/qr.js";
 import {
   deviceTopics,
   type DisplayPayload,
@@ -18,10 +19,11 @@ type DiscoveryConfig = Record<string, unknown> & {
 async function retainedConfigs(
   url: string,
   topics: readonly string[],
+  under = "ha-test",
 ): Promise<Map<string, ReceivedMessage>> {
   const ha = await connectProbe(url);
   try {
-    await ha.subscribe("ha-test/#");
+    await ha.subscribe(`${under}/#`);
     await new Promise((resolve) => setTimeout(resolve, 500));
     const configs = new Map<string, ReceivedMessage>();
     for (const topic of topics) {
@@ -55,6 +57,9 @@ describe("Home Assistant MQTT discovery", () => {
     const expected = [
       `ha-test/button/${node}/sign_in/config`,
       `ha-test/button/${node}/sign_out/config`,
+      `ha-test/image/${node}/qr/config`,
+      `ha-test/sensor/${node}/code/config`,
+      `ha-test/sensor/${node}/code_expires/config`,
       `ha-test/sensor/${node}/state/config`,
       `ha-test/sensor/${node}/user/config`,
     ];
@@ -81,7 +86,34 @@ describe("Home Assistant MQTT discovery", () => {
       });
       uniqueIds.add(discovery["unique_id"]);
     }
-    expect(uniqueIds.size).toBe(4);
+    expect(uniqueIds.size).toBe(7);
+
+    // Home Assistant as a display: the code, its expiry and the QR code, from retained messages.
+    const promptTopic = `${topics.base}/home-assistant/prompt`;
+    const qrTopic = `${topics.base}/home-assistant/qr`;
+    expect(parsed.get(`ha-test/sensor/${node}/code/config`)).toMatchObject({
+      state_topic: promptTopic,
+      value_template: "{{ value_json.code if value_json.code else None }}",
+    });
+    expect(parsed.get(`ha-test/sensor/${node}/code_expires/config`)).toMatchObject({
+      state_topic: promptTopic,
+      device_class: "timestamp",
+    });
+    expect(parsed.get(`ha-test/image/${node}/qr/config`)).toMatchObject({
+      image_topic: qrTopic,
+      content_type: "image/svg+xml",
+    });
+    // Empty until the code is there (published on connect), then the code.
+    expect(
+      (await probe.next(promptTopic, (m) => m.json<{ code: string }>().code !== "")).json(),
+    ).toStrictEqual({
+      code: display.userCode,
+      expires_at: display.expiresAt,
+      verification_uri: display.verificationUri,
+    });
+    const qr = (await probe.next(qrTopic, (m) => m.payload.length > 500)).payload.toString();
+    expect(qr).toBe(qrSvg(display.verificationUriComplete ?? display.verificationUri));
+    expect(qr).toMatch(/^<svg /);
     expect(parsed.get(`ha-test/sensor/${node}/state/config`)).toMatchObject({
       state_topic: topics.state,
       value_template: "{{ value_json.state }}",
@@ -103,6 +135,13 @@ describe("Home Assistant MQTT discovery", () => {
       await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in")
     ).json<StatePayload>();
     expect(signedIn.account?.name).toBe("Alice");
+    // Cleared with the prompt: no code, no expiry, a blank image.
+    expect((await probe.next(promptTopic)).json()).toStrictEqual({
+      code: "",
+      expires_at: null,
+      verification_uri: "",
+    });
+    expect((await probe.next(qrTopic)).payload.toString()).toMatch(/^<svg [^>]*width="1" height="1"/);
 
     // Pressing "Sign out" in Home Assistant publishes payload_press to command_topic.
     await probe.publish(String(signOutButton?.["command_topic"]), String(signOutButton?.["payload_press"]));
@@ -124,6 +163,9 @@ describe("Home Assistant MQTT discovery", () => {
     ).start();
     await probe.next(topics.availability, (m) => m.payload.toString() === "online");
     await expect.poll(async () => (await retainedConfigs(bed.broker.url, expected)).size).toBe(0);
+    await expect
+      .poll(async () => (await retainedConfigs(bed.broker.url, [promptTopic, qrTopic], topics.base)).size)
+      .toBe(0);
   });
 
   it("publishes nothing under the discovery prefix on a device that never used discovery", async () => {
@@ -135,10 +177,19 @@ describe("Home Assistant MQTT discovery", () => {
       await newAgent(config).start();
       await probe.next(topics.display, (m) => m.payload.length > 0);
       const node = `edge-signin_${config.deviceId}`;
-      for (const key of ["sensor/state", "sensor/user", "button/sign_in", "button/sign_out"]) {
+      for (const key of [
+        "sensor/state",
+        "sensor/user",
+        "sensor/code",
+        "sensor/code_expires",
+        "image/qr",
+        "button/sign_in",
+        "button/sign_out",
+      ]) {
         const [component, id] = key.split("/");
         expect(ha.all(`homeassistant/${component}/${node}/${id}/config`)).toStrictEqual([]);
       }
+      expect(probe.all(`${topics.base}/home-assistant/prompt`)).toStrictEqual([]);
     } finally {
       await ha.close();
     }

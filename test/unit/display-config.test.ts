@@ -55,4 +55,59 @@ describe("loadDisplayConfig", () => {
       "EDGE_SIGNIN_DISPLAY_DEVICES: expected at least one device id (or --device ID)",
     ]);
   });
+
+  it("reads the presentation settings, with private and readable defaults", () => {
+    expect(loadDisplayConfig({}, ["tv"])).toMatchObject({
+      allowedHosts: [],
+      signedInNameMs: 10_000,
+      showUsername: false,
+      language: "auto",
+      productName: undefined,
+      logo: undefined,
+      colors: { background: "#000000", text: "#ffffff", accent: "#7fd4ff" },
+      shortUrl: undefined,
+      neverHeardAfterMs: 30_000,
+    });
+    expect(
+      loadDisplayConfig(
+        {
+          EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS: "TV.example.org, kiosk.local",
+          EDGE_SIGNIN_DISPLAY_SIGNED_IN_SECONDS: "0",
+          EDGE_SIGNIN_DISPLAY_LANGUAGE: "zh-Hans",
+          EDGE_SIGNIN_DISPLAY_BACKGROUND_COLOR: "#FFFFFF",
+          EDGE_SIGNIN_DISPLAY_TEXT_COLOR: "#1a1a1a",
+          EDGE_SIGNIN_DISPLAY_ACCENT_COLOR: "#0050b3",
+        },
+        ["tv"],
+      ),
+    ).toMatchObject({
+      allowedHosts: ["tv.example.org", "kiosk.local"],
+      signedInNameMs: 0,
+      language: "zh-Hans",
+      colors: { background: "#FFFFFF", text: "#1a1a1a", accent: "#0050b3" },
+    });
+  });
+
+  it("names each presentation setting that is wrong, and colours below WCAG AA contrast", () => {
+    expect(
+      problemsOf(
+        {
+          EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS: "tv.example.org evil/path",
+          EDGE_SIGNIN_DISPLAY_LANGUAGE: "klingon",
+          EDGE_SIGNIN_DISPLAY_ACCENT_COLOR: "#333333",
+          EDGE_SIGNIN_DISPLAY_TEXT_COLOR: "white",
+          EDGE_SIGNIN_DISPLAY_LOGO_FILE: "/nonexistent/logo.svg",
+          EDGE_SIGNIN_DISPLAY_SHOW_USERNAME: "yes",
+        },
+        ["tv"],
+      ),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS: expected host names (letters, digits, '.', '-') or *, space or comma separated",
+      "EDGE_SIGNIN_DISPLAY_SHOW_USERNAME: expected true or false",
+      "EDGE_SIGNIN_DISPLAY_LANGUAGE: expected one of auto, en, de, fr, es, it, nl, pt, pl, ja, zh-Hans, ar",
+      "EDGE_SIGNIN_DISPLAY_LOGO_FILE: cannot read file /nonexistent/logo.svg (ENOENT)",
+      "EDGE_SIGNIN_DISPLAY_TEXT_COLOR: expected a colour as #rrggbb",
+      "EDGE_SIGNIN_DISPLAY_ACCENT_COLOR: #333333 on the background #000000 has a contrast of 1.66:1; WCAG 2.2 AA asks for at least 4.5:1",
+    ]);
+  });
 });

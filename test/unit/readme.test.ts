@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { withSettingsTable } from "../../scripts/readme-settings.js";
 
@@ -21,6 +21,26 @@ function normaliseTables(markdown: string): string {
 }
 
 describe("README", () => {
+  it("shows a screenshot of every screen of the web display, and every picture it links is in docs/", () => {
+    const pictures = [...readme.matchAll(/\((docs\/[^)\s]+\.png)\)/g)].map((match) => match[1] ?? "");
+    const missing = pictures.filter((path) => !existsSync(new URL(`../../${path}`, import.meta.url)));
+    expect(missing).toStrictEqual([]);
+    const screens = [
+      "code",
+      "expired",
+      "waiting",
+      "never-heard",
+      "broker-unreachable",
+      "offline",
+      "signed-in",
+      "signed-in-neutral",
+      "error",
+    ];
+    expect(screens.filter((screen) => !pictures.includes(`docs/screens/${screen}-tv-en.png`))).toStrictEqual(
+      [],
+    );
+  });
+
   it("has the configuration table of src/config.ts (run npm run docs after changing a setting)", () => {
     expect(normaliseTables(readme)).toBe(normaliseTables(withSettingsTable(readme)));
   });

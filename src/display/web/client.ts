@@ -1,37 +1,82 @@
 /**
  * The page's script, served as /assets/display.js. Plain ES2017 for the old browsers in TVs and kiosks; no
- * imports, no framework. It keeps the last snapshot from the event stream and redraws from it, and a timer
- * redraws every quarter second for the countdowns (and for a code that expires while nothing arrives).
+ * imports, no framework. The server sends each snapshot with the screen it makes, already in the page's
+ * language (src/display/screen.ts); this script draws it, runs its countdown, and moves on to the screen's
+ * `then` when the countdown ends, redrawing every quarter second.
  * Kept in a TypeScript string so `tsc` ships it inside dist/ with no copy step; the browser tests exercise it.
  */
 export const CLIENT_JS = String.raw`"use strict";
 (function () {
-  var deviceId = document.body.getAttribute("data-device");
-  var streamUrl = "/devices/" + encodeURIComponent(deviceId) + "/events";
+  var body = document.body;
+  var deviceId = body.getAttribute("data-device");
+  var lang = body.getAttribute("data-lang") || "en";
+  var streamUrl = "/devices/" + encodeURIComponent(deviceId) + "/events?lang=" + encodeURIComponent(lang);
+  // Digits as the page's language writes them (Arabic-Indic in Arabic), via Intl; plain digits without it.
+  function formatter(options) {
+    try { return new Intl.NumberFormat(lang, options); } catch (e) { return null; }
+  }
+  var minutesFormat = formatter({ useGrouping: false });
+  var secondsFormat = formatter({ minimumIntegerDigits: 2, useGrouping: false });
   var snapshot = null;
   var clockOffsetMs = 0;
   var connected = false;
   var source = null;
   var lastQr = null;
+  var lastCode = null;
+  var lastAnnounced = null;
+  var newCodeUntil = 0;
 
   function el(id) { return document.getElementById(id); }
 
-  // Writing only what changed keeps screen readers from announcing the same code again and again.
+  // Writing only what changed keeps screen readers from announcing the same text again and again.
   function setText(id, text) {
     var node = el(id);
     if (node.textContent !== text) node.textContent = text;
   }
 
-  // A long URL wraps after a slash, not in the middle of a word: a break opportunity after each one.
-  function setUrl(url) {
+  // The address in pieces that never break inside (a hyphen in a host name is no place to break), with a
+  // break opportunity between them; then the longest piece shrinks until it fits the width.
+  function setUrl(parts) {
     var node = el("url");
-    if (node.getAttribute("data-url") === url) return;
-    node.setAttribute("data-url", url);
+    var key = parts.join("");
+    if (node.getAttribute("data-url") !== key) {
+      node.setAttribute("data-url", key);
+      node.textContent = "";
+      for (var i = 0; i < parts.length; i++) {
+        var span = document.createElement("span");
+        span.textContent = parts[i];
+        node.appendChild(span);
+        if (i < parts.length - 1) node.appendChild(document.createElement("wbr"));
+      }
+      // Measured once the section is shown (it may be hidden now); again on every resize.
+      setTimeout(function () { fit(node); }, 0);
+    }
+  }
+
+  // The last resort, for a piece wider than the screen even at 14 px (a very long host name on a phone): let it
+  // break where it must, rather than run off the screen. DISPLAY_SHORT_URL is the real fix for such an address.
+  function fit(node) {
+    node.style.fontSize = "";
+    node.className = "url";
+    var size = parseFloat(getComputedStyle(node).fontSize);
+    for (var i = 0; i < 12 && node.scrollWidth > node.clientWidth + 1 && size > 14; i++) {
+      size = Math.max(14, size * 0.9);
+      node.style.fontSize = size + "px";
+    }
+    if (node.scrollWidth > node.clientWidth + 1) node.className = "url too-long";
+  }
+
+  function setCode(groups) {
+    var node = el("code");
+    var key = groups.join(" ");
+    if (node.getAttribute("data-code") === key) return;
+    node.setAttribute("data-code", key);
     node.textContent = "";
-    var parts = url.split("/");
-    for (var i = 0; i < parts.length; i++) {
-      node.appendChild(document.createTextNode(parts[i] + (i < parts.length - 1 ? "/" : "")));
-      if (i >= 2 && i < parts.length - 1) node.appendChild(document.createElement("wbr"));
+    for (var i = 0; i < groups.length; i++) {
+      var span = document.createElement("span");
+      span.className = "group";
+      span.textContent = groups[i];
+      node.appendChild(span);
     }
   }
 
@@ -41,64 +86,82 @@ export const CLIENT_JS = String.raw`"use strict";
 
   function clock(seconds) {
     var m = Math.floor(seconds / 60);
-    var s = seconds % 60;
-    return m + ":" + (s < 10 ? "0" : "") + s;
+    var sec = seconds % 60;
+    return (minutesFormat ? minutesFormat.format(m) : String(m)) + ":" +
+      (secondsFormat ? secondsFormat.format(sec) : (sec < 10 ? "0" : "") + sec);
   }
 
-  function showMessage(screen, headline, detail, retryAt) {
-    document.body.setAttribute("data-screen", screen);
+  // Once per screen (and per code), not each time its text is refreshed (the minutes left change).
+  function announce(screen) {
+    var key = screen.kind + "|" + (screen.code ? screen.code.groups.join("") : screen.headline);
+    if (!screen.announce || key === lastAnnounced) return;
+    lastAnnounced = key;
+    setText("announcer", screen.announce);
+  }
+
+  function showMessage(kind, headline, detail, label, until) {
+    body.setAttribute("data-screen", kind);
     el("code-screen").hidden = true;
     el("message-screen").hidden = false;
     setText("headline", headline);
     setText("detail", detail || "");
-    setText("retry", retryAt && remaining(retryAt) > 0 ? "Trying again in " + clock(remaining(retryAt)) : "");
+    var counting = label && until && remaining(until) > 0;
+    setText("retry-label", counting ? label : "");
+    setText("retry", counting ? clock(remaining(until)) : "");
   }
 
-  function showCode(prompt) {
-    document.body.setAttribute("data-screen", "code");
+  function showCode(screen, prompt) {
+    body.setAttribute("data-screen", "code");
     el("message-screen").hidden = true;
     el("code-screen").hidden = false;
-    setUrl(prompt.verificationUri);
-    setText("code", prompt.userCode);
-    var left = remaining(prompt.expiresAt);
+    setText("code-headline", screen.headline);
+    setUrl(screen.code.urlParts);
+    setCode(screen.code.groups);
+    // A new code replaces one a person may be typing: say so, and make it move (unless motion is unwelcome).
+    if (lastCode !== null && lastCode !== prompt.userCode) {
+      newCodeUntil = Date.now() + 15000;
+      var code = el("code");
+      code.className = "code";
+      void code.offsetWidth;
+      code.className = "code changed";
+    }
+    lastCode = prompt.userCode;
+    el("new-code").hidden = Date.now() > newCodeUntil;
+    var left = remaining(screen.until);
+    setText("countdown-label", screen.countdownLabel);
     setText("countdown", clock(left));
     el("countdown").parentNode.className = left <= 60 ? "expiry soon" : "expiry";
     if (lastQr !== prompt.qrSvg) {
       lastQr = prompt.qrSvg;
       var img = el("qr");
-      img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(prompt.qrSvg);
-      img.alt = "QR code that opens " + prompt.qrUrl;
+      // No QR code when the address may not be one (not https, or too long): the address above is the way.
+      el("qr-figure").hidden = !prompt.qrSvg;
+      el("no-qr").hidden = !!prompt.qrSvg;
+      if (prompt.qrSvg) {
+        img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(prompt.qrSvg);
+        img.alt = "QR: " + prompt.qrUrl;
+      } else {
+        img.removeAttribute("src");
+        img.alt = "";
+      }
     }
   }
 
   function render() {
-    document.body.setAttribute("data-connection", connected ? "open" : "reconnecting");
-    var banner = el("banner");
-    var bannerText = !connected && snapshot
-      ? "Reconnecting…"
-      : snapshot && !snapshot.brokerConnected
-        ? "Reconnecting to the message broker…"
-        : "";
-    banner.hidden = bannerText === "";
-    setText("banner", bannerText);
+    body.setAttribute("data-connection", connected ? "open" : "reconnecting");
+    var screen = snapshot && snapshot.screen;
+    // The countdown ran out: what comes next, without waiting for the server.
+    for (var i = 0; i < 4 && screen && screen.until && screen.then && remaining(screen.until) <= 0; i++) screen = screen.then;
+    var bannerText = !connected && snapshot ? body.getAttribute("data-text-reconnecting") : screen ? screen.banner : "";
+    el("banner").hidden = !bannerText;
+    setText("banner", bannerText || "");
 
-    if (!snapshot) return showMessage("connecting", connected ? "Preparing a sign-in code…" : "Connecting…", "");
-    var state = snapshot.state;
-    var prompt = snapshot.prompt;
-    if (snapshot.availability === "offline") {
-      return showMessage("offline", "This device is offline", "A sign-in code will appear here when it is back.");
+    if (!screen) {
+      return showMessage("connecting", body.getAttribute("data-text-connecting"), "");
     }
-    if (prompt && remaining(prompt.expiresAt) > 0) return showCode(prompt);
-    if (state && state.state === "signed_in") {
-      var account = state.account || {};
-      var name = account.name || account.username || "someone";
-      return showMessage("signed-in", "Signed in as " + name, account.username && account.username !== name ? account.username : "");
-    }
-    if (state && state.state === "error") {
-      return showMessage("error", "Sign-in is unavailable right now", state.message || "", state.retryAt);
-    }
-    if (prompt) return showMessage("waiting", "Preparing a new sign-in code…", "The last code expired.");
-    return showMessage("waiting", "Preparing a sign-in code…", "");
+    announce(screen);
+    if (screen.kind === "code" && snapshot.prompt) return showCode(screen, snapshot.prompt);
+    showMessage(screen.kind, screen.headline, screen.detail, screen.countdownLabel, screen.until);
   }
 
   function connect() {
@@ -122,6 +185,7 @@ export const CLIENT_JS = String.raw`"use strict";
     };
   }
 
+  window.addEventListener("resize", function () { if (!el("code-screen").hidden) fit(el("url")); });
   connect();
   render();
   setInterval(render, 250);
