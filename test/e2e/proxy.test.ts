@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import { startConnectProxy, type ConnectProxy } from "../helpers/connect-proxy.js";
-import { useTestBed, type AgentProcess } from "../helpers/fixture.js";
+import { useTestBed, type WatchedAgentProcess } from "../helpers/fixture.js";
 
 /**
  * The identity provider behind an HTTPS proxy, as on corporate and hotel networks, through the shipped bundle
@@ -18,7 +18,7 @@ const proxyUrl = (proxy: ConnectProxy, username: string, password: string) => {
 };
 
 /** Everything the process printed and every MQTT message on its device's topics, as one text. */
-function everythingSaid(agent: AgentProcess): string {
+function everythingSaid(agent: WatchedAgentProcess): string {
   const topics = [
     agent.topics.display,
     agent.topics.state,

@@ -10,7 +10,7 @@ import jsqr from "jsqr";
 import type { Browser, Page } from "playwright-core";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchChromium } from "../helpers/browser.js";
+import { gotoPage, launchChromium } from "../helpers/browser.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { LONG_URI, scenes, type Scene } from "../helpers/display-scenes.js";
 import { useTestBed } from "../helpers/fixture.js";
@@ -228,7 +228,7 @@ describe("every screen of the web display, at every size, in four languages (shi
           const errors: string[] = [];
           page.on("pageerror", (error) => errors.push(error.message));
           for (const target of targets) {
-            await page.goto(target.page(lang));
+            await gotoPage(page, target.page(lang));
             await page.waitForSelector(`body[data-screen="${target.screen}"]`, { timeout: 15_000 });
             expect(await page.getAttribute("html", "lang")).toBe(lang);
             expect(await page.getAttribute("html", "dir")).toBe(lang === "ar" ? "rtl" : "ltr");
@@ -289,7 +289,7 @@ describe("every screen of the web display, at every size, in four languages (shi
     const context = await browser.newContext({ viewport: SIZES["tv-720p"] });
     try {
       const page = await context.newPage();
-      await page.goto(`${url}/devices/states-${process.pid}-code?lang=en`);
+      await gotoPage(page, `${url}/devices/states-${process.pid}-code?lang=en`);
       await page.waitForSelector('body[data-screen="code"]');
       expect(await page.getAttribute("#announcer", "aria-live")).toBe("polite");
       await expect
@@ -312,7 +312,7 @@ describe("every screen of the web display, at every size, in four languages (shi
     });
     try {
       const page = await context.newPage();
-      await page.goto(`${url}/devices/states-${process.pid}-code?lang=en`);
+      await gotoPage(page, `${url}/devices/states-${process.pid}-code?lang=en`);
       await page.waitForSelector('body[data-screen="code"]');
       expect(decodeQr(await page.screenshot())).toBe(LONG_URI);
       const layout = await page.evaluate<Layout>(MEASURE);
@@ -331,7 +331,7 @@ describe("every screen of the web display, at every size, in four languages (shi
     const context = await browser.newContext({ viewport: SIZES["phone-portrait"] });
     try {
       const page = await context.newPage();
-      await page.goto(`${url}/devices/${longHost.deviceId}?lang=en`);
+      await gotoPage(page, `${url}/devices/${longHost.deviceId}?lang=en`);
       await page.waitForSelector('body[data-screen="code"]');
       const layout = async () => {
         const { outside, brokenParts, scrollWidth } = await page.evaluate<Layout>(MEASURE);

@@ -25,26 +25,30 @@ export interface AgentProcess {
   readonly cli: RunningCli;
   readonly env: Record<string, string>;
   readonly topics: DeviceTopics;
-  /** SIGTERM, and the exit code. */
-  stop(): Promise<number | string>;
+  /** Sends a signal (SIGTERM by default; SIGKILL after 10 s) and resolves with the exit code or signal name. */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
   /** The agent's log lines, parsed (pino JSON on stdout). */
   logLines(): Array<Record<string, unknown>>;
 }
 
-export function startAgentProcess(used: UsedTestBed, env: Record<string, string>): AgentProcess {
+/** Starts the shipped bundle's `agent` with exactly `env`; it is stopped after the test that started it. */
+export function startAgentProcess(
+  used: Pick<UsedTestBed, "afterThisTest">,
+  env: Record<string, string>,
+): AgentProcess {
   const cli = startCli(["agent"], env);
   let stopped = false;
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (!stopped) {
       stopped = true;
-      cli.child.kill("SIGTERM");
+      cli.child.kill(signal);
     }
     const timer = setTimeout(() => cli.child.kill("SIGKILL"), 10_000);
     const code = await cli.exited;
     clearTimeout(timer);
     return code;
   };
-  used.afterThisTest(stop);
+  used.afterThisTest(() => stop());
   return {
     cli,
     env,

@@ -14,14 +14,13 @@ import { createLogger } from "../../src/logger.js";
 import type { Logger } from "pino";
 import {
   deviceTopics,
-  type DeviceTopics,
   type DisplayPayload,
   type EventPayload,
   type EventType,
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { startTestBroker, type TestBroker } from "./broker.js";
-import { startCli, type RunningCli } from "./cli.js";
+import { startAgentProcess, type AgentProcess } from "./agent-process.js";
 import { connectProbe, type MqttProbe } from "./mqtt-probe.js";
 
 /** A real Mosquitto, a real OpenID provider over HTTPS, and a state directory: what every agent test stands on. */
@@ -93,15 +92,12 @@ export interface UsedTestBed {
    * Starts `edge-signin agent` as a process running the shipped bundle, on the bed's broker and provider with
    * `env(overrides)`, and a probe on its device's topics; both are ended after the test (SIGKILL if still up).
    */
-  readonly startAgent: (overrides?: Record<string, string>) => Promise<AgentProcess>;
+  readonly startAgent: (overrides?: Record<string, string>) => Promise<WatchedAgentProcess>;
 }
 
-/** An agent process (the shipped bundle) and a probe subscribed to its device's topics since before it started. */
-export interface AgentProcess {
-  readonly cli: RunningCli;
-  /** The environment it was started with: start another process with it to restart the same device. */
-  readonly env: Record<string, string>;
-  readonly topics: DeviceTopics;
+/** An agent process (the shipped bundle, test/helpers/agent-process.ts) and a probe on its device's topics. */
+export interface WatchedAgentProcess extends AgentProcess {
+  /** Subscribed to `{base}/#` since before the agent started. */
   readonly probe: MqttProbe;
   /** The next non-empty prompt on the display topic. */
   prompt(timeoutMs?: number): Promise<DisplayPayload>;
@@ -109,8 +105,6 @@ export interface AgentProcess {
   event<T extends EventType>(type: T, timeoutMs?: number): Promise<EventPayload<T>>;
   /** The next retained state that passes the predicate. */
   state(predicate: (state: StatePayload) => boolean, timeoutMs?: number): Promise<StatePayload>;
-  /** Sends a signal (SIGTERM by default) and resolves with the exit code or signal name. */
-  stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
 const PROCESS_WAIT_MS = 30_000;
@@ -160,7 +154,7 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
     return connected;
   };
   const afterThisTest = (cleanup: () => unknown) => void cleanups.push(cleanup);
-  const startAgent = async (overrides: Record<string, string> = {}): Promise<AgentProcess> => {
+  const startAgent = async (overrides: Record<string, string> = {}): Promise<WatchedAgentProcess> => {
     const env = current().env(overrides);
     const topics = deviceTopics(
       env["EDGE_SIGNIN_TOPIC_PREFIX"] ?? "edge-signin",
@@ -169,15 +163,8 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
     const probe = await connectProbe(current().broker.url);
     afterThisTest(() => probe.close());
     await probe.subscribe(`${topics.base}/#`);
-    const cli = startCli(["agent"], env);
-    afterThisTest(async () => {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill("SIGKILL");
-      await cli.exited;
-    });
     return {
-      cli,
-      env,
-      topics,
+      ...startAgentProcess({ afterThisTest }, env),
       probe,
       prompt: async (timeoutMs = PROCESS_WAIT_MS) =>
         (await probe.next(topics.display, (m) => m.payload.length > 0, timeoutMs)).json<DisplayPayload>(),
@@ -191,10 +178,6 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
             timeoutMs,
           )
         ).json<StatePayload>(),
-      stop: async (signal = "SIGTERM") => {
-        cli.child.kill(signal);
-        return cli.exited;
-      },
     };
   };
 
