@@ -4,14 +4,19 @@
 # topics BY PATTERN (its user names carry the device id), so adding a device writes one password file entry per
 # user and changes nothing else: no ACL line, no other device's entry.
 #
-#   docker/create-broker-users.sh [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]]
+#   docker/create-broker-users.sh [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]] [--consumers N]
 #
 # DEVICE_ID defaults to EDGE_SIGNIN_DEVICE_ID from .env. `--count 1000 --prefix kiosk-` provisions kiosk-1 ...
 # kiosk-1000. Writes docker/secrets/ (EDGE_SIGNIN_SECRETS_DIR):
 #   DEVICE_ID/agent_mqtt_password    this device's agent password (user DEVICE_ID), readable by the image's node user
 #   DEVICE_ID/display_mqtt_password  this device's display password (user edge-signin/DEVICE_ID)
 #   DEVICE_ID/cache_key              32 random bytes (hex) that encrypt this agent's token cache in its state volume
-#   events_mqtt_password             for your event consumers (user events; one for all devices), readable by you
+#   events_mqtt_password             for your event consumer (user events; one for all devices), readable by you
+#   events-K_mqtt_password           with --consumers N, K = 1..N: more consumers (users events-1 ... events-N), so
+#                                    several can share the events with an MQTT 5 shared subscription; each needs
+#                                    its own user (a client's id is its user name), and each gets an ACL block
+#                                    like `events` (EDGE_SIGNIN_ACL_FILE, appended once): the only ACL lines the
+#                                    script writes, and never for a device
 #   controller_mqtt_password         for whatever sends commands to the agents (user controller), readable by you
 #   fleet_mqtt_password              for `edge-signin fleet` (user fleet: availability and state only), readable by you
 #   mosquitto_passwd                 the broker's password file (hashed), readable by the broker's mosquitto user
@@ -21,13 +26,14 @@
 set -eu
 
 usage() {
-  echo "usage: $0 [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]] (ids: letters, digits, '_' or '-', no '.': NATS and RabbitMQ cannot carry it; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
+  echo "usage: $0 [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]] [--consumers N] (ids: letters, digits, '_' or '-', no '.': NATS and RabbitMQ cannot carry it; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
   exit 2
 }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_tools=false
 count=0
+consumers=0
 prefix=device-
 devices=""
 while [ $# -gt 0 ]; do
@@ -43,12 +49,17 @@ while [ $# -gt 0 ]; do
       prefix=$2
       shift
       ;;
+    --consumers)
+      [ $# -ge 2 ] || usage
+      consumers=$2
+      shift
+      ;;
     -*) usage ;;
     *) devices="$devices $1" ;;
   esac
   shift
 done
-case "$count" in "" | *[!0-9]*) usage ;; esac
+case "$count$consumers" in "" | *[!0-9]*) usage ;; esac
 i=1
 while [ "$i" -le "$count" ]; do
   devices="$devices $prefix$i"
@@ -57,7 +68,7 @@ done
 if [ -z "$devices" ] && [ -f "$root/.env" ]; then
   devices=$(sed -n 's/^EDGE_SIGNIN_DEVICE_ID=//p' "$root/.env" | tail -n 1 | tr -d "\"'\r")
 fi
-[ -n "$devices" ] || usage
+[ -n "$devices" ] || [ "$consumers" -gt 0 ] || usage
 for device_id in $devices; do
   case "$device_id" in
     *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*) usage ;;
@@ -65,14 +76,21 @@ for device_id in $devices; do
   case "$device_id" in
     # Shared users' names, and the topic prefix: a display's user name is edge-signin/DEVICE_ID, so a device
     # called edge-signin would own the topics the ACL keeps every display's stray grants in.
-    events | controller | fleet | edge-signin)
+    events | events-* | controller | fleet | edge-signin)
       echo "$0: '$device_id' is reserved (a shared user's name or the topic prefix); choose another device id" >&2
       exit 2
       ;;
   esac
 done
 secrets=${EDGE_SIGNIN_SECRETS_DIR:-$root/docker/secrets}
+acl=${EDGE_SIGNIN_ACL_FILE:-$root/docker/mosquitto/acl}
 mkdir -p "$secrets"
+shared="events controller fleet"
+i=1
+while [ "$i" -le "$consumers" ]; do
+  shared="$shared events-$i"
+  i=$((i + 1))
+done
 
 # Runs where mosquitto_passwd is: in the container (as root, so it can hand each file to its reader) or here.
 # One mosquitto_passwd run for the whole batch (-U hashes a file of user:password lines): one run per user
@@ -91,7 +109,7 @@ rm -f users.hash users.keep mosquitto_passwd.new pool.pw pool.key
 # hundred devices): 32 letters and digits per password, 32 bytes in hex per cache key.
 n=0
 for device in $DEVICES; do n=$((n + 1)); done
-{ tr -dc "A-Za-z0-9" </dev/urandom | head -c $((32 * (2 * n + 3))) | fold -w 32; echo; } >pool.pw
+{ tr -dc "A-Za-z0-9" </dev/urandom | head -c $((32 * (2 * n + 3 + CONSUMERS))) | fold -w 32; echo; } >pool.pw
 { od -An -vtx1 -N $((32 * n)) /dev/urandom | tr -d " \n" | fold -w 64; echo; } >pool.key
 exec 3<pool.pw 4<pool.key
 # A new password is written and queued for hashing; an existing one is queued only if its user has no entry.
@@ -105,7 +123,7 @@ add() {
   fi
 }
 # shellcheck disable=SC2086
-mkdir -p $DEVICES
+[ -z "$DEVICES" ] || mkdir -p $DEVICES
 for device in $DEVICES; do
   add "$device" "$device/agent_mqtt_password"
   add "edge-signin/$device" "$device/display_mqtt_password"
@@ -114,7 +132,7 @@ for device in $DEVICES; do
     printf "%s\n" "$key" >"$device/cache_key"
   fi
 done
-for who in events controller fleet; do add "$who" "${who}_mqtt_password"; done
+for who in $SHARED; do add "$who" "${who}_mqtt_password"; done
 [ -f mosquitto_passwd ] || : >mosquitto_passwd
 # Users whose password file exists but who have no entry (a password file copied from elsewhere) are hashed too.
 awk -F: "NR == FNR { present[\$1] = 1; next } !(\$1 in present)" mosquitto_passwd users.keep |
@@ -132,23 +150,36 @@ rm -f users.hash users.keep mosquitto_passwd.new pool.pw pool.key
 if [ "$CHOWN" = true ]; then
   chown 1883:1883 mosquitto_passwd
   # shellcheck disable=SC2086
-  chown -R 1000:1000 $DEVICES
-  chown "$HOST_UID:$HOST_GID" events_mqtt_password controller_mqtt_password fleet_mqtt_password
+  [ -z "$DEVICES" ] || chown -R 1000:1000 $DEVICES
+  for who in $SHARED; do chown "$HOST_UID:$HOST_GID" "${who}_mqtt_password"; done
 fi
 '
 
 if [ "$local_tools" = true ]; then
-  SECRETS=$secrets DEVICES=$devices CHOWN=false sh -c "$make_users"
+  SECRETS=$secrets DEVICES=$devices SHARED=$shared CONSUMERS=$consumers CHOWN=false sh -c "$make_users"
 else
   docker run --rm --network none \
-    -e SECRETS=/secrets -e DEVICES="$devices" -e CHOWN=true \
+    -e SECRETS=/secrets -e DEVICES="$devices" -e SHARED="$shared" -e CONSUMERS="$consumers" -e CHOWN=true \
     -e HOST_UID="$(id -u)" -e HOST_GID="$(id -g)" \
     -v "$secrets:/secrets" \
     --entrypoint /bin/sh "${MOSQUITTO_IMAGE:-eclipse-mosquitto:2}" -c "$make_users"
 fi
 
+# The extra consumers' ACL blocks, appended once (the broker reads the file at start and on SIGHUP).
+i=1
+while [ "$i" -le "$consumers" ]; do
+  if ! grep -q "^user events-$i\$" "$acl"; then
+    printf '\n# Event consumer events-%s (added by docker/create-broker-users.sh --consumers)\nuser events-%s\ntopic deny edge-signin/events-%s/#\ntopic read edge-signin/+/events/#\n' "$i" "$i" "$i" >>"$acl"
+    echo "Added the ACL block of consumer events-$i to $acl"
+  fi
+  i=$((i + 1))
+done
+
+# shellcheck disable=SC2086
 set -- $devices
-if [ $# -eq 1 ]; then
+if [ $# -eq 0 ]; then
+  :
+elif [ $# -eq 1 ]; then
   echo "Broker users for device $1: $1 (agent), edge-signin/$1 (display); passwords in $secrets/$1; shared: events, controller, fleet"
 else
   echo "Broker users for $# devices ($1 ... $(eval echo "\${$#}")): DEVICE_ID (agent), edge-signin/DEVICE_ID (display); passwords in $secrets/DEVICE_ID; shared: events, controller, fleet"

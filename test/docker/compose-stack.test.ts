@@ -7,7 +7,7 @@ import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { launchChromium } from "../helpers/browser.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
-import { aclDeviceId, freePort, REPO } from "./compose-broker.js";
+import { deviceUser, exampleDeviceId, freePort, REPO } from "./compose-broker.js";
 import { command, docker, requireEngine, Teardown, uniqueName, type CommandResult } from "./engine.js";
 
 /**
@@ -103,7 +103,7 @@ function fillEnv(example: string, values: Record<string, string | null>): string
 
 beforeAll(async () => {
   await requireEngine();
-  deviceId = await aclDeviceId();
+  deviceId = await exampleDeviceId();
   project = uniqueName("stack");
   dir = await mkdtemp(join(tmpdir(), `${project}-`));
   teardown.add(() => rm(dir, { recursive: true, force: true }));
@@ -119,8 +119,8 @@ beforeAll(async () => {
   await copyFile(join(REPO, "docker/mosquitto/acl"), join(dir, "docker/mosquitto/acl"));
   await mkdir(join(dir, "identity-provider"));
 
-  // The users script as README says, once per device: each run adds that device's users, passwords and ACL
-  // blocks and leaves the others alone. Pointed at the project directory, never at this checkout's files.
+  // The users script as README says, once per device: each run adds that device's users and passwords and
+  // leaves the others alone (the ACL covers every device by pattern). Pointed at the project directory, never at this checkout's files.
   for (const device of [deviceId, OTHER_DEVICE]) {
     await command("sh", [join(REPO, "docker/create-broker-users.sh"), device], {
       env: {
@@ -209,7 +209,7 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
   it("refuses a prompt from the display's user: the display keeps the agent's code", async () => {
     const secrets = join(dir, "docker/secrets");
     const topics = deviceTopics("edge-signin", deviceId);
-    const display = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
+    const display = await probeAs(await login(secrets, deviceUser("display", deviceId), "display", deviceId));
     await display.subscribe(topics.display);
     const genuine = (await display.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
@@ -223,7 +223,7 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
       code: 135,
     });
     // A display that connects now still gets the agent's prompt as the retained message.
-    const fresh = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
+    const fresh = await probeAs(await login(secrets, deviceUser("display", deviceId), "display", deviceId));
     await fresh.subscribe(topics.display);
     expect((await fresh.next(topics.display)).json<DisplayPayload>()).toStrictEqual(genuine);
   });
@@ -234,9 +234,9 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     const other = deviceTopics("edge-signin", OTHER_DEVICE);
     const events = await probeAs(await login(secrets, "events", "events"));
     await events.subscribe("edge-signin/+/events/#");
-    const otherAgent = await probeAs(await login(secrets, `${OTHER_DEVICE}-agent`, "agent", OTHER_DEVICE));
+    const otherAgent = await probeAs(await login(secrets, deviceUser("agent", OTHER_DEVICE), "agent", OTHER_DEVICE));
     const otherDisplay = await probeAs(
-      await login(secrets, `${OTHER_DEVICE}-display`, "display", OTHER_DEVICE),
+      await login(secrets, deviceUser("display", OTHER_DEVICE), "display", OTHER_DEVICE),
     );
     for (const probe of [otherAgent, otherDisplay]) {
       await probe.subscribe(`${topics.base}/#`);

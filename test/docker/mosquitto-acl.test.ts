@@ -236,13 +236,15 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     }
   });
 
-  it("adds a second device with its own passwords, leaving the first device's users and ACL alone (finding 5)", async () => {
+  it("adds a second device with its own passwords, leaving the first device's users and the ACL alone (finding 5)", async () => {
+    const passwd = join(broker.secrets, "mosquitto_passwd");
     const before = {
       agent: await broker.credentials("agent"),
       display: await broker.credentials("display"),
       acl: await readFile(broker.acl, "utf8"),
+      passwd: await readFile(passwd, "utf8"),
     };
-    await broker.addDevice("kitchen-tv");
+    await broker.addDevices("kitchen-tv");
     const kitchen = {
       agent: await broker.credentials("agent", "kitchen-tv"),
       display: await broker.credentials("display", "kitchen-tv"),
@@ -256,12 +258,18 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       const client = await mqtt.connectAsync(broker.url, { ...login, reconnectPeriod: 0 });
       await client.endAsync();
     }
-    // The ACL grew by the new device's blocks only.
-    const after = await readFile(broker.acl, "utf8");
-    expect(after.startsWith(before.acl)).toBe(true);
-    expect(after.slice(before.acl.length)).toContain(
-      "user kitchen-tv-agent\ntopic write edge-signin/kitchen-tv/#",
-    );
+    // The ACL is untouched (its patterns cover every device); the password file gained the two new users'
+    // entries after every existing one, unchanged.
+    expect(await readFile(broker.acl, "utf8")).toBe(before.acl);
+    const after = await readFile(passwd, "utf8");
+    expect(after.startsWith(before.passwd)).toBe(true);
+    expect(
+      after
+        .slice(before.passwd.length)
+        .trim()
+        .split("\n")
+        .map((line) => line.split(":")[0]),
+    ).toStrictEqual(["kitchen-tv", "edge-signin/kitchen-tv"]);
     // And they work: the kitchen agent publishes its own topics, never the living room's.
     const kitchenTopics = deviceTopics("edge-signin", "kitchen-tv");
     const agent = await mqtt.connectAsync(broker.url, {
@@ -275,9 +283,50 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       code: 135,
     });
     // Running it again for the same device changes nothing.
-    await broker.addDevice("kitchen-tv");
+    await broker.addDevices("kitchen-tv");
     expect(await broker.credentials("agent", "kitchen-tv")).toStrictEqual(kitchen.agent);
-    expect(await readFile(broker.acl, "utf8")).toBe(after);
+    expect(await readFile(passwd, "utf8")).toBe(after);
+    expect(await readFile(broker.acl, "utf8")).toBe(before.acl);
+  });
+
+  it("keeps a display's and the shared users' stray pattern grants from reaching anyone", async () => {
+    // Pattern lines apply to every user: `edge-signin/%u/#` would let the display user edge-signin/{device}
+    // publish under edge-signin/edge-signin/{device}/, and `events` under edge-signin/events/. Denied.
+    const spy = await connect("agent");
+    const events = await connect("events");
+    const fleet = await connect("fleet");
+    await subscribe(spy, "edge-signin/#");
+    await subscribe(events, "edge-signin/#");
+    await subscribe(fleet, "edge-signin/#");
+    const display = await connect("display");
+    for (const topic of [`edge-signin/edge-signin/${broker.deviceId}/state`, `${topics.base}/state`])
+      await expect(display.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({ code: 135 });
+    for (const role of ["events", "controller", "fleet"] as const) {
+      const shared = role === "events" ? events : role === "fleet" ? fleet : await connect(role);
+      for (const topic of [`edge-signin/${role}/state`, `edge-signin/${role}/events/authenticated`])
+        await expect(shared.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({
+          code: 135,
+        });
+    }
+  });
+
+  it("shares the events among the consumers of one MQTT 5 shared subscription: each event once", async () => {
+    // A client's id is its user name (use_username_as_clientid), so each consumer has its own user: the
+    // script's --consumers 3 adds events-1 ... events-3, each with the `events` user's rights.
+    await broker.addDevices("--consumers", "3");
+    const consumers: Client[] = [];
+    for (const role of ["events-1", "events-2", "events-3"] as const) consumers.push(await connect(role));
+    for (const consumer of consumers) await subscribe(consumer, "$share/backend/edge-signin/+/events/#");
+    const agent = await connect("agent");
+    const ids = Array.from({ length: 60 }, (_, i) => `event-${i}`);
+    for (const id of ids)
+      await agent.mqtt.publishAsync(topics.event("code_issued"), JSON.stringify({ id }), { qos: 1 });
+    const received = () =>
+      consumers.map((c) => c.received(topics.event("code_issued")).map((p) => (JSON.parse(p) as { id: string }).id));
+    await expect.poll(() => received().flat().length, { timeout: 10_000 }).toBe(ids.length);
+    // Each event exactly once across the group, and every consumer took a share.
+    expect(received().flat().sort()).toStrictEqual([...ids].sort());
+    for (const share of received()) expect(share.length).toBeGreaterThan(0);
   });
 
   it("passes compose.yaml's broker healthcheck, which fails when no broker answers", async () => {
