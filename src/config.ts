@@ -675,6 +675,29 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
   return deepFreeze(config);
 }
 
+/** The `fleet` command's settings: the broker (as a read-only user, `fleet` in docker/mosquitto/acl) and the topics. */
+export interface FleetConfig {
+  readonly topicPrefix: string;
+  readonly mqtt: MqttConfig;
+  readonly logLevel: LogLevel;
+}
+
+/**
+ * Reads the `fleet` command's settings: the agent's MQTT, topic and log settings, nothing else.
+ * @throws ConfigError naming every variable that is wrong and what it expects.
+ */
+export function loadFleetConfig(env: Env = process.env): FleetConfig {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+  const config: FleetConfig = {
+    topicPrefix: readTopicPrefix(read),
+    mqtt: readMqtt(read, `edge-signin-fleet-${sanitiseHostname(hostname())}`),
+    logLevel: readLogLevel(read),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
 /** The languages the displays and the agent's message speak (src/i18n/catalogue.ts), and `auto`. */
 const DISPLAY_LANGUAGES = ["auto", ...LOCALES] as const;
 const languageTag = z.enum(DISPLAY_LANGUAGES, {

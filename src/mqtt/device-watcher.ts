@@ -17,7 +17,8 @@ const Display = z.looseObject({
   expiresAt: z.string(),
   expiresIn: z.optional(z.number().check(z.positive())),
 });
-const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
+/** The retained `{base}/state` payload as the topic contract says (README: Topics); extra fields pass. */
+export const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
 const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
 
 /** A display waits for its broker patiently: every 2 s at first, at most every 30 s. */

@@ -234,7 +234,9 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     const other = deviceTopics("edge-signin", OTHER_DEVICE);
     const events = await probeAs(await login(secrets, "events", "events"));
     await events.subscribe("edge-signin/+/events/#");
-    const otherAgent = await probeAs(await login(secrets, deviceUser("agent", OTHER_DEVICE), "agent", OTHER_DEVICE));
+    const otherAgent = await probeAs(
+      await login(secrets, deviceUser("agent", OTHER_DEVICE), "agent", OTHER_DEVICE),
+    );
     const otherDisplay = await probeAs(
       await login(secrets, deviceUser("display", OTHER_DEVICE), "display", OTHER_DEVICE),
     );

@@ -57,11 +57,14 @@ describe("a fleet of 1,000 devices on the compose broker", () => {
       // The agent publishes its own topics, and not its neighbour's (MQTT 5: reason code 135).
       await agent.publishAsync(own.display, "code", { qos: 1 });
       for (const topic of [next.display, next.state, next.event("authenticated")])
-        await expect(agent.publishAsync(topic, "forged", { qos: 1 }), `${device} -> ${topic}`).rejects.toMatchObject(
-          { code: 135 },
-        );
+        await expect(
+          agent.publishAsync(topic, "forged", { qos: 1 }),
+          `${device} -> ${topic}`,
+        ).rejects.toMatchObject({ code: 135 });
       // The display publishes nothing, and reads its own device's code but not the neighbour's.
-      await expect(display.publishAsync(own.display, "forged", { qos: 1 })).rejects.toMatchObject({ code: 135 });
+      await expect(display.publishAsync(own.display, "forged", { qos: 1 })).rejects.toMatchObject({
+        code: 135,
+      });
       await neighbourAgent.publishAsync(next.display, "neighbour-code", { qos: 1 });
       await agent.publishAsync(own.state, "marker", { qos: 1 });
       await expect.poll(() => received, { timeout: 10_000 }).toContain(own.state);

@@ -195,6 +195,24 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     expect(events.received(topics.event("authenticated"))).toStrictEqual([]);
   });
 
+  it("lets the fleet user read every device's availability and state, nothing else", async () => {
+    const fleet = await connect("fleet");
+    const agent = await connect("agent");
+    await subscribe(fleet, "edge-signin/#");
+    await expect(fleet.mqtt.publishAsync(topics.state, "forged", { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
+    await agent.mqtt.publishAsync(topics.display, '{"userCode":"FLEET-NOT"}', { qos: 1 });
+    await agent.mqtt.publishAsync(topics.event("authenticated"), "claims", { qos: 1 });
+    await agent.mqtt.publishAsync(`${topics.base}/response/sign_out`, "response", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.availability, "online", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.state, "marker", { qos: 1 });
+    await fleet.waitFor(topics.state, "marker");
+    expect(fleet.received(topics.availability).at(-1)).toBe("online");
+    for (const topic of [topics.display, topics.event("authenticated"), `${topics.base}/response/sign_out`])
+      expect(fleet.received(topic)).toStrictEqual([]);
+  });
+
   it("keeps the agent on the broker when another user connects with its client id (finding 4)", async () => {
     const login = await broker.credentials("agent");
     // The agent as it ships, with its default client id; no provider is reachable, which does not matter here.
@@ -300,7 +318,9 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     await subscribe(fleet, "edge-signin/#");
     const display = await connect("display");
     for (const topic of [`edge-signin/edge-signin/${broker.deviceId}/state`, `${topics.base}/state`])
-      await expect(display.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({ code: 135 });
+      await expect(display.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({
+        code: 135,
+      });
     for (const role of ["events", "controller", "fleet"] as const) {
       const shared = role === "events" ? events : role === "fleet" ? fleet : await connect(role);
       for (const topic of [`edge-signin/${role}/state`, `edge-signin/${role}/events/authenticated`])
@@ -322,7 +342,9 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     for (const id of ids)
       await agent.mqtt.publishAsync(topics.event("code_issued"), JSON.stringify({ id }), { qos: 1 });
     const received = () =>
-      consumers.map((c) => c.received(topics.event("code_issued")).map((p) => (JSON.parse(p) as { id: string }).id));
+      consumers.map((c) =>
+        c.received(topics.event("code_issued")).map((p) => (JSON.parse(p) as { id: string }).id),
+      );
     await expect.poll(() => received().flat().length, { timeout: 10_000 }).toBe(ids.length);
     // Each event exactly once across the group, and every consumer took a share.
     expect(received().flat().sort()).toStrictEqual([...ids].sort());
