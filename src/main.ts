@@ -77,7 +77,13 @@ program
     new Option("--once", "print the current view once the retained messages have arrived, then exit"),
   )
   .addOption(new Option("--json", "print JSON instead of a table"))
-  .action(async (options: { once?: boolean; json?: boolean }) => {
+  .addOption(
+    new Option(
+      "--web",
+      "serve the view at http://$EDGE_SIGNIN_DISPLAY_HOST:$EDGE_SIGNIN_DISPLAY_PORT/fleet (and /fleet.json) instead",
+    ),
+  )
+  .action(async (options: { once?: boolean; json?: boolean; web?: boolean }) => {
     const { runFleet } = await import("./commands/fleet.js");
     process.exitCode = await runFleet(options);
   });

@@ -1,6 +1,7 @@
 import { pino } from "pino";
 import { loadFleetConfig } from "../config.js";
 import { Fleet, renderFleetTable } from "../fleet/fleet.js";
+import { FleetServer } from "../fleet/fleet-server.js";
 import { createLogger } from "../logger.js";
 import { FleetWatcher } from "../mqtt/fleet-watcher.js";
 
@@ -9,6 +10,8 @@ export interface FleetOptions {
   readonly once?: boolean;
   /** JSON (FleetSnapshot) instead of a table. */
   readonly json?: boolean;
+  /** Serve the view as a page (`/fleet`, `/fleet.json`) at DISPLAY_HOST:DISPLAY_PORT instead of printing it. */
+  readonly web?: boolean;
 }
 
 /** `--once`: the retained messages follow the SUBACK at once; the view is complete when they pause this long. */
@@ -35,6 +38,7 @@ export async function runFleet(options: FleetOptions, env = process.env): Promis
   const watcher = new FleetWatcher(config.mqtt, config.topicPrefix);
   let lastMessage = Date.now();
   let redraw: NodeJS.Timeout | undefined;
+  let server: FleetServer | undefined;
   const print = () => {
     const snapshot = fleet.snapshot();
     const text = options.json ? `${JSON.stringify(snapshot)}\n` : renderFleetTable(snapshot);
@@ -45,7 +49,7 @@ export async function runFleet(options: FleetOptions, env = process.env): Promis
   };
   const changed = () => {
     lastMessage = Date.now();
-    if (options.once || redraw) return;
+    if (options.once || options.web || redraw) return;
     redraw = setTimeout(() => {
       redraw = undefined;
       print();
@@ -92,12 +96,17 @@ export async function runFleet(options: FleetOptions, env = process.env): Promis
       print();
       return 0;
     }
+    if (options.web) {
+      server = new FleetServer({ ...config.web, snapshot: () => fleet.snapshot(), logger: log });
+      await server.start();
+    }
     await Promise.race([watcher.start(), signalled, refusedLater]);
-    print();
+    if (!options.web) print();
     await Promise.race([signalled, refusedLater]);
     return 0;
   } finally {
     clearTimeout(redraw);
+    await server?.stop();
     await watcher.stop();
   }
 }

@@ -312,7 +312,8 @@ export class WebDisplayServer {
 
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+/** Answers with the pages' security headers, no caching, and no body to a HEAD request. */
+export function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
   res
     .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
     .end(res.req.method === "HEAD" ? undefined : body);

@@ -107,14 +107,17 @@ export function renderFleetTable(snapshot: FleetSnapshot): string {
       .join("  ")
       .trimEnd(),
   );
-  const { counts } = snapshot;
+  lines.push("", fleetSummary(snapshot.counts));
+  return `${lines.join("\n")}\n`;
+}
+
+/** The counts in one line: "3 devices: 2 online, 1 offline; 1 awaiting_user, 2 signed_in" (states with none left out). */
+export function fleetSummary(counts: FleetSnapshot["counts"]): string {
   const states = Object.entries(counts.byState)
     .filter(([, n]) => n > 0)
     .map(([state, n]) => `${n} ${state}`);
-  lines.push(
-    "",
+  return (
     `${counts.devices} device${counts.devices === 1 ? "" : "s"}: ${counts.online} online, ${counts.offline} offline` +
-      (states.length > 0 ? `; ${states.join(", ")}` : ""),
+    (states.length > 0 ? `; ${states.join(", ")}` : "")
   );
-  return `${lines.join("\n")}\n`;
 }

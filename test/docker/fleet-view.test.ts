@@ -115,6 +115,45 @@ describe("edge-signin fleet", () => {
     ]);
   });
 
+  it("serves the same view as a web page and as JSON (--web)", async () => {
+    const page = startCli(["fleet", "--web"], { ...env, EDGE_SIGNIN_DISPLAY_PORT: "0" });
+    processes.push(page);
+    await expect.poll(() => page.stderr(), { timeout: 15_000 }).toContain('"msg":"fleet page listening"');
+    const url = (
+      JSON.parse(
+        page
+          .stderr()
+          .split("\n")
+          .find((l) => l.includes("fleet page listening")) ?? "{}",
+      ) as { url: string }
+    ).url;
+    const expected = JSON.parse((await fleet("--json")).stdout) as FleetSnapshot;
+    await expect
+      .poll(async () => (await fetch(`${url}.json`)).json(), { timeout: 10_000 })
+      .toStrictEqual(expected);
+
+    const html = await (await fetch(url)).text();
+    expect(html).toContain(
+      '<tr><td>kiosk-1</td><td class="online">online</td><td>signed_in</td><td><time datetime="2026-11-30T08:00:00.000Z">2026-11-30T08:00:00Z</time></td>',
+    );
+    expect(html).toContain(
+      '<p id="summary">3 devices: 2 online, 1 offline; 1 awaiting_user, 1 signed_in, 1 unknown</p>',
+    );
+    // DNS rebinding: another site's name pointed at this address gets nothing.
+    const { request } = await import("node:http");
+    const status = await new Promise<number | undefined>((resolve, reject) =>
+      request(`${url}.json`, { headers: { host: "evil.example" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      })
+        .on("error", reject)
+        .end(),
+    );
+    expect(status).toBe(403);
+    page.child.kill("SIGTERM");
+    expect(await page.exited).toBe(0);
+  });
+
   it("shows a real agent as it comes up, and follows changes until SIGTERM", async () => {
     const follower = startCli(["fleet", "--json"], env);
     processes.push(follower);
