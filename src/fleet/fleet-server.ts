@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { AllowedHosts } from "../display/allowed-hosts.js";
+import { closeHttp, listenHttp, serverUrl } from "../display/http-listen.js";
 import { send } from "../display/web-server.js";
 import { fleetSummary, type FleetSnapshot } from "./fleet.js";
 
@@ -38,37 +38,16 @@ export class FleetServer {
 
   /** `http://host:port` the server listens on; valid after start(). */
   get url(): string {
-    const address = this.server.address() as AddressInfo | null;
-    if (!address) throw new Error("the fleet page is not listening");
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return serverUrl(this.server, "the fleet page");
   }
 
   async start(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) =>
-        reject(
-          new Error(
-            `the fleet page cannot listen on ${this.options.host}:${this.options.port}: ${error.message}`,
-            {
-              cause: error,
-            },
-          ),
-        );
-      this.server.once("error", onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off("error", onError);
-        resolve();
-      });
-    });
+    await listenHttp(this.server, this.options.host, this.options.port, "the fleet page");
     this.options.logger.info({ url: `${this.url}/fleet` }, "fleet page listening");
   }
 
   async stop(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await closeHttp(this.server);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

@@ -1,11 +1,9 @@
 import { EventEmitter } from "eventemitter3";
-import type { MqttClient } from "mqtt";
 import type { MqttConfig } from "../config.js";
-import { BrokerLink } from "./broker-link.js";
+import { openWatchLink, type WatchLink } from "./watch-link.js";
 import { State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
 
-const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 /** An ISO 8601 time as the agents write it: shown on a terminal, so nothing else (no control characters). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -28,8 +26,7 @@ export interface FleetWatcherEvents {
  * is all the broker's `fleet` user may read. Payloads are validated, so a malformed one is reported, never a crash.
  */
 export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
-  private client: MqttClient | undefined;
-  private link: BrokerLink | undefined;
+  private link: WatchLink | undefined;
 
   constructor(
     private readonly config: MqttConfig,
@@ -43,33 +40,24 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
    * when the broker starts sending the retained messages. Rejects only when the broker refuses us for good.
    */
   async start(): Promise<void> {
-    const link = new BrokerLink({
-      config: this.config,
-      clientId: `${this.config.clientId}-${Math.random().toString(16).slice(2, 8)}`,
-      reconnect: RECONNECT,
-      keepaliveSeconds: 60,
+    this.link = openWatchLink(
+      this.config,
+      `${this.config.clientId}-${Math.random().toString(16).slice(2, 8)}`,
+      {
+        message: (topic, payload) => this.receive(topic, payload),
+        connection: (connected) => this.emit("connection", connected),
+        refused: (error) => this.emit("refused", error),
+      },
+    );
+    await this.link.connected;
+    await this.link.client.subscribeAsync([`${this.prefix}/+/availability`, `${this.prefix}/+/state`], {
+      qos: 1,
     });
-    this.link = link;
-    const started = link.start();
-    const client = link.mqtt as MqttClient;
-    this.client = client;
-    client.on("message", (topic, payload) => this.receive(topic, payload));
-    link.on("up", () => this.emit("connection", true));
-    client.on("offline", () => this.emit("connection", false));
-    let connected = false;
-    link.on("fatal", (error) => {
-      if (connected) this.emit("refused", error);
-    });
-    await started;
-    connected = true;
-    await client.subscribeAsync([`${this.prefix}/+/availability`, `${this.prefix}/+/state`], { qos: 1 });
   }
 
   async stop(): Promise<void> {
-    this.link?.release();
+    await this.link?.close();
     this.link = undefined;
-    await this.client?.endAsync(true);
-    this.client = undefined;
   }
 
   private receive(topic: string, payload: Buffer): void {
@@ -106,6 +94,6 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       this.emit("invalid", topic, "since: expected an ISO 8601 time");
       return;
     }
-    this.emit("state", deviceId, parsed.data as StatePayload);
+    this.emit("state", deviceId, parsed.data);
   }
 }

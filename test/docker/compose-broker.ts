@@ -52,6 +52,19 @@ export function deviceUser(role: "agent" | "display", deviceId: string): string 
   return role === "agent" ? deviceId : `edge-signin/${deviceId}`;
 }
 
+/**
+ * The user names whose password-file entries `after` has beyond `before`; throws when `after` does not keep every
+ * entry of `before` unchanged and in place (what adding users must never disturb).
+ */
+export function appendedUsers(before: string, after: string): string[] {
+  if (!after.startsWith(before)) throw new Error("the password file's existing entries changed");
+  return after
+    .slice(before.length)
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => line.split(":")[0] ?? "");
+}
+
 /** Runs the users script (in the Mosquitto image, as shipped) with its output moved to `secrets` and `acl`. */
 export async function createBrokerUsers(secrets: string, acl: string, ...args: string[]): Promise<void> {
   await run("sh", [USERS_SCRIPT, ...args], {

@@ -80,6 +80,13 @@ describe("edge-signin fleet", () => {
     await living.online();
     await living.raw(living.topics.state, '{"state":"weird","since":"\\u001b[31m"}');
 
+    // A valid state whose time is not one (terminal control characters): ignored too.
+    const three = await agent("kiosk-3");
+    await three.raw(
+      three.topics.state,
+      JSON.stringify({ state: "signed_in", since: "\u001b[2J", deviceId: "kiosk-3" }),
+    );
+
     const { stdout, stderr } = await fleet("--json");
     expect(JSON.parse(stdout)).toStrictEqual({
       devices: [
@@ -99,7 +106,9 @@ describe("edge-signin fleet", () => {
       .split("\n")
       .map((line) => JSON.parse(line) as { msg: string; topic?: string })
       .filter((line) => line.msg === "ignored a malformed message");
-    expect(warnings.map((w) => w.topic)).toStrictEqual([living.topics.state]);
+    expect(warnings.map((w) => w.topic).sort()).toStrictEqual(
+      [living.topics.state, three.topics.state].sort(),
+    );
   });
 
   it("prints a table for people", async () => {
