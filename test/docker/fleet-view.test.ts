@@ -215,9 +215,13 @@ describe("edge-signin fleet", () => {
     expect(await follower.exited).toBe(0);
   }, 90_000);
 
-  it("exits non-zero with no view when the broker refuses the fleet user (--once)", async () => {
+  it("exits with code 4 and one line naming the setting when the broker refuses the fleet user (--once)", async () => {
     const result = await runCli(["fleet", "--once"], { ...env, EDGE_SIGNIN_MQTT_PASSWORD: "wrong" });
-    expect(result.code).not.toBe(0);
+    // README, exit codes: 4 = the broker refused us for good.
+    expect(result.code).toBe(4);
     expect(result.stdout).toBe("");
+    const lines = result.stderr.trim().split("\n");
+    expect(lines.filter((line) => line.startsWith("edge-signin: "))).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(/check EDGE_SIGNIN_MQTT_(USERNAME|PASSWORD)/);
   });
 });
