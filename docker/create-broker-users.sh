@@ -1,110 +1,187 @@
 #!/bin/sh
-# Creates (or renews the password file entries of) one device's broker users, without installing Mosquitto on
-# the host: mosquitto_passwd runs inside the eclipse-mosquitto:2 image. Run it once per device; it never touches
-# another device's users, passwords or ACL lines.
+# Creates the broker users of one device or of a whole fleet in one run, without installing Mosquitto on the
+# host: mosquitto_passwd runs inside the eclipse-mosquitto:2 image. docker/mosquitto/acl grants every device its
+# topics BY PATTERN (its user names carry the device id), so adding a device writes one password file entry per
+# user and changes nothing else: no ACL line, no other device's entry.
 #
-#   docker/create-broker-users.sh [--local] [DEVICE_ID]
+#   docker/create-broker-users.sh [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]] [--consumers N]
 #
-# DEVICE_ID defaults to EDGE_SIGNIN_DEVICE_ID from .env. Writes docker/secrets/ (EDGE_SIGNIN_SECRETS_DIR):
-#   DEVICE_ID/agent_mqtt_password    this device's agent password (user DEVICE_ID-agent), readable by the image's node user
-#   DEVICE_ID/display_mqtt_password  this device's display password (user DEVICE_ID-display)
-#   DEVICE_ID/cache_key              32 random bytes (base64) that encrypt this agent's token cache in its state volume
+# DEVICE_ID defaults to EDGE_SIGNIN_DEVICE_ID from .env. `--count 1000 --prefix kiosk-` provisions kiosk-1 ...
+# kiosk-1000. Writes docker/secrets/ (EDGE_SIGNIN_SECRETS_DIR):
+#   DEVICE_ID/agent_mqtt_password    this device's agent password (user DEVICE_ID), readable by the image's node user
+#   DEVICE_ID/display_mqtt_password  this device's display password (user edge-signin/DEVICE_ID)
+#   DEVICE_ID/cache_key              32 random bytes (hex) that encrypt this agent's token cache in its state volume
 #   events_mqtt_password             for your event consumer (user events; one for all devices), readable by you
+#   events-K_mqtt_password           with --consumers N, K = 1..N: more consumers (users events-1 ... events-N), so
+#                                    several can share the events with an MQTT 5 shared subscription; each needs
+#                                    its own user (a client's id is its user name), and each gets an ACL block
+#                                    like `events` (EDGE_SIGNIN_ACL_FILE, appended once): the only ACL lines the
+#                                    script writes, and never for a device
 #   controller_mqtt_password         for whatever sends commands to the agents (user controller), readable by you
+#   fleet_mqtt_password              for `edge-signin fleet` (user fleet: availability and state only), readable by you
 #   mosquitto_passwd                 the broker's password file (hashed), readable by the broker's mosquitto user
-# and appends the device's two ACL blocks to docker/mosquitto/acl (EDGE_SIGNIN_ACL_FILE) unless they are there.
-# Existing passwords are kept: running it again for a device changes nothing but the password file's hashes.
-# With --local, the host's own mosquitto_passwd is used instead of the image (and no ownership is changed).
+# Existing passwords are kept: running it again for a device changes nothing. The broker reads new users on
+# SIGHUP (docker compose kill -s HUP mosquitto). With --local, the host's own mosquitto_passwd is used instead of
+# the image (and no ownership is changed).
 set -eu
 
-local_tools=false
-if [ "${1:-}" = "--local" ]; then
-  local_tools=true
-  shift
-fi
+usage() {
+  echo "usage: $0 [--local] [DEVICE_ID ...] [--count N [--prefix PREFIX]] [--consumers N] (ids: letters, digits, '_' or '-', no '.': NATS and RabbitMQ cannot carry it; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
+  exit 2
+}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-device_id=${1:-}
-if [ -z "$device_id" ] && [ -f "$root/.env" ]; then
-  device_id=$(sed -n 's/^EDGE_SIGNIN_DEVICE_ID=//p' "$root/.env" | tail -n 1 | tr -d "\"'\r")
+local_tools=false
+count=0
+consumers=0
+prefix=device-
+devices=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --local) local_tools=true ;;
+    --count)
+      [ $# -ge 2 ] || usage
+      count=$2
+      shift
+      ;;
+    --prefix)
+      [ $# -ge 2 ] || usage
+      prefix=$2
+      shift
+      ;;
+    --consumers)
+      [ $# -ge 2 ] || usage
+      consumers=$2
+      shift
+      ;;
+    -*) usage ;;
+    *) devices="$devices $1" ;;
+  esac
+  shift
+done
+case "$count$consumers" in "" | *[!0-9]*) usage ;; esac
+i=1
+while [ "$i" -le "$count" ]; do
+  devices="$devices $prefix$i"
+  i=$((i + 1))
+done
+if [ -z "$devices" ] && [ -f "$root/.env" ]; then
+  devices=$(sed -n 's/^EDGE_SIGNIN_DEVICE_ID=//p' "$root/.env" | tail -n 1 | tr -d "\"'\r")
 fi
-case "$device_id" in
-  "" | *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*)
-    echo "usage: $0 [--local] DEVICE_ID (letters, digits, '_' or '-', no '.': NATS and RabbitMQ cannot carry it; or set EDGE_SIGNIN_DEVICE_ID in .env)" >&2
-    exit 2
-    ;;
-esac
-case "$device_id" in
-  events | controller)
-    echo "$0: '$device_id' is a shared user's name; choose another device id" >&2
-    exit 2
-    ;;
-esac
+[ -n "$devices" ] || [ "$consumers" -gt 0 ] || usage
+for device_id in $devices; do
+  case "$device_id" in
+    *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*) usage ;;
+  esac
+  case "$device_id" in
+    # Shared users' names, and the topic prefix: a display's user name is edge-signin/DEVICE_ID, so a device
+    # called edge-signin would own the topics the ACL keeps every display's stray grants in.
+    events | events-* | controller | fleet | edge-signin)
+      echo "$0: '$device_id' is reserved (a shared user's name or the topic prefix); choose another device id" >&2
+      exit 2
+      ;;
+  esac
+done
 secrets=${EDGE_SIGNIN_SECRETS_DIR:-$root/docker/secrets}
 acl=${EDGE_SIGNIN_ACL_FILE:-$root/docker/mosquitto/acl}
-mkdir -p "$secrets/$device_id"
+mkdir -p "$secrets"
+shared="events controller fleet"
+i=1
+while [ "$i" -le "$consumers" ]; do
+  shared="$shared events-$i"
+  i=$((i + 1))
+done
 
 # Runs where mosquitto_passwd is: in the container (as root, so it can hand each file to its reader) or here.
-# The password file is updated for this device's users only (mosquitto_passwd -b adds or replaces one user), on
-# a copy first, so a failure of mosquitto_passwd leaves the old file whole.
+# One mosquitto_passwd run for the whole batch (-U hashes a file of user:password lines): one run per user
+# rewrites the whole password file each time, which takes minutes for a thousand devices. The users to hash are
+# those with a new password or no entry yet; every other entry is copied unchanged. The new file is built beside
+# the old one, so a failure leaves the old file whole.
 # shellcheck disable=SC2016
 make_users='
 set -eu
 cd "$SECRETS"
 umask 077
-for who in agent display; do
-  if [ ! -s "$DEVICE_ID/${who}_mqtt_password" ]; then
-    tr -dc "A-Za-z0-9" </dev/urandom | head -c 32 >"$DEVICE_ID/${who}_mqtt_password"
+rm -f users.hash users.keep mosquitto_passwd.new pool.pw pool.key
+: >users.hash
+: >users.keep
+# Random material for the whole run from one pipeline each (a process or two per user would take seconds per
+# hundred devices): 32 letters and digits per password, 32 bytes in hex per cache key.
+n=0
+for device in $DEVICES; do n=$((n + 1)); done
+{ tr -dc "A-Za-z0-9" </dev/urandom | head -c $((32 * (2 * n + 3 + CONSUMERS))) | fold -w 32; echo; } >pool.pw
+{ od -An -vtx1 -N $((32 * n)) /dev/urandom | tr -d " \n" | fold -w 64; echo; } >pool.key
+exec 3<pool.pw 4<pool.key
+# A new password is written and queued for hashing; an existing one is queued only if its user has no entry.
+add() {
+  if [ ! -s "$2" ]; then
+    read -r password <&3
+    printf "%s" "$password" >"$2"
+    printf "%s:%s\n" "$1" "$password" >>users.hash
+  else
+    printf "%s:%s\n" "$1" "$2" >>users.keep
+  fi
+}
+# shellcheck disable=SC2086
+[ -z "$DEVICES" ] || mkdir -p $DEVICES
+for device in $DEVICES; do
+  add "$device" "$device/agent_mqtt_password"
+  add "edge-signin/$device" "$device/display_mqtt_password"
+  if [ ! -s "$device/cache_key" ]; then
+    read -r key <&4
+    printf "%s\n" "$key" >"$device/cache_key"
   fi
 done
-for who in events controller; do
-  if [ ! -s "${who}_mqtt_password" ]; then
-    tr -dc "A-Za-z0-9" </dev/urandom | head -c 32 >"${who}_mqtt_password"
-  fi
-done
-if [ ! -s "$DEVICE_ID/cache_key" ]; then
-  head -c 32 /dev/urandom | base64 >"$DEVICE_ID/cache_key"
+for who in $SHARED; do add "$who" "${who}_mqtt_password"; done
+[ -f mosquitto_passwd ] || : >mosquitto_passwd
+# Users whose password file exists but who have no entry (a password file copied from elsewhere) are hashed too.
+awk -F: "NR == FNR { present[\$1] = 1; next } !(\$1 in present)" mosquitto_passwd users.keep |
+  while IFS=: read -r user file; do printf "%s:%s\n" "$user" "$(cat "$file")" >>users.hash; done
+if [ -s users.hash ]; then
+  mosquitto_passwd -U users.hash
+  awk -F: "NR == FNR { fresh[\$1] = 1; next } !(\$1 in fresh)" users.hash mosquitto_passwd >mosquitto_passwd.new
+  cat users.hash >>mosquitto_passwd.new
+  # Rewritten in place, not renamed over: the broker container bind-mounts this one file, and a rename would
+  # leave it reading the old file even after a reload.
+  cat mosquitto_passwd.new >mosquitto_passwd
 fi
-rm -f mosquitto_passwd.new
-if [ -f mosquitto_passwd ]; then cp mosquitto_passwd mosquitto_passwd.new; else touch mosquitto_passwd.new; fi
-mosquitto_passwd -b mosquitto_passwd.new "$DEVICE_ID-agent" "$(cat "$DEVICE_ID/agent_mqtt_password")"
-mosquitto_passwd -b mosquitto_passwd.new "$DEVICE_ID-display" "$(cat "$DEVICE_ID/display_mqtt_password")"
-grep -q "^events:" mosquitto_passwd.new || mosquitto_passwd -b mosquitto_passwd.new events "$(cat events_mqtt_password)"
-grep -q "^controller:" mosquitto_passwd.new || mosquitto_passwd -b mosquitto_passwd.new controller "$(cat controller_mqtt_password)"
-# Rewritten in place, not renamed over: the broker container bind-mounts this one file, and a rename would leave it
-# reading the old file even after a reload.
-if [ -f mosquitto_passwd ]; then cat mosquitto_passwd.new >mosquitto_passwd && rm mosquitto_passwd.new; else mv mosquitto_passwd.new mosquitto_passwd; fi
+exec 3<&- 4<&-
+rm -f users.hash users.keep mosquitto_passwd.new pool.pw pool.key
 if [ "$CHOWN" = true ]; then
   chown 1883:1883 mosquitto_passwd
-  chown 1000:1000 "$DEVICE_ID" "$DEVICE_ID/agent_mqtt_password" "$DEVICE_ID/display_mqtt_password" "$DEVICE_ID/cache_key"
-  chown "$HOST_UID:$HOST_GID" events_mqtt_password controller_mqtt_password
+  # shellcheck disable=SC2086
+  [ -z "$DEVICES" ] || chown -R 1000:1000 $DEVICES
+  for who in $SHARED; do chown "$HOST_UID:$HOST_GID" "${who}_mqtt_password"; done
 fi
 '
 
 if [ "$local_tools" = true ]; then
-  SECRETS=$secrets DEVICE_ID=$device_id CHOWN=false sh -c "$make_users"
+  SECRETS=$secrets DEVICES=$devices SHARED=$shared CONSUMERS=$consumers CHOWN=false sh -c "$make_users"
 else
   docker run --rm --network none \
-    -e SECRETS=/secrets -e DEVICE_ID="$device_id" -e CHOWN=true \
+    -e SECRETS=/secrets -e DEVICES="$devices" -e SHARED="$shared" -e CONSUMERS="$consumers" -e CHOWN=true \
     -e HOST_UID="$(id -u)" -e HOST_GID="$(id -g)" \
     -v "$secrets:/secrets" \
     --entrypoint /bin/sh "${MOSQUITTO_IMAGE:-eclipse-mosquitto:2}" -c "$make_users"
 fi
 
-# This device's ACL blocks, appended once (the broker reads the file at start and on SIGHUP).
-if ! grep -q "^user $device_id-agent\$" "$acl"; then
-  cat >>"$acl" <<ACL
+# The extra consumers' ACL blocks, appended once (the broker reads the file at start and on SIGHUP).
+i=1
+while [ "$i" -le "$consumers" ]; do
+  if ! grep -q "^user events-$i\$" "$acl"; then
+    printf '\n# Event consumer events-%s (added by docker/create-broker-users.sh --consumers)\nuser events-%s\ntopic deny edge-signin/events-%s/#\ntopic read edge-signin/+/events/#\n' "$i" "$i" "$i" >>"$acl"
+    echo "Added the ACL block of consumer events-$i to $acl"
+  fi
+  i=$((i + 1))
+done
 
-# Device $device_id (added by docker/create-broker-users.sh)
-user $device_id-agent
-topic write edge-signin/$device_id/#
-topic read edge-signin/$device_id/request/#
-
-user $device_id-display
-topic read edge-signin/$device_id/display
-topic read edge-signin/$device_id/state
-topic read edge-signin/$device_id/availability
-ACL
-  echo "Added the ACL blocks of $device_id to $acl (reload the broker: docker compose kill -s HUP mosquitto)"
+# shellcheck disable=SC2086
+set -- $devices
+if [ $# -eq 0 ]; then
+  :
+elif [ $# -eq 1 ]; then
+  echo "Broker users for device $1: $1 (agent), edge-signin/$1 (display); passwords in $secrets/$1; shared: events, controller, fleet"
+else
+  echo "Broker users for $# devices ($1 ... $(eval echo "\${$#}")): DEVICE_ID (agent), edge-signin/DEVICE_ID (display); passwords in $secrets/DEVICE_ID; shared: events, controller, fleet"
 fi
-echo "Broker users for device $device_id: $device_id-agent, $device_id-display (passwords in $secrets/$device_id); shared: events, controller"
+echo "Reload a running broker to let them in: docker compose kill -s HUP mosquitto"

@@ -17,7 +17,7 @@ const EXAMPLES: Readonly<Record<string, string>> = {
 /** Set by compose.yaml for each service; a value here would be overridden. */
 const SET_BY_COMPOSE: Readonly<Record<string, string>> = {
   MQTT_URL: "mqtt://mosquitto:1883",
-  MQTT_USERNAME: "{DEVICE_ID}-agent (agent), {DEVICE_ID}-display (display)",
+  MQTT_USERNAME: "{DEVICE_ID} (agent), edge-signin/{DEVICE_ID} (display)",
   MQTT_PASSWORD: "EDGE_SIGNIN_MQTT_PASSWORD_FILE=/run/secrets/<service>_mqtt_password",
   STATE_DIR: "/var/lib/edge-signin (the agent_state volume)",
   DISPLAY_DEVICES: "{DEVICE_ID}",

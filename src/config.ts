@@ -646,21 +646,8 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
     deviceIds: devices,
     topicPrefix: readTopicPrefix(read),
     mqtt: readMqtt(read, `edge-signin-display-${sanitiseHostname(hostname())}`),
-    host: read.optional("DISPLAY_HOST", z.string().check(z.trim(), z.minLength(1))) ?? "127.0.0.1",
-    port:
-      read.optional(
-        "DISPLAY_PORT",
-        z.coerce
-          .number({ message: "expected a TCP port number" })
-          .check(
-            z.refine(
-              (v) => Number.isInteger(v) && v >= 0 && v <= 65535,
-              "expected a TCP port between 0 and 65535",
-            ),
-          ),
-      ) ?? 8080,
+    ...readWebListen(read),
     logLevel: readLogLevel(read),
-    allowedHosts: (read.optional("DISPLAY_ALLOWED_HOSTS", hostList) ?? []).map((h) => h.toLowerCase()),
     signedInNameMs: (read.optional("DISPLAY_SIGNED_IN_SECONDS", seconds(0, 86400)) ?? 10) * 1000,
     showUsername: read.optional("DISPLAY_SHOW_USERNAME", bool) ?? false,
     language: read.optional("DISPLAY_LANGUAGE", languageTag) ?? "auto",
@@ -670,6 +657,48 @@ export function loadDisplayConfig(env: Env = process.env, deviceIds: readonly st
     colors: readColors(read),
     shortUrl: read.optional("DISPLAY_SHORT_URL", z.string().check(z.trim(), z.maxLength(80))) || undefined,
     neverHeardAfterMs: (read.optional("DISPLAY_NEVER_HEARD_SECONDS", seconds(1, 86400)) ?? 30) * 1000,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+const tcpPort = z.coerce
+  .number({ message: "expected a TCP port number" })
+  .check(
+    z.refine((v) => Number.isInteger(v) && v >= 0 && v <= 65535, "expected a TCP port between 0 and 65535"),
+  );
+
+/** Where a web page listens and which host names it answers to: the web display's and `fleet --web`'s. */
+function readWebListen(read: EnvReader): FleetConfig["web"] {
+  return {
+    host: read.optional("DISPLAY_HOST", z.string().check(z.trim(), z.minLength(1))) ?? "127.0.0.1",
+    port: read.optional("DISPLAY_PORT", tcpPort) ?? 8080,
+    allowedHosts: (read.optional("DISPLAY_ALLOWED_HOSTS", hostList) ?? []).map((h) => h.toLowerCase()),
+  };
+}
+
+/** The `fleet` command's settings: the broker (as a read-only user, `fleet` in docker/mosquitto/acl) and the topics. */
+export interface FleetConfig {
+  readonly topicPrefix: string;
+  readonly mqtt: MqttConfig;
+  readonly logLevel: LogLevel;
+  /** `fleet --web`: where its page listens, and the host names it answers to (the web display's settings). */
+  readonly web: { readonly host: string; readonly port: number; readonly allowedHosts: readonly string[] };
+}
+
+/**
+ * Reads the `fleet` command's settings: the agent's MQTT, topic and log settings, and for `--web` the web
+ * display's DISPLAY_HOST, DISPLAY_PORT and DISPLAY_ALLOWED_HOSTS.
+ * @throws ConfigError naming every variable that is wrong and what it expects.
+ */
+export function loadFleetConfig(env: Env = process.env): FleetConfig {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+  const config: FleetConfig = {
+    topicPrefix: readTopicPrefix(read),
+    mqtt: readMqtt(read, `edge-signin-fleet-${sanitiseHostname(hostname())}`),
+    logLevel: readLogLevel(read),
+    web: readWebListen(read),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -69,6 +69,26 @@ program
   });
 
 program
+  .command("fleet")
+  .description(
+    "List every device seen on the broker: availability, state, since when, last sign-in, and counts by state (as the read-only fleet user).",
+  )
+  .addOption(
+    new Option("--once", "print the current view once the retained messages have arrived, then exit"),
+  )
+  .addOption(new Option("--json", "print JSON instead of a table"))
+  .addOption(
+    new Option(
+      "--web",
+      "serve the view at http://$EDGE_SIGNIN_DISPLAY_HOST:$EDGE_SIGNIN_DISPLAY_PORT/fleet (and /fleet.json) instead",
+    ),
+  )
+  .action(async (options: { once?: boolean; json?: boolean; web?: boolean }) => {
+    const { runFleet } = await import("./commands/fleet.js");
+    process.exitCode = await runFleet(options);
+  });
+
+program
   .command("health")
   .description(
     "Check a running agent through STATE_DIR/health.json (for a container HEALTHCHECK): exit 0 when healthy, 1 when not.",

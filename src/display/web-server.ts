@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { listen } from "../listen.js";
 import { AllowedHosts } from "./allowed-hosts.js";
+import { closeHttp, listenHttp, serverUrl } from "./http-listen.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
 import type { Locale } from "../i18n/catalogue.js";
 import { chooseLocale } from "../i18n/translate.js";
@@ -96,10 +96,7 @@ export class WebDisplayServer {
 
   /** `http://host:port` the server listens on; valid after start(). */
   get url(): string {
-    const address = this.server.address() as AddressInfo | null;
-    if (!address) throw new Error("the web display is not listening");
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return serverUrl(this.server, "the web display");
   }
 
   async start(): Promise<void> {
@@ -117,23 +114,7 @@ export class WebDisplayServer {
       };
       this.unsubscribes.push(listen<DeviceViewEvents>(view, { change: push }));
     }
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) => {
-        reject(
-          new Error(
-            `the web display cannot listen on ${this.options.host}:${this.options.port}: ${error.message}`,
-            {
-              cause: error,
-            },
-          ),
-        );
-      };
-      this.server.once("error", onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off("error", onError);
-        resolve();
-      });
-    });
+    await listenHttp(this.server, this.options.host, this.options.port, "the web display");
     // Proxies and NAT boxes drop connections that stay silent; a comment line keeps the stream alive.
     this.heartbeat = setInterval(() => {
       for (const streams of this.streams.values())
@@ -147,10 +128,7 @@ export class WebDisplayServer {
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     for (const streams of this.streams.values()) for (const res of streams.keys()) res.end();
     this.streams.clear();
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await closeHttp(this.server);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -312,7 +290,8 @@ export class WebDisplayServer {
 
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+/** Answers with the pages' security headers, no caching, and no body to a HEAD request. */
+export function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
   res
     .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
     .end(res.req.method === "HEAD" ? undefined : body);

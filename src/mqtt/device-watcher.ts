@@ -1,10 +1,9 @@
 import { EventEmitter } from "eventemitter3";
-import type { MqttClient } from "mqtt";
 import * as z from "zod/mini";
 import "../zod-messages.js";
 import type { MqttConfig } from "../config.js";
 import { AGENT_STATES } from "../events.js";
-import { BrokerLink } from "./broker-link.js";
+import { openWatchLink, type WatchLink } from "./watch-link.js";
 import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
 
 const Display = z.looseObject({
@@ -17,11 +16,9 @@ const Display = z.looseObject({
   expiresAt: z.string(),
   expiresIn: z.optional(z.number().check(z.positive())),
 });
-const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
+/** The retained `{base}/state` payload as the topic contract says (README: Topics); extra fields pass. */
+export const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
 const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
-
-/** A display waits for its broker patiently: every 2 s at first, at most every 30 s. */
-const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
 
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
@@ -49,8 +46,7 @@ export interface DeviceWatcherEvents {
  * Payloads are validated, so a malformed message is reported, never shown and never a crash.
  */
 export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
-  private client: MqttClient | undefined;
-  private link: BrokerLink | undefined;
+  private link: WatchLink | undefined;
 
   constructor(
     private readonly config: MqttConfig,
@@ -66,37 +62,26 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
    * `refused` events.
    */
   async start(): Promise<void> {
-    const link = new BrokerLink({
-      config: this.config,
-      clientId: `${this.config.clientId}-watch-${Math.random().toString(16).slice(2, 8)}`,
-      reconnect: RECONNECT,
-      keepaliveSeconds: 60,
-    });
-    this.link = link;
-    const started = link.start();
-    const client = link.mqtt as MqttClient;
-    this.client = client;
-    client.on("message", (topic, payload, packet) => this.receive(topic, payload, packet));
-    link.on("up", (up) => this.emit("connection", true, up.protocolVersion));
-    client.on("offline", () => this.emit("connection", false));
-    let connected = false;
-    link.on("fatal", (error) => {
-      if (connected) this.emit("refused", error);
-    });
-    await started;
-    connected = true;
+    this.link = openWatchLink(
+      this.config,
+      `${this.config.clientId}-watch-${Math.random().toString(16).slice(2, 8)}`,
+      {
+        message: (topic, payload, packet) => this.receive(topic, payload, packet),
+        connection: (connected, protocolVersion) => this.emit("connection", connected, protocolVersion),
+        refused: (error) => this.emit("refused", error),
+      },
+    );
+    await this.link.connected;
     const { base } = this.topics;
-    await client.subscribeAsync(
+    await this.link.client.subscribeAsync(
       [this.topics.availability, this.topics.state, this.topics.display, `${base}/events/+`],
       { qos: 1 },
     );
   }
 
   async stop(): Promise<void> {
-    this.link?.release();
+    await this.link?.close();
     this.link = undefined;
-    await this.client?.endAsync(true);
-    this.client = undefined;
   }
 
   private receive(

@@ -1,8 +1,8 @@
 /**
  * The broker of compose.yaml as it ships: the `eclipse-mosquitto:2` image with docker/mosquitto/mosquitto.conf
  * unchanged, the ACL, and the password file made by docker/create-broker-users.sh (which runs mosquitto_passwd in
- * the same image). Only the published port differs (a free one on 127.0.0.1), and the ACL is a copy, since the
- * script appends a device's blocks to it.
+ * the same image). Only the published port differs (a free one on 127.0.0.1), and the ACL is a copy, so a test
+ * can prove that provisioning never writes to it.
  */
 import { execFile } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -21,45 +21,66 @@ const ACL = join(REPO, "docker/mosquitto/acl");
 export const USERS_SCRIPT = join(REPO, "docker/create-broker-users.sh");
 const IMAGE = "eclipse-mosquitto:2";
 
-export type Role = "agent" | "display" | "events" | "controller";
+/** A device's agent or display, or a shared user (`events-K`: the extra consumers of `--consumers N`). */
+export type Role = "agent" | "display" | "events" | "controller" | "fleet" | `events-${number}`;
 
 export interface ComposeBroker {
   readonly url: string;
-  /** The device the ACL file is written for (its `<device>-agent` user). */
+  /** The device .env.example names (EDGE_SIGNIN_DEVICE_ID). */
   readonly deviceId: string;
-  /** Where the users script wrote the passwords, and the ACL copy it appends to. */
+  /** Where the users script wrote the passwords, and the copy of the ACL the broker reads. */
   readonly secrets: string;
   readonly acl: string;
-  /** The credentials of `role` for `deviceId` (default: the ACL's first device). */
+  /** The credentials of `role` for `deviceId` (default: .env.example's device). */
   credentials(role: Role, deviceId?: string): Promise<{ username: string; password: string }>;
-  /** Runs docker/create-broker-users.sh for a device, as a person adding it would, and reloads the broker (SIGHUP). */
-  addDevice(deviceId: string): Promise<void>;
+  /** Runs docker/create-broker-users.sh with `args` (device ids, `--count N --prefix P`), as a person adding
+   * devices would, and reloads the broker (SIGHUP) until the first new device's agent gets in. */
+  addDevices(...args: string[]): Promise<void>;
   log(): Promise<string>;
   close(): Promise<void>;
 }
 
-/** The device id of the first `user <device>-agent` block: the one compose.yaml's .env.example names. */
-export async function aclDeviceId(): Promise<string> {
-  const match = /^user (\S+)-agent$/m.exec(await readFile(ACL, "utf8"));
-  if (!match?.[1]) throw new Error(`${ACL} has no "user <device>-agent" line`);
+/** The device id .env.example names (EDGE_SIGNIN_DEVICE_ID): the one compose.yaml runs by default. */
+export async function exampleDeviceId(): Promise<string> {
+  const match = /^EDGE_SIGNIN_DEVICE_ID=(\S+)$/m.exec(await readFile(join(REPO, ".env.example"), "utf8"));
+  if (!match?.[1]) throw new Error(".env.example names no EDGE_SIGNIN_DEVICE_ID");
   return match[1];
 }
 
-/** Runs the users script (in the Mosquitto image, as shipped) with its output dirs moved to `secrets` and `acl`. */
-export async function createBrokerUsers(deviceId: string, secrets: string, acl: string): Promise<void> {
-  await run("sh", [USERS_SCRIPT, deviceId], {
+/** The broker user names of a device's agent and display (docker/mosquitto/acl's patterns key on them). */
+export function deviceUser(role: "agent" | "display", deviceId: string): string {
+  return role === "agent" ? deviceId : `edge-signin/${deviceId}`;
+}
+
+/**
+ * The user names whose password-file entries `after` has beyond `before`; throws when `after` does not keep every
+ * entry of `before` unchanged and in place (what adding users must never disturb).
+ */
+export function appendedUsers(before: string, after: string): string[] {
+  if (!after.startsWith(before)) throw new Error("the password file's existing entries changed");
+  return after
+    .slice(before.length)
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => line.split(":")[0] ?? "");
+}
+
+/** Runs the users script (in the Mosquitto image, as shipped) with its output moved to `secrets` and `acl`. */
+export async function createBrokerUsers(secrets: string, acl: string, ...args: string[]): Promise<void> {
+  await run("sh", [USERS_SCRIPT, ...args], {
     env: { ...process.env, EDGE_SIGNIN_SECRETS_DIR: secrets, EDGE_SIGNIN_ACL_FILE: acl },
+    maxBuffer: 1 << 20,
   });
 }
 
 export async function startComposeBroker(): Promise<ComposeBroker> {
-  const deviceId = await aclDeviceId();
+  const deviceId = await exampleDeviceId();
   const dir = await mkdtemp(join(tmpdir(), "edge-signin-compose-broker-"));
   const secrets = join(dir, "secrets");
   const acl = join(dir, "acl");
   await mkdir(secrets);
   await copyFile(ACL, acl);
-  await createBrokerUsers(deviceId, secrets, acl);
+  await createBrokerUsers(secrets, acl, deviceId);
 
   const name = `edge-signin-test-compose-broker-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   await run("docker", [
@@ -91,11 +112,12 @@ export async function startComposeBroker(): Promise<ComposeBroker> {
     if (!port) throw new Error(`docker port ${name}: no loopback port in "${stdout.trim()}"`);
     const url = `mqtt://127.0.0.1:${port}`;
     const credentials = async (role: Role, device = deviceId) => {
-      const shared = role === "events" || role === "controller";
-      const file = shared
-        ? join(secrets, `${role}_mqtt_password`)
-        : join(secrets, device, `${role}_mqtt_password`);
-      return { username: shared ? role : `${device}-${role}`, password: await readFile(file, "utf8") };
+      if (role === "agent" || role === "display")
+        return {
+          username: deviceUser(role, device),
+          password: await readFile(join(secrets, device, `${role}_mqtt_password`), "utf8"),
+        };
+      return { username: role, password: await readFile(join(secrets, `${role}_mqtt_password`), "utf8") };
     };
     const broker: ComposeBroker = {
       url,
@@ -103,11 +125,14 @@ export async function startComposeBroker(): Promise<ComposeBroker> {
       secrets,
       acl,
       credentials,
-      async addDevice(id) {
-        await createBrokerUsers(id, secrets, acl);
+      async addDevices(...args) {
+        await createBrokerUsers(secrets, acl, ...args);
         await run("docker", ["kill", "--signal", "HUP", name]);
         // Mosquitto reloads the password file and the ACL on SIGHUP; wait until the new user gets in.
-        await waitForLogin(url, await credentials("agent", id), log);
+        const first = args[0] === "--count" ? `${args[3] ?? "device-"}1` : args[0];
+        const consumers = args.indexOf("--consumers");
+        if (consumers === 0) await waitForLogin(url, await credentials(`events-${Number(args[1])}`), log);
+        else if (first) await waitForLogin(url, await credentials("agent", first), log);
       },
       log,
       close,

@@ -7,7 +7,7 @@ import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { gotoPage, launchChromium } from "../helpers/browser.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
-import { aclDeviceId, freePort, REPO } from "./compose-broker.js";
+import { deviceUser, exampleDeviceId, freePort, REPO } from "./compose-broker.js";
 import { command, docker, requireEngine, Teardown, uniqueName, type CommandResult } from "./engine.js";
 
 /**
@@ -113,7 +113,7 @@ function fillEnv(example: string, values: Record<string, string | null>): string
 
 beforeAll(async () => {
   await requireEngine();
-  deviceId = await aclDeviceId();
+  deviceId = await exampleDeviceId();
   project = uniqueName("stack");
   dir = await mkdtemp(join(tmpdir(), `${project}-`));
   teardown.add(() => rm(dir, { recursive: true, force: true }));
@@ -129,8 +129,8 @@ beforeAll(async () => {
   await copyFile(join(REPO, "docker/mosquitto/acl"), join(dir, "docker/mosquitto/acl"));
   await mkdir(join(dir, "identity-provider"));
 
-  // The users script as README says, once per device: each run adds that device's users, passwords and ACL
-  // blocks and leaves the others alone. Pointed at the project directory, never at this checkout's files.
+  // The users script as README says, once per device: each run adds that device's users and passwords and
+  // leaves the others alone (the ACL covers every device by pattern). Pointed at the project directory, never at this checkout's files.
   for (const device of [deviceId, OTHER_DEVICE]) {
     await command("sh", [join(REPO, "docker/create-broker-users.sh"), device], {
       env: {
@@ -219,7 +219,10 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
   it("refuses a prompt from the display's user: the display keeps the agent's code", async () => {
     const secrets = join(dir, "docker/secrets");
     const topics = deviceTopics("edge-signin", deviceId);
-    const display = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
+    // One connection per user (use_username_as_clientid): the display service steps aside while the test logs in
+    // as its user, or the two would keep taking each other's client id.
+    await compose(["stop", "display"], 60_000);
+    const display = await probeAs(await login(secrets, deviceUser("display", deviceId), "display", deviceId));
     await display.subscribe(topics.display);
     const genuine = (await display.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
 
@@ -234,10 +237,11 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     });
     await closeProbe(display);
     // A display that connects now still gets the agent's prompt as the retained message.
-    const fresh = await probeAs(await login(secrets, `${deviceId}-display`, "display", deviceId));
+    const fresh = await probeAs(await login(secrets, deviceUser("display", deviceId), "display", deviceId));
     await fresh.subscribe(topics.display);
     expect((await fresh.next(topics.display)).json<DisplayPayload>()).toStrictEqual(genuine);
     await closeProbe(fresh);
+    await compose(["start", "display"], 60_000);
   });
 
   it("signs a person in from the code on the web display's page in Chromium; another device's users read none of it", async () => {
@@ -246,9 +250,11 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     const other = deviceTopics("edge-signin", OTHER_DEVICE);
     const events = await probeAs(await login(secrets, "events", "events"));
     await events.subscribe("edge-signin/+/events/#");
-    const otherAgent = await probeAs(await login(secrets, `${OTHER_DEVICE}-agent`, "agent", OTHER_DEVICE));
+    const otherAgent = await probeAs(
+      await login(secrets, deviceUser("agent", OTHER_DEVICE), "agent", OTHER_DEVICE),
+    );
     const otherDisplay = await probeAs(
-      await login(secrets, `${OTHER_DEVICE}-display`, "display", OTHER_DEVICE),
+      await login(secrets, deviceUser("display", OTHER_DEVICE), "display", OTHER_DEVICE),
     );
     for (const probe of [otherAgent, otherDisplay]) {
       await probe.subscribe(`${topics.base}/#`);
@@ -259,10 +265,11 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     const page = await browser.newPage();
     await gotoPage(page, `http://127.0.0.1:${ports.display}/`);
     await page.waitForSelector('body[data-screen="code"]', { timeout: 30_000 });
-    // The code in its reading groups, the address without its scheme (every browser adds it).
+    // The code in its reading groups; the address as a person types it, without `https://` (the browser adds it).
     const userCode = (await page.locator("#code .group").allTextContents()).join("-");
-    const verificationUri = `https://${(await page.locator("#url").textContent()) ?? ""}`;
-    expect(verificationUri).toMatch(new RegExp(`^https://${IDP_ORIGIN}/`));
+    const shown = (await page.locator("#url").textContent()) ?? "";
+    expect(shown).toMatch(new RegExp(`^${IDP_ORIGIN}/`));
+    const verificationUri = `https://${shown}`;
 
     const ca = await readFile(join(dir, "identity-provider/ca.pem"), "utf8");
     await approveSignIn(verificationUri, userCode, {

@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deviceTopics, type DeviceTopics } from "../../src/mqtt/topics.js";
 import { startCli } from "../helpers/cli.js";
-import { REPO, startComposeBroker, type ComposeBroker, type Role } from "./compose-broker.js";
+import { appendedUsers, REPO, startComposeBroker, type ComposeBroker, type Role } from "./compose-broker.js";
 
 /**
  * compose.yaml's broker, run from the files in docker/mosquitto/: every client gets only what it needs.
@@ -195,6 +195,24 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     expect(events.received(topics.event("authenticated"))).toStrictEqual([]);
   });
 
+  it("lets the fleet user read every device's availability and state, nothing else", async () => {
+    const fleet = await connect("fleet");
+    const agent = await connect("agent");
+    await subscribe(fleet, "edge-signin/#");
+    await expect(fleet.mqtt.publishAsync(topics.state, "forged", { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
+    await agent.mqtt.publishAsync(topics.display, '{"userCode":"FLEET-NOT"}', { qos: 1 });
+    await agent.mqtt.publishAsync(topics.event("authenticated"), "claims", { qos: 1 });
+    await agent.mqtt.publishAsync(`${topics.base}/response/sign_out`, "response", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.availability, "online", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.state, "marker", { qos: 1 });
+    await fleet.waitFor(topics.state, "marker");
+    expect(fleet.received(topics.availability).at(-1)).toBe("online");
+    for (const topic of [topics.display, topics.event("authenticated"), `${topics.base}/response/sign_out`])
+      expect(fleet.received(topic)).toStrictEqual([]);
+  });
+
   it("keeps the agent on the broker when another user connects with its client id (finding 4)", async () => {
     const login = await broker.credentials("agent");
     // The agent as it ships, with its default client id; no provider is reachable, which does not matter here.
@@ -236,13 +254,15 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     }
   });
 
-  it("adds a second device with its own passwords, leaving the first device's users and ACL alone (finding 5)", async () => {
+  it("adds a second device with its own passwords, leaving the first device's users and the ACL alone (finding 5)", async () => {
+    const passwd = join(broker.secrets, "mosquitto_passwd");
     const before = {
       agent: await broker.credentials("agent"),
       display: await broker.credentials("display"),
       acl: await readFile(broker.acl, "utf8"),
+      passwd: await readFile(passwd, "utf8"),
     };
-    await broker.addDevice("kitchen-tv");
+    await broker.addDevices("kitchen-tv");
     const kitchen = {
       agent: await broker.credentials("agent", "kitchen-tv"),
       display: await broker.credentials("display", "kitchen-tv"),
@@ -256,12 +276,11 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       const client = await mqtt.connectAsync(broker.url, { ...login, reconnectPeriod: 0 });
       await client.endAsync();
     }
-    // The ACL grew by the new device's blocks only.
-    const after = await readFile(broker.acl, "utf8");
-    expect(after.startsWith(before.acl)).toBe(true);
-    expect(after.slice(before.acl.length)).toContain(
-      "user kitchen-tv-agent\ntopic write edge-signin/kitchen-tv/#",
-    );
+    // The ACL is untouched (its patterns cover every device); the password file gained the two new users'
+    // entries after every existing one, unchanged.
+    expect(await readFile(broker.acl, "utf8")).toBe(before.acl);
+    const after = await readFile(passwd, "utf8");
+    expect(appendedUsers(before.passwd, after)).toStrictEqual(["kitchen-tv", "edge-signin/kitchen-tv"]);
     // And they work: the kitchen agent publishes its own topics, never the living room's.
     const kitchenTopics = deviceTopics("edge-signin", "kitchen-tv");
     const agent = await mqtt.connectAsync(broker.url, {
@@ -275,9 +294,54 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
       code: 135,
     });
     // Running it again for the same device changes nothing.
-    await broker.addDevice("kitchen-tv");
+    await broker.addDevices("kitchen-tv");
     expect(await broker.credentials("agent", "kitchen-tv")).toStrictEqual(kitchen.agent);
-    expect(await readFile(broker.acl, "utf8")).toBe(after);
+    expect(await readFile(passwd, "utf8")).toBe(after);
+    expect(await readFile(broker.acl, "utf8")).toBe(before.acl);
+  });
+
+  it("keeps a display's and the shared users' stray pattern grants from reaching anyone", async () => {
+    // Pattern lines apply to every user: `edge-signin/%u/#` would let the display user edge-signin/{device}
+    // publish under edge-signin/edge-signin/{device}/, and `events` under edge-signin/events/. Denied.
+    const spy = await connect("agent");
+    const events = await connect("events");
+    const fleet = await connect("fleet");
+    await subscribe(spy, "edge-signin/#");
+    await subscribe(events, "edge-signin/#");
+    await subscribe(fleet, "edge-signin/#");
+    const display = await connect("display");
+    for (const topic of [`edge-signin/edge-signin/${broker.deviceId}/state`, `${topics.base}/state`])
+      await expect(display.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({
+        code: 135,
+      });
+    for (const role of ["events", "controller", "fleet"] as const) {
+      const shared = role === "events" ? events : role === "fleet" ? fleet : await connect(role);
+      for (const topic of [`edge-signin/${role}/state`, `edge-signin/${role}/events/authenticated`])
+        await expect(shared.mqtt.publishAsync(topic, "forged", { qos: 1 })).rejects.toMatchObject({
+          code: 135,
+        });
+    }
+  });
+
+  it("shares the events among the consumers of one MQTT 5 shared subscription: each event once", async () => {
+    // A client's id is its user name (use_username_as_clientid), so each consumer has its own user: the
+    // script's --consumers 3 adds events-1 ... events-3, each with the `events` user's rights.
+    await broker.addDevices("--consumers", "3");
+    const consumers: Client[] = [];
+    for (const role of ["events-1", "events-2", "events-3"] as const) consumers.push(await connect(role));
+    for (const consumer of consumers) await subscribe(consumer, "$share/backend/edge-signin/+/events/#");
+    const agent = await connect("agent");
+    const ids = Array.from({ length: 60 }, (_, i) => `event-${i}`);
+    for (const id of ids)
+      await agent.mqtt.publishAsync(topics.event("code_issued"), JSON.stringify({ id }), { qos: 1 });
+    const received = () =>
+      consumers.map((c) =>
+        c.received(topics.event("code_issued")).map((p) => (JSON.parse(p) as { id: string }).id),
+      );
+    await expect.poll(() => received().flat().length, { timeout: 10_000 }).toBe(ids.length);
+    // Each event exactly once across the group, and every consumer took a share.
+    expect(received().flat().sort()).toStrictEqual([...ids].sort());
+    for (const share of received()) expect(share.length).toBeGreaterThan(0);
   });
 
   it("passes compose.yaml's broker healthcheck, which fails when no broker answers", async () => {

@@ -1,0 +1,106 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { AllowedHosts } from "../display/allowed-hosts.js";
+import { closeHttp, listenHttp, serverUrl } from "../display/http-listen.js";
+import { send } from "../display/web-server.js";
+import { fleetSummary, type FleetSnapshot } from "./fleet.js";
+
+export interface FleetServerOptions {
+  readonly host: string;
+  /** 0 picks a free port; {@link FleetServer.url} tells which. */
+  readonly port: number;
+  /** Host names answered besides IPs, loopback and this machine's (see {@link AllowedHosts}); `*`: any. */
+  readonly allowedHosts: readonly string[];
+  /** The fleet as it is now. */
+  readonly snapshot: () => FleetSnapshot;
+  readonly logger: Logger;
+}
+
+/** The page reloads itself this often (a meta refresh: no script, nothing for the page's policy to allow). */
+const REFRESH_SECONDS = 5;
+
+const STYLE = `body{font:16px/1.4 system-ui,sans-serif;margin:2rem;background:#111;color:#eee}
+table{border-collapse:collapse}th,td{padding:.3rem .9rem;text-align:left;border-bottom:1px solid #333}
+td.online{color:#7d7}td.offline{color:#f77}p{color:#aaa}`;
+
+/**
+ * `edge-signin fleet --web`: the fleet view as a web page (`/fleet`) and as JSON (`/fleet.json`), from the same
+ * snapshot as the terminal's. Same host check and security headers as the web display.
+ */
+export class FleetServer {
+  private readonly server: Server;
+  private readonly allowedHosts: AllowedHosts;
+
+  constructor(private readonly options: FleetServerOptions) {
+    this.allowedHosts = new AllowedHosts(options.allowedHosts, options.host);
+    this.server = createServer((req, res) => this.handle(req, res));
+  }
+
+  /** `http://host:port` the server listens on; valid after start(). */
+  get url(): string {
+    return serverUrl(this.server, "the fleet page");
+  }
+
+  async start(): Promise<void> {
+    await listenHttp(this.server, this.options.host, this.options.port, "the fleet page");
+    this.options.logger.info({ url: `${this.url}/fleet` }, "fleet page listening");
+  }
+
+  async stop(): Promise<void> {
+    await closeHttp(this.server);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.allowedHosts.allows(req.headers.host)) {
+      send(
+        res,
+        403,
+        "text/plain; charset=utf-8",
+        "This page does not answer to that host name (DNS rebinding protection).\n",
+      );
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res
+        .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" })
+        .end("GET only\n");
+      return;
+    }
+    const { pathname } = new URL(req.url ?? "/", "http://fleet");
+    if (pathname === "/") res.writeHead(302, { location: "/fleet" }).end();
+    else if (pathname === "/fleet")
+      send(res, 200, "text/html; charset=utf-8", fleetPage(this.options.snapshot()));
+    else if (pathname === "/fleet.json")
+      send(res, 200, "application/json", JSON.stringify(this.options.snapshot()));
+    else if (pathname === "/fleet.css") send(res, 200, "text/css; charset=utf-8", STYLE);
+    else send(res, 404, "text/plain; charset=utf-8", "Not found\n");
+  }
+}
+
+/** The fleet as an HTML table; every text is escaped (ids and times are validated already: defence in depth). */
+export function fleetPage(snapshot: FleetSnapshot): string {
+  const rows = snapshot.devices
+    .map(
+      (d) =>
+        `<tr><td>${escape(d.deviceId)}</td><td class="${d.availability ?? ""}">${escape(d.availability ?? "-")}</td>` +
+        `<td>${escape(d.state ?? "-")}</td><td>${time(d.since)}</td><td>${time(d.lastSignIn)}</td></tr>`,
+    )
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${REFRESH_SECONDS}">
+<title>edge-signin fleet</title><link rel="stylesheet" href="/fleet.css"></head>
+<body><h1>Fleet</h1><p id="summary">${escape(fleetSummary(snapshot.counts))}</p>
+<table><thead><tr><th>Device</th><th>Availability</th><th>State</th><th>Since</th><th>Last sign-in</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table></body></html>
+`;
+}
+
+function time(iso: string | null): string {
+  return iso ? `<time datetime="${escape(iso)}">${escape(iso.replace(/\.\d+Z$/, "Z"))}</time>` : "-";
+}
+
+function escape(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

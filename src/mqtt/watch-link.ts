@@ -1,0 +1,52 @@
+import type { IPublishPacket, MqttClient } from "mqtt";
+import type { MqttConfig } from "../config.js";
+import { BrokerLink } from "./broker-link.js";
+
+/** A read-only client waits for its broker patiently: every 2 s at first, at most every 30 s. */
+const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
+
+export interface WatchLinkHandlers {
+  message(topic: string, payload: Buffer, packet: IPublishPacket): void;
+  /** The connection came up (with the MQTT version in use) or went down. */
+  connection(connected: boolean, protocolVersion?: 4 | 5): void;
+  /** The broker refused us for good after we had connected: the link stopped. */
+  refused(error: Error): void;
+}
+
+export interface WatchLink {
+  readonly client: MqttClient;
+  /**
+   * Resolves once connected; an unreachable broker is waited for. Rejects only when the broker refuses us for good
+   * at the start (MqttRefusedError, one line naming the setting); later refusals go to `handlers.refused`.
+   */
+  readonly connected: Promise<void>;
+  /** Ends the connection, also while still waiting for the broker. */
+  close(): Promise<void>;
+}
+
+/**
+ * The connection of a read-only client (a display, the fleet view): MQTT 5 or 3.1.1 as the broker speaks, kept up
+ * across outages.
+ */
+export function openWatchLink(config: MqttConfig, clientId: string, handlers: WatchLinkHandlers): WatchLink {
+  const link = new BrokerLink({ config, clientId, reconnect: RECONNECT, keepaliveSeconds: 60 });
+  const started = link.start();
+  const client = link.mqtt as MqttClient;
+  client.on("message", (topic, payload, packet) => handlers.message(topic, payload, packet));
+  link.on("up", (up) => handlers.connection(true, up.protocolVersion));
+  client.on("offline", () => handlers.connection(false));
+  let connected = false;
+  link.on("fatal", (error) => {
+    if (connected) handlers.refused(error);
+  });
+  return {
+    client,
+    connected: started.then(() => {
+      connected = true;
+    }),
+    close: async () => {
+      link.release();
+      await client.endAsync(true);
+    },
+  };
+}
