@@ -106,13 +106,20 @@ function messages(
 }
 
 /** `promise`, unless the run ended first or the deadline passed: then an error that says what was awaited. */
-function bounded<T>(promise: Promise<T>, exited: Promise<void>, deadline: AbortSignal, what: string): Promise<T> {
+function bounded<T>(
+  promise: Promise<T>,
+  exited: Promise<void>,
+  deadline: AbortSignal,
+  what: string,
+): Promise<T> {
   return Promise.race([
     promise,
     exited.then(() => Promise.reject(new Error(`the agent ended before ${what}`))),
     new Promise<never>((_, reject) => {
       if (deadline.aborted) reject(new Error(`no ${what} within ${TRAINING_TIMEOUT_MS} ms`));
-      deadline.addEventListener("abort", () => reject(new Error(`no ${what} within ${TRAINING_TIMEOUT_MS} ms`)));
+      deadline.addEventListener("abort", () =>
+        reject(new Error(`no ${what} within ${TRAINING_TIMEOUT_MS} ms`)),
+      );
     }),
   ]);
 }
