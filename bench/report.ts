@@ -265,7 +265,8 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     ),
     "",
   ];
-  lines.push(...coldStartSection(results, chartFile), ...stormSection(results), ...soakSection(results));
+  lines.push(...coldStartSection(results, chartFile), ...imageStartLines(results));
+  lines.push(...stormSection(results), ...soakSection(results));
   lines.push(...footprintSection(results), ...reproduceSection());
   return `${lines.join("\n")}\n`;
 }
@@ -321,7 +322,6 @@ function coldStartSection(results: BenchResults, chartFile: string | undefined):
       "",
     );
   }
-  out.push(...imageStartLines(results));
   return out;
 }
 
