@@ -45,6 +45,8 @@ export interface Target {
 /** One `--only` re-measurement, and the one before it (each earlier one is named in the report too). */
 export interface Rerun {
   readonly at: string;
+  /** The machine's load average when the re-measurement began (absent in earlier reports). */
+  readonly loadAverage?: readonly number[];
   readonly sections: readonly string[];
   readonly earlier?: Rerun;
 }
@@ -439,7 +441,8 @@ function imageStartLines(results: BenchResults): string[] {
 
 /** Newest first: each `--only` run since the full one. */
 function rerunLines(rerun: Rerun): string[] {
-  const line = `Re-measured at ${rerun.at} with \`--only ${rerun.sections.join(",")}\`: ${rerun.sections.join(", ")}.`;
+  const load = rerun.loadAverage ? ` (load average at its start ${rerun.loadAverage.join(" / ")})` : "";
+  const line = `Re-measured at ${rerun.at} with \`--only ${rerun.sections.join(",")}\`: ${rerun.sections.join(", ")}${load}.`;
   return [line, ...(rerun.earlier ? rerunLines(rerun.earlier) : [])];
 }
 

@@ -181,6 +181,8 @@ if (previous) {
     machine: previous.machine,
     rerun: {
       at: results.generatedAt,
+      // The header's machine figures are the earlier run's; how busy the machine was now is this run's own.
+      loadAverage: machine.loadAverage,
       sections: [...only],
       ...(previous.rerun ? { earlier: previous.rerun } : {}),
     },
