@@ -17,6 +17,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { MqttClient } from "mqtt";
 
 /** The whole training run, bounded: a build never hangs on it. */
 const TRAINING_TIMEOUT_MS = 60_000;
@@ -87,7 +88,7 @@ async function train(bundle: string): Promise<void> {
 
 /** The first JSON payload on each topic, by topic (a retained empty payload, a clear, is not one). */
 function messages(
-  client: import("mqtt").MqttClient,
+  client: MqttClient,
   wanted: readonly string[],
 ): (topic: string) => Promise<Record<string, unknown>> {
   const waiting = new Map<string, (payload: Record<string, unknown>) => void>();
