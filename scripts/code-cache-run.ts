@@ -25,5 +25,6 @@ if (mode === "setup") {
     bundle.write();
     process.exit(0);
   });
-  void bundle.exports.agentCommand();
+  // The agent ending before the parent asked for the cache is a failed run (its exit code says why), never a wait.
+  void bundle.exports.agentCommand().then((code) => process.exit(code === 0 ? 1 : code));
 }

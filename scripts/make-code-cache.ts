@@ -38,22 +38,25 @@ try {
 }
 
 async function train(bundle: string): Promise<void> {
-  const scratch = await mkdtemp(join(tmpdir(), "edge-signin-code-cache-"));
   const [{ startEmbeddedBroker }, { startDevIdentityProvider }, { deviceTopics }, mqtt] = await Promise.all([
     import("../src/dev/embedded-broker.js"),
     import("../src/dev/identity-provider.js"),
     import("../src/mqtt/topics.js"),
     import("mqtt"),
   ]);
-  const [broker, idp] = await Promise.all([
-    startEmbeddedBroker(),
-    startDevIdentityProvider({ pollIntervalSeconds: 1, certDir: scratch }),
-  ]);
-  const topics = deviceTopics("edge-signin-build", "code-cache");
-  const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+  const scratch = await mkdtemp(join(tmpdir(), "edge-signin-code-cache-"));
+  // Whatever started is stopped again, however far the run got: a build must never hang on a server left open.
+  const started: Array<{ close(): Promise<unknown> }> = [];
   let child: ChildProcess | undefined;
   const deadline = AbortSignal.timeout(TRAINING_TIMEOUT_MS);
   try {
+    const broker = await startEmbeddedBroker();
+    started.push(broker);
+    const idp = await startDevIdentityProvider({ pollIntervalSeconds: 1, certDir: scratch });
+    started.push(idp);
+    const topics = deviceTopics("edge-signin-build", "code-cache");
+    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    started.push({ close: () => watcher.endAsync(true) });
     const seen = messages(watcher, [topics.display, topics.event("authenticated")]);
     await watcher.subscribeAsync([topics.display, topics.event("authenticated")], { qos: 1 });
     child = fork(RUNNER, ["train", bundle], {
@@ -80,8 +83,7 @@ async function train(bundle: string): Promise<void> {
     await bounded(exited, new Promise<never>(() => undefined), deadline, "code cache written");
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await watcher.endAsync(true);
-    await Promise.all([broker.close(), idp.close()]);
+    for (const part of started.reverse()) await part.close().catch(() => undefined);
     await rm(scratch, { recursive: true, force: true });
   }
 }
