@@ -97,31 +97,45 @@ export async function measureFootprint(scratch: string, bundleDir: string): Prom
  * one line when no engine answers, so the report can say so in the image's row.
  */
 async function measureImage(): Promise<ImageFootprint> {
-  const docker = (args: string[], timeout = 60_000) =>
-    run("docker", args, { cwd: ROOT, timeout, maxBuffer: 64 * 2 ** 20 }).then((r) => r.stdout.trim());
-  const engine = await docker(["version", "--format", "{{.Server.Version}}"], 20_000).catch(() => {
-    throw new Error("not measured: no container engine answered (`docker version`)");
+  const tag = `edge-signin-bench:${process.pid}`;
+  try {
+    const { engine, base } = await buildBenchImage(tag);
+    const size = async (image: string) =>
+      Number(await dockerCli(["image", "inspect", "--format", "{{.Size}}", image])) / 2 ** 20;
+    const [imageMiB, baseMiB] = [await size(tag), await size(base)];
+    return { engine, base, baseMiB, imageMiB, overBaseMiB: imageMiB - baseMiB };
+  } finally {
+    await dockerCli(["rmi", "-f", tag]).catch(() => undefined);
+  }
+}
+
+/** `docker ...args` from the repository root; resolves with its trimmed stdout. */
+export function dockerCli(args: readonly string[], timeout = 60_000): Promise<string> {
+  return run("docker", [...args], { cwd: ROOT, timeout, maxBuffer: 64 * 2 ** 20 }).then((r) =>
+    r.stdout.trim(),
+  );
+}
+
+/**
+ * Builds docker/Dockerfile unchanged as `tag` (the caller removes it). Rejects with one line starting "not
+ * measured:" when no engine answers or the build fails, so the report can say so where the figure would be.
+ */
+export async function buildBenchImage(tag: string): Promise<{ engine: string; base: string }> {
+  const engine = await dockerCli(["version", "--format", "{{.Server.Version}}"], 20_000).catch(() => {
+    throw new Error("not measured: no engine (`docker version` did not answer)");
   });
   const dockerfile = await readFile(join(ROOT, "docker/Dockerfile"), "utf8");
   const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
   if (!base) throw new Error("not measured: docker/Dockerfile has no `ARG NODE_IMAGE=` default");
-  const tag = `edge-signin-bench:${process.pid}`;
-  try {
-    await docker(
-      ["build", "--force-rm", "--network", "host", "-q", "-f", "docker/Dockerfile", "-t", tag, "."],
-      15 * 60_000,
-    ).catch((error: { stderr?: string }) => {
-      throw new Error(
-        `not measured: the image did not build (${(error.stderr ?? "").trim().split("\n").at(-1)})`,
-      );
-    });
-    const size = async (image: string) =>
-      Number(await docker(["image", "inspect", "--format", "{{.Size}}", image])) / 2 ** 20;
-    const [imageMiB, baseMiB] = [await size(tag), await size(base)];
-    return { engine, base, baseMiB, imageMiB, overBaseMiB: imageMiB - baseMiB };
-  } finally {
-    await docker(["rmi", "-f", tag]).catch(() => undefined);
-  }
+  await dockerCli(
+    ["build", "--force-rm", "--network", "host", "-q", "-f", "docker/Dockerfile", "-t", tag, "."],
+    15 * 60_000,
+  ).catch((error: { stderr?: string }) => {
+    throw new Error(
+      `not measured: the image did not build (${(error.stderr ?? "").trim().split("\n").at(-1)})`,
+    );
+  });
+  return { engine, base };
 }
 
 async function du(path: string): Promise<number> {

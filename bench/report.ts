@@ -2,6 +2,7 @@
 import type { ColdRun, SideName } from "./cold-start.js";
 import { SIDES } from "./cold-start.js";
 import type { FootprintResult } from "./footprint.js";
+import type { ImageStartResult } from "./image-start.js";
 import type { Panel } from "./lib/chart.js";
 import type { MachineInfo } from "./lib/machine.js";
 import { pairedRatios, summarise, type Summary } from "./lib/stats.js";
@@ -29,6 +30,11 @@ export interface SideSummary {
   readonly approvalToEventMs: Summary;
 }
 
+export interface PairedRatios {
+  readonly codeMs: Summary;
+  readonly rssMiB: Summary;
+}
+
 export interface Target {
   readonly figure: string;
   readonly target: string;
@@ -39,6 +45,8 @@ export interface Target {
 /** One `--only` re-measurement, and the one before it (each earlier one is named in the report too). */
 export interface Rerun {
   readonly at: string;
+  /** The machine's load average when the re-measurement began (absent in earlier reports). */
+  readonly loadAverage?: readonly number[];
   readonly sections: readonly string[];
   readonly earlier?: Rerun;
 }
@@ -54,7 +62,11 @@ export interface BenchResults {
     /** agent / baseline, pair by pair (same round). */
     readonly codeRatio: Summary;
     readonly rssRatio: Summary;
+    /** Every agent side / baseline, pair by pair (same round); absent in reports from before issue 19. */
+    readonly ratios?: Partial<Record<SideName, PairedRatios>>;
   }>;
+  /** `docker run` to the code on the display (bench/image-start.ts); absent when not run. */
+  readonly imageStart?: Outcome<ImageStartResult>;
   readonly storm: Outcome<StormResult>;
   readonly soak: Outcome<SoakResult>;
   readonly footprint: Outcome<FootprintResult>;
@@ -77,9 +89,29 @@ export function summariseColdStart(runs: readonly ColdRun[], sides: readonly Sid
   }
   const agent = bySide("agent");
   const baseline = bySide("baseline");
+  const ratios: Partial<Record<SideName, PairedRatios>> = {};
+  for (const side of sides) {
+    if (side === "baseline" || !sides.includes("baseline")) continue;
+    const list = bySide(side);
+    ratios[side] = {
+      codeMs: summarise(
+        pairedRatios(
+          list.map((r) => r.codeMs),
+          baseline.map((r) => r.codeMs),
+        ),
+      ),
+      rssMiB: summarise(
+        pairedRatios(
+          list.map((r) => r.rssMiB),
+          baseline.map((r) => r.rssMiB),
+        ),
+      ),
+    };
+  }
   return {
     runs,
     sides: summaries,
+    ratios,
     codeRatio: summarise(
       pairedRatios(
         agent.map((r) => r.codeMs),
@@ -95,25 +127,45 @@ export function summariseColdStart(runs: readonly ColdRun[], sides: readonly Sid
   };
 }
 
+/** Issue 19's targets for each start mode: code on the display and RSS while waiting, agent / baseline. */
+const START_TARGETS: ReadonlyArray<{ side: SideName; label: string; code: number }> = [
+  { side: "agent", label: "reboot", code: 0.5 },
+  { side: "agent-first-boot", label: "first boot", code: 0.6 },
+];
+const RSS_TARGET = 0.8;
+
 export function evaluateTargets(results: Omit<BenchResults, "targets">): Target[] {
   const targets: Target[] = [];
   const cold = results.coldStart;
   if (cold.ok) {
     const agent = cold.value.sides.agent;
-    targets.push(
-      {
-        figure: "1. Cold start to code on the display",
-        target: "agent <= 0.75 x baseline",
-        measured: `${fmt(cold.value.codeRatio.median, 2)} x (pairs p25-p75 ${fmt(cold.value.codeRatio.p25, 2)}-${fmt(cold.value.codeRatio.p75, 2)})`,
-        met: cold.value.codeRatio.median <= 0.75,
-      },
-      {
-        figure: "2. Memory while waiting for the person",
-        target: "agent <= 0.9 x baseline",
-        measured: `${fmt(cold.value.rssRatio.median, 2)} x (pairs p25-p75 ${fmt(cold.value.rssRatio.p25, 2)}-${fmt(cold.value.rssRatio.p75, 2)})`,
-        met: cold.value.rssRatio.median <= 0.9,
-      },
-    );
+    const baselineRss = cold.value.sides.baseline?.rssMiB;
+    const spread = baselineRss
+      ? `; baseline ${fmt(baselineRss.median, 1)} MiB, runs ${fmt(baselineRss.min, 1)}-${fmt(baselineRss.max, 1)}`
+      : "";
+    for (const start of START_TARGETS) {
+      const code =
+        cold.value.ratios?.[start.side]?.codeMs ??
+        (start.side === "agent" ? cold.value.codeRatio : undefined);
+      if (!code || code.n === 0) continue;
+      targets.push({
+        figure: `1. Code on the display, ${start.label}`,
+        target: `agent <= ${start.code} x baseline`,
+        measured: `${fmt(code.median, 2)} x (pairs p25-p75 ${fmt(code.p25, 2)}-${fmt(code.p75, 2)}, n=${code.n})`,
+        met: code.median <= start.code,
+      });
+    }
+    for (const start of START_TARGETS) {
+      const rss =
+        cold.value.ratios?.[start.side]?.rssMiB ?? (start.side === "agent" ? cold.value.rssRatio : undefined);
+      if (!rss || rss.n === 0) continue;
+      targets.push({
+        figure: `2. Memory while waiting for the person, ${start.label}`,
+        target: `agent <= ${RSS_TARGET} x baseline`,
+        measured: `${fmt(rss.median, 2)} x (pairs p25-p75 ${fmt(rss.p25, 2)}-${fmt(rss.p75, 2)}${spread})`,
+        met: rss.median <= RSS_TARGET,
+      });
+    }
     if (agent)
       targets.push({
         figure: "3. Token response to `authenticated` event",
@@ -174,7 +226,7 @@ export function chartPanels(results: BenchResults): Panel[] {
       unit: "ms, lower is better",
       bars: bars((s) => s.codeMs),
       ...(baseline
-        ? { target: { value: baseline.codeMs.median * 0.75, label: "target: 0.75 x baseline" } }
+        ? { target: { value: baseline.codeMs.median * 0.5, label: "target (reboot): 0.5 x baseline" } }
         : {}),
     },
     {
@@ -182,7 +234,9 @@ export function chartPanels(results: BenchResults): Panel[] {
       unit: "MiB, lower is better",
       bars: bars((s) => s.rssMiB),
       ...(baseline
-        ? { target: { value: baseline.rssMiB.median * 0.9, label: "target: 0.9 x baseline" } }
+        ? {
+            target: { value: baseline.rssMiB.median * RSS_TARGET, label: `target: ${RSS_TARGET} x baseline` },
+          }
         : {}),
     },
   ];
@@ -213,7 +267,8 @@ export function markdownReport(results: BenchResults, chartFile: string | undefi
     ),
     "",
   ];
-  lines.push(...coldStartSection(results, chartFile), ...stormSection(results), ...soakSection(results));
+  lines.push(...coldStartSection(results, chartFile), ...imageStartLines(results));
+  lines.push(...stormSection(results), ...soakSection(results));
   lines.push(...footprintSection(results), ...reproduceSection());
   return `${lines.join("\n")}\n`;
 }
@@ -257,14 +312,18 @@ function coldStartSection(results: BenchResults, chartFile: string | undefined):
         `${fmt(s.approvalToEventMs.median, 0)} / ${fmt(s.approvalToEventMs.p95, 0)} / ${fmt(s.approvalToEventMs.max, 0)} |`,
     );
   }
-  out.push(
-    "",
-    `Paired ratios agent / baseline (n=${cold.codeRatio.n}): code on display ${fmt(cold.codeRatio.median, 2)} ` +
-      `(p25-p75 ${fmt(cold.codeRatio.p25, 2)}-${fmt(cold.codeRatio.p75, 2)}, min-max ${fmt(cold.codeRatio.min, 2)}-${fmt(cold.codeRatio.max, 2)}); ` +
-      `RSS ${fmt(cold.rssRatio.median, 2)} (p25-p75 ${fmt(cold.rssRatio.p25, 2)}-${fmt(cold.rssRatio.p75, 2)}, ` +
-      `min-max ${fmt(cold.rssRatio.min, 2)}-${fmt(cold.rssRatio.max, 2)}).`,
-    "",
-  );
+  out.push("");
+  const ratios = cold.ratios ?? { agent: { codeMs: cold.codeRatio, rssMiB: cold.rssRatio } };
+  for (const [side, ratio] of Object.entries(ratios)) {
+    if (!ratio) continue;
+    out.push(
+      `Paired ratios ${side} / baseline (n=${ratio.codeMs.n}): code on display ${fmt(ratio.codeMs.median, 2)} ` +
+        `(p25-p75 ${fmt(ratio.codeMs.p25, 2)}-${fmt(ratio.codeMs.p75, 2)}, min-max ${fmt(ratio.codeMs.min, 2)}-${fmt(ratio.codeMs.max, 2)}); ` +
+        `RSS ${fmt(ratio.rssMiB.median, 2)} (p25-p75 ${fmt(ratio.rssMiB.p25, 2)}-${fmt(ratio.rssMiB.p75, 2)}, ` +
+        `min-max ${fmt(ratio.rssMiB.min, 2)}-${fmt(ratio.rssMiB.max, 2)}).`,
+      "",
+    );
+  }
   return out;
 }
 
@@ -349,9 +408,41 @@ function footprintSection(results: BenchResults): string[] {
   return out;
 }
 
+/** The image's start beside the process figures of the same run (or why it was not measured). */
+function imageStartLines(results: BenchResults): string[] {
+  const out = ["### In the image: `docker run` to the code on the display", ""];
+  const image = results.imageStart;
+  if (!image) return [...out, "Not measured in this report (it predates the figure).", ""];
+  if (!image.ok)
+    return [...out, image.error.startsWith("not ") ? `${image.error}.` : `Failed: ${image.error}`, ""];
+  const v = image.value;
+  const cold = results.coldStart.ok ? results.coldStart.value.sides : {};
+  const processCell = (side: SideName) => {
+    const s = cold[side]?.codeMs;
+    return s ? `${fmt(s.median, 0)} (${fmt(s.p25, 0)}-${fmt(s.p75, 0)})` : "n/a";
+  };
+  const cell = (s: Summary) =>
+    `${fmt(s.median, 0)} (${fmt(s.p25, 0)}-${fmt(s.p75, 0)}, min-max ${fmt(s.min, 0)}-${fmt(s.max, 0)})`;
+  out.push(
+    `docker/Dockerfile built unchanged (base ${v.base}, engine ${v.engine}), run locked down as image.test.ts runs ` +
+      "it, with host networking to this run's broker and provider. From spawning the `docker` CLI to the code at " +
+      "the subscriber: the engine's own work (container, mounts, the CLI's round trips) is in it, the process " +
+      `figures have none. ${v.firstStartMs.n} rounds after one warm-up; each round a first start (new STATE_DIR ` +
+      "volume) and then a restart of the same container (`docker stop`, `docker start`).",
+    "",
+    "| Start | In the image, ms: median (p25-p75, min-max) | The process alone (table above), ms: median (p25-p75) |",
+    "| --- | --- | --- |",
+    `| First start | ${cell(v.firstStartMs)} | ${processCell("agent-first-boot")} (agent-first-boot) |`,
+    `| Restart | ${cell(v.restartMs)} | ${processCell("agent")} (agent, a reboot) |`,
+    "",
+  );
+  return out;
+}
+
 /** Newest first: each `--only` run since the full one. */
 function rerunLines(rerun: Rerun): string[] {
-  const line = `Re-measured at ${rerun.at} with \`--only ${rerun.sections.join(",")}\`: ${rerun.sections.join(", ")}.`;
+  const load = rerun.loadAverage ? ` (load average at its start ${rerun.loadAverage.join(" / ")})` : "";
+  const line = `Re-measured at ${rerun.at} with \`--only ${rerun.sections.join(",")}\`: ${rerun.sections.join(", ")}${load}.`;
   return [line, ...(rerun.earlier ? rerunLines(rerun.earlier) : [])];
 }
 
@@ -371,7 +462,7 @@ function reproduceSection(): string[] {
     "npm run bench -- --quick    # tiny counts, a minute or two; writes to a temp directory",
     "```",
     "",
-    "Options: `--rounds N`, `--storm N`, `--soak N`, `--out DIR`, `--only cold,storm,soak,footprint`.",
+    "Options: `--rounds N`, `--storm N`, `--soak N`, `--out DIR`, `--only cold,image,storm,soak,footprint`.",
   ];
 }
 

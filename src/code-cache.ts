@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { constants, Script } from "node:vm";
@@ -83,15 +83,29 @@ export function loadWithCodeCache<T>(
   return { exports: module.exports, codeCache: { status, file: cacheFile } };
 }
 
+/** The bundle loaded at build time, to make its code cache once it has run as far as the build wants. */
+export interface BundleForCodeCache<T> {
+  readonly exports: T;
+  /**
+   * Writes V8's code for every function of the bundle compiled so far to the cache file, named by the bundle's
+   * SHA-256, read-only. Called after a training run, it covers the functions that run first at a real start (up
+   * to the first code, the sign-in), not only the module set-up.
+   */
+  write(): void;
+}
+
 /**
- * Build time: compiles the bundle, runs its top level (module set-up; it starts nothing), and writes V8's code
- * for every function compiled so far to `cacheFile`, named by the bundle's SHA-256. Run it in a fresh process
- * with {@link AGENT_V8_FLAGS} set, under the Node version that will run the bundle (the image's build stage).
+ * Build time: compiles the bundle and runs its top level (module set-up; it starts nothing), as
+ * {@link loadWithCodeCache} does at run time. Run it in a fresh process with {@link AGENT_V8_FLAGS} set, under the
+ * Node version that will run the bundle (the image's build stage), and call `write()` when done.
  */
-export function writeCodeCache(bundleFile: string, cacheFile = codeCacheFileOf(bundleFile)): void {
+export function loadForCodeCache<T>(
+  bundleFile: string,
+  cacheFile = codeCacheFileOf(bundleFile),
+): BundleForCodeCache<T> {
   const source = readFileSync(bundleFile);
   const script = compile(bundleFile, source.toString("utf8"), undefined);
-  const module = { exports: {} };
+  const module = { exports: {} as T };
   (script.runInThisContext() as (...args: unknown[]) => void)(
     module.exports,
     createRequire(bundleFile),
@@ -99,10 +113,23 @@ export function writeCodeCache(bundleFile: string, cacheFile = codeCacheFileOf(b
     bundleFile,
     dirname(bundleFile),
   );
-  const data = script.createCachedData();
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(data), 0);
-  writeFileSync(cacheFile, Buffer.concat([MAGIC, sha256(source), crc, data]), { mode: 0o444 });
+  return {
+    exports: module.exports,
+    write() {
+      const data = script.createCachedData();
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(data), 0);
+      rmSync(cacheFile, { force: true });
+      writeFileSync(cacheFile, Buffer.concat([MAGIC, sha256(source), crc, data]), { mode: 0o444 });
+      // Whatever the umask (the agent's training run sets 077): the agent may run as another user than the build.
+      chmodSync(cacheFile, 0o444);
+    },
+  };
+}
+
+/** Build time: the code cache of the bundle's module set-up alone (see {@link loadForCodeCache}). */
+export function writeCodeCache(bundleFile: string, cacheFile = codeCacheFileOf(bundleFile)): void {
+  loadForCodeCache(bundleFile, cacheFile).write();
 }
 
 function compile(bundleFile: string, source: string, cachedData: Buffer | undefined): Script {

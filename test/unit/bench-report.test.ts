@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
+import type { ColdRun, SideName } from "../../bench/cold-start.js";
 import type { FootprintResult } from "../../bench/footprint.js";
-import { evaluateTargets, markdownReport, type BenchResults } from "../../bench/report.js";
+import {
+  evaluateTargets,
+  markdownReport,
+  summariseColdStart,
+  type BenchResults,
+} from "../../bench/report.js";
 
 /** The bench's report of figure 6, the image's size over its base, measured or not. */
 const notRun = { ok: false, error: "not run (--only)" } as const;
@@ -15,8 +21,8 @@ const footprint = (image: FootprintResult["image"]): FootprintResult => ({
   ...(image && { image }),
 });
 
-function report(f: FootprintResult): { markdown: string; targets: BenchResults["targets"] } {
-  const results: Omit<BenchResults, "targets"> = {
+function base(): Omit<BenchResults, "targets"> {
+  return {
     generatedAt: "2026-11-30T00:00:00.000Z",
     durationS: 1,
     machine: {
@@ -43,8 +49,12 @@ function report(f: FootprintResult): { markdown: string; targets: BenchResults["
     coldStart: notRun,
     storm: notRun,
     soak: notRun,
-    footprint: { ok: true, value: f },
+    footprint: notRun,
   };
+}
+
+function report(f: FootprintResult): { markdown: string; targets: BenchResults["targets"] } {
+  const results: Omit<BenchResults, "targets"> = { ...base(), footprint: { ok: true, value: f } };
   const targets = evaluateTargets(results);
   return { markdown: markdownReport({ ...results, targets }, undefined), targets };
 }
@@ -105,6 +115,86 @@ describe("the bench's image figure", () => {
     const { markdown } = report(footprint(undefined));
     expect(markdown).toContain(
       "| The image (docker/Dockerfile) over its base | not measured (this report predates",
+    );
+  });
+});
+
+describe("the bench's start targets (issue 19)", () => {
+  const run = (side: SideName, round: number, codeMs: number, rssMiB: number): ColdRun => ({
+    side,
+    round,
+    codeMs,
+    rssMiB,
+    tokenToEventMs: 1,
+    approvalToEventMs: 1,
+  });
+  const sides: SideName[] = ["agent", "baseline", "agent-first-boot"];
+  const runs = [1, 2, 3].flatMap((round) => [
+    run("agent", round, 90 + round, 50),
+    run("baseline", round, 200, 60 + round * 5),
+    run("agent-first-boot", round, 130, 56),
+  ]);
+
+  function withCold(imageStart?: BenchResults["imageStart"]) {
+    const results: Omit<BenchResults, "targets"> = {
+      ...base(),
+      options: { ...base().options, sides },
+      coldStart: { ok: true, value: summariseColdStart(runs, sides) },
+      ...(imageStart && { imageStart }),
+    };
+    const targets = evaluateTargets(results);
+    return { targets, markdown: markdownReport({ ...results, targets }, undefined) };
+  }
+
+  it("holds each start mode to its own ratio, pair by pair, with the baseline's spread beside the memory", () => {
+    expect(withCold().targets).toStrictEqual([
+      {
+        figure: "1. Code on the display, reboot",
+        target: "agent <= 0.5 x baseline",
+        measured: "0.46 x (pairs p25-p75 0.46-0.46, n=3)",
+        met: true,
+      },
+      {
+        figure: "1. Code on the display, first boot",
+        target: "agent <= 0.6 x baseline",
+        measured: "0.65 x (pairs p25-p75 0.65-0.65, n=3)",
+        met: false,
+      },
+      {
+        figure: "2. Memory while waiting for the person, reboot",
+        target: "agent <= 0.8 x baseline",
+        measured: "0.71 x (pairs p25-p75 0.69-0.74; baseline 70.0 MiB, runs 65.0-75.0)",
+        met: true,
+      },
+      {
+        figure: "2. Memory while waiting for the person, first boot",
+        target: "agent <= 0.8 x baseline",
+        measured: "0.80 x (pairs p25-p75 0.77-0.83; baseline 70.0 MiB, runs 65.0-75.0)",
+        met: true,
+      },
+      {
+        figure: "3. Token response to `authenticated` event",
+        target: "p95 <= 15 ms",
+        measured: "p95 1.0 ms (n=3)",
+        met: true,
+      },
+    ]);
+  });
+
+  it("says the image's start was not measured when no engine answers, and shows it beside the process when it was", () => {
+    expect(
+      withCold({ ok: false, error: "not measured: no engine (`docker version` did not answer)" }).markdown,
+    ).toContain("not measured: no engine (`docker version` did not answer).");
+    const s = { n: 3, median: 900, p25: 850, p75: 950, p95: 990, p99: 999, min: 800, max: 1000 };
+    const { markdown } = withCold({
+      ok: true,
+      value: { engine: "20.10", base: "node:22-bookworm-slim", runs: [], firstStartMs: s, restartMs: s },
+    });
+    expect(markdown).toContain(
+      "| First start | 900 (850-950, min-max 800-1000) | 130 (130-130) (agent-first-boot) |",
+    );
+    expect(markdown).toContain(
+      "| Restart | 900 (850-950, min-max 800-1000) | 92 (92-93) (agent, a reboot) |",
     );
   });
 });

@@ -2,7 +2,12 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { codeCacheFileOf, loadWithCodeCache, writeCodeCache } from "../../src/code-cache.js";
+import {
+  codeCacheFileOf,
+  loadForCodeCache,
+  loadWithCodeCache,
+  writeCodeCache,
+} from "../../src/code-cache.js";
 
 describe("the code cache shipped beside the agent's bundle", () => {
   let dir: string;
@@ -74,5 +79,31 @@ describe("the code cache shipped beside the agent's bundle", () => {
     writeCodeCache(bundle);
     const { stat } = await import("node:fs/promises");
     expect(((await stat(`${bundle}.cache`)).mode & 0o777).toString(8)).toBe("444");
+  });
+
+  it("made after a training run, holds the functions that ran after the set-up too, and still loads", async () => {
+    // A function the set-up does not run: V8 compiles it lazily, at its first call.
+    const later = `module.exports = { later() { ${Array.from({ length: 200 }, (_, i) => `const v${i} = ${i} * 2;`).join(" ")} return "ran"; } };\n`;
+    await writeFile(bundle, later);
+    writeCodeCache(bundle);
+    const file = codeCacheFileOf(bundle);
+    const setUpOnly = (await readFile(file)).length;
+    const trained = loadForCodeCache<{ later(): string }>(bundle);
+    expect(trained.exports.later()).toBe("ran");
+    // The training run is the agent, which sets umask 077: the cache must stay readable by the agent's own user.
+    const umask = process.umask(0o077);
+    try {
+      trained.write();
+    } finally {
+      process.umask(umask);
+    }
+    expect((await readFile(file)).length).toBeGreaterThan(setUpOnly + 1000);
+    const loaded = loadWithCodeCache<{ later(): string }>(bundle);
+    expect({ status: loaded.codeCache.status, result: loaded.exports.later() }).toStrictEqual({
+      status: "used",
+      result: "ran",
+    });
+    const { stat } = await import("node:fs/promises");
+    expect(((await stat(file)).mode & 0o777).toString(8)).toBe("444");
   });
 });
