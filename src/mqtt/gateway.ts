@@ -107,7 +107,7 @@ export class MqttGateway {
     });
     link.on("up", (up) => {
       this.log.info(
-        { url: redactUrl(this.config.url), protocolVersion: up.protocolVersion, limits: up.limits },
+        { url: redactUrl(up.url), protocolVersion: up.protocolVersion, limits: up.limits },
         `connected to broker with MQTT ${up.protocolVersion === 5 ? "5" : "3.1.1"}`,
       );
       if (!up.limits.retainAvailable && !this.warnedNoRetain) {
