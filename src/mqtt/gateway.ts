@@ -12,6 +12,12 @@ const STOP_GRACE_MS = 2_000;
 const RECONNECT_INITIAL_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
 const KEEPALIVE_SECONDS = 30;
+/**
+ * A broker that will not take a packet (a 3.1.1 broker's answer to one too large) closes the connection as soon
+ * as it reads it. A close later than this after our last QoS 1 publish has another cause: a cluster node lost, or
+ * NATS closing the connection when its JetStream store of the message timed out (4 s) during a leader election.
+ */
+const DROP_AFTER_PUBLISH_MS = 2_000;
 
 /** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
 export type BrokerProblem =
@@ -74,6 +80,8 @@ export class MqttGateway {
   /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
   private readonly messageIds = new WeakMap<Buffer, number>();
   private warnedNoRetain = false;
+  /** When we last wrote a QoS 1 publish to the broker (Date.now()). */
+  private lastPublishSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly config: MqttConfig,
@@ -102,7 +110,9 @@ export class MqttGateway {
     for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
     client.on("packetsend", (packet) => {
-      if (packet.cmd === "publish" && Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
+      if (packet.cmd !== "publish") return;
+      if (packet.qos === 1) this.lastPublishSentAt = Date.now();
+      if (Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
         this.messageIds.set(packet.payload, packet.messageId);
     });
     link.on("up", (up) => {
@@ -121,7 +131,8 @@ export class MqttGateway {
     });
     // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
     link.on("down", (dropped) => {
-      for (const listener of this.disconnectListeners) listener(dropped);
+      const onPublish = dropped && Date.now() - this.lastPublishSentAt <= DROP_AFTER_PUBLISH_MS;
+      for (const listener of this.disconnectListeners) listener(onPublish);
     });
     link.on("fatal", (error) => {
       this.log.error({ setting: error.setting }, error.message);
@@ -196,7 +207,8 @@ export class MqttGateway {
 
   /**
    * Called whenever the connection is lost or an attempt fails; `dropped`: the broker had our CONNECT and then
-   * closed the connection (rather than being unreachable).
+   * closed the connection right after a QoS 1 publish of ours (rather than being unreachable, or closing it for a
+   * reason of its own later, as a cluster does when it loses a node).
    */
   onDisconnect(listener: (dropped: boolean) => void): void {
     this.disconnectListeners.push(listener);

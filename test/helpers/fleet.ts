@@ -13,11 +13,15 @@ const WORKER = fileURLToPath(new URL("./fleet-worker.ts", import.meta.url));
 
 /** `tsc -p tsconfig.build.json`: the library build the workers load, from the current sources. */
 export function buildLibrary(): void {
-  const tsc = spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], {
-    cwd: ROOT,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
+  const tsc = spawnSync(
+    process.execPath,
+    [`${ROOT}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 120_000,
+    },
+  );
   if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${tsc.stdout}${tsc.stderr}`);
 }
 
@@ -28,6 +32,8 @@ export interface Fleet {
   status(): Promise<{ states: FleetAgentState[]; failures: string[] }>;
   /** Stops every agent (agent.stop()) and the processes; SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** The tail of every worker's stderr (the agents' warnings and errors, pino JSON). */
+  stderr(): string;
 }
 
 interface WorkerProcess {
@@ -69,12 +75,18 @@ export async function startFleet(
     throw error;
   }
   return {
-    start: async () => (await each<{ failures: string[] }>("started", 120_000, "start")).flatMap((r) => r.failures),
+    start: async () =>
+      (await each<{ failures: string[] }>("started", 120_000, "start")).flatMap((r) => r.failures),
     status: async () => {
-      const reports = await each<{ states: FleetAgentState[]; failures: string[] }>("status", 10_000, "status");
+      const reports = await each<{ states: FleetAgentState[]; failures: string[] }>(
+        "status",
+        10_000,
+        "status",
+      );
       return { states: reports.flatMap((r) => r.states), failures: reports.flatMap((r) => r.failures) };
     },
     stop,
+    stderr: () => workers.map((worker) => worker.stderr()).join("\n"),
   };
 }
 

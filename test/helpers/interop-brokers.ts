@@ -174,7 +174,11 @@ export function spawnLogged(binary: string, args: string[], env: Record<string, 
   liveChildren.add(proc);
   let log = "";
   const keep = (chunk: Buffer) => {
-    log = (log + chunk.toString("utf8")).split("\n").filter((line) => !line.includes("Error trying to connect to route")).join("\n").slice(-8_000);
+    log = (log + chunk.toString("utf8"))
+      .split("\n")
+      .filter((line) => !line.includes("Error trying to connect to route"))
+      .join("\n")
+      .slice(-8_000);
   };
   proc.stdout?.on("data", keep);
   proc.stderr?.on("data", keep);

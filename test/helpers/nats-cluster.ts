@@ -33,6 +33,11 @@ export interface NatsNode {
 
 export interface NatsCluster {
   readonly nodes: readonly [NatsNode, NatsNode, NatsNode];
+  /**
+   * The running node that leads `$MQTT_msgs` (where QoS 1 messages are stored), by the nodes' logs: the node whose
+   * loss costs an election. The first running node when no log says.
+   */
+  messageStreamLeader(): NatsNode;
   close(): Promise<void>;
 }
 
@@ -45,7 +50,11 @@ export async function startNatsCluster(): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), "edge-signin-nats-cluster-"));
   const ports = [];
   for (let i = 0; i < CLUSTER_SIZE; i++)
-    ports.push({ client: await freeLoopbackPort(), route: await freeLoopbackPort(), mqtt: await freeLoopbackPort() });
+    ports.push({
+      client: await freeLoopbackPort(),
+      route: await freeLoopbackPort(),
+      mqtt: await freeLoopbackPort(),
+    });
   const routes = ports.map((p) => `"nats-route://127.0.0.1:${p.route}"`).join(", ");
   const children: Array<LoggedChild | undefined> = [];
   const nodes = ports.map((p, i): NatsNode => {
@@ -56,7 +65,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
       `server_name: "${name}"`,
       `jetstream { store_dir: "${join(dir, `store-${i + 1}`)}" }`,
       `cluster { name: "edge-signin-test-${process.pid}", listen: "127.0.0.1:${p.route}", routes: [${routes}] }`,
-      `mqtt { listen: "127.0.0.1:${p.mqtt}", stream_replicas: ${CLUSTER_SIZE} }`,
+      `mqtt { listen: "127.0.0.1:${p.mqtt}", stream_replicas: ${CLUSTER_SIZE}, consumer_replicas: ${CLUSTER_SIZE} }`,
       "",
     ].join("\n");
     const url = `mqtt://127.0.0.1:${p.mqtt}`;
@@ -92,7 +101,13 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     await close();
     throw error;
   }
-  return { nodes: nodes as unknown as [NatsNode, NatsNode, NatsNode], close };
+  const messageStreamLeader = () => {
+    const running = nodes.filter((node) => node.running);
+    const said = (node: NatsNode) => node.log().lastIndexOf("new stream leader for '$G > $MQTT_msgs'");
+    const leader = running.filter((node) => said(node) >= 0)[0];
+    return leader ?? (running[0] as NatsNode);
+  };
+  return { nodes: nodes as unknown as [NatsNode, NatsNode, NatsNode], messageStreamLeader, close };
 }
 
 /**
