@@ -18,6 +18,12 @@ const KEEPALIVE_SECONDS = 30;
  * NATS closing the connection when its JetStream store of the message timed out (4 s) during a leader election.
  */
 const DROP_AFTER_PUBLISH_MS = 2_000;
+/**
+ * After a reconnect, `online` is said once more this much later: the connection we lost may still have its last
+ * will (`offline`) published late, after our new `online` (a NATS cluster stores it only once it has elected a new
+ * leader for its retained messages, seconds after the close), and a late display would then read `offline`.
+ */
+const REASSERT_ONLINE_MS = 10_000;
 
 /** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
 export type BrokerProblem =
@@ -80,6 +86,8 @@ export class MqttGateway {
   /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
   private readonly messageIds = new WeakMap<Buffer, number>();
   private warnedNoRetain = false;
+  private everUp = false;
+  private reassertTimer: NodeJS.Timeout | undefined;
   /** When we last wrote a QoS 1 publish to the broker (Date.now()). */
   private lastPublishSentAt = Number.NEGATIVE_INFINITY;
 
@@ -127,6 +135,8 @@ export class MqttGateway {
         );
       }
       this.publish(this.topics.availability, "online", { retain: true });
+      if (this.everUp) this.reassertOnline(link);
+      this.everUp = true;
       for (const listener of this.connectListeners) listener(up);
     });
     // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
@@ -150,6 +160,15 @@ export class MqttGateway {
     });
     client.on("connect", () => (offlineWarned = false));
     return started;
+  }
+
+  private reassertOnline(link: BrokerLink): void {
+    clearTimeout(this.reassertTimer);
+    this.reassertTimer = setTimeout(() => {
+      if (this.link === link && link.up !== undefined)
+        this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
+    }, REASSERT_ONLINE_MS);
+    this.reassertTimer.unref();
   }
 
   /** True while a connection to the broker is up. */
@@ -359,6 +378,7 @@ export class MqttGateway {
 
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */
   async stop(): Promise<void> {
+    clearTimeout(this.reassertTimer);
     const link = this.link;
     if (!link) return;
     const connected = link.up !== undefined;

@@ -91,7 +91,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     };
   });
   const close = async () => {
-    await Promise.all(children.map((child) => (child ? stopChild(child.process) : undefined)));
+    await Promise.all(children.map(async (child) => (child ? stopChild(child.process) : undefined)));
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -104,8 +104,9 @@ export async function startNatsCluster(): Promise<NatsCluster> {
   const messageStreamLeader = () => {
     const running = nodes.filter((node) => node.running);
     const said = (node: NatsNode) => node.log().lastIndexOf("new stream leader for '$G > $MQTT_msgs'");
-    const leader = running.filter((node) => said(node) >= 0)[0];
-    return leader ?? (running[0] as NatsNode);
+    const leader = running.find((node) => said(node) >= 0) ?? running[0];
+    if (!leader) throw new Error("no NATS node is running");
+    return leader;
   };
   return { nodes: nodes as unknown as [NatsNode, NatsNode, NatsNode], messageStreamLeader, close };
 }

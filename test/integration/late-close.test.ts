@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Aedes } from "aedes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttConfig } from "../../src/config.js";
 import { MqttGateway } from "../../src/mqtt/gateway.js";
@@ -18,7 +19,7 @@ import { connectProbe } from "../helpers/mqtt-probe.js";
  * times out after 4 s). The event must arrive once the broker takes it, not be given up as "too large".
  */
 describe("an event in flight when the broker closes the connection later, for reasons of its own", () => {
-  let broker: InteropBroker & { readonly aedes: import("aedes").Aedes };
+  let broker: InteropBroker & { readonly aedes: Aedes };
   let dir: string;
   let closesLeft = 0;
 
