@@ -856,7 +856,8 @@ function readBrokerUrls(read: EnvReader): [string, ...string[]] {
     else if (!URL.canParse(entry) || !BROKER_SCHEMES.includes(new URL(entry).protocol))
       read.problem(`${name}: ${which}expected a URL with scheme mqtt, mqtts, ws or wss`);
     else if (new URL(entry).hostname === "") read.problem(`${name}: ${which}names no host`);
-    else if (urls.some((url) => sameNode(url, entry))) read.problem(`${name}: ${which}repeats an earlier node`);
+    else if (urls.some((url) => sameNode(url, entry)))
+      read.problem(`${name}: ${which}repeats an earlier node`);
     else urls.push(entry);
   });
   const [first, ...rest] = urls;
