@@ -91,7 +91,11 @@ export interface HomeAssistantConfig {
 }
 
 export interface MqttConfig {
-  readonly url: string;
+  /**
+   * The broker's nodes, tried in this order (the first is the "home" node) and in turn after a node is lost;
+   * one URL for a single broker.
+   */
+  readonly urls: readonly [string, ...string[]];
   readonly clientId: string;
   /** `auto`: MQTT 5, or 3.1.1 when the broker refuses 5; `4` or `5` forces one. */
   readonly protocolVersion: "auto" | 4 | 5;
@@ -168,7 +172,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "MQTT_URL",
     default: "mqtt://localhost:1883",
-    description: "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`.",
+    description:
+      "Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`. For a clustered broker, a comma-separated list of its nodes (`mqtt://node-a:1883,mqtt://node-b:1883`): the first is tried first, the next in turn when a node is lost (see Fleets).",
   },
   {
     name: "RESPONSE_TOPIC_PREFIX",
@@ -835,20 +840,8 @@ function readLogLevel(read: EnvReader): LogLevel {
 
 /** The broker settings, shared by the agent and the displays (each with its own default client id). */
 function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
-  const url =
-    read.optional(
-      "MQTT_URL",
-      z
-        .string()
-        .check(
-          z.refine(
-            (v) => URL.canParse(v) && ["mqtt:", "mqtts:", "ws:", "wss:"].includes(new URL(v).protocol),
-            "expected a URL with scheme mqtt, mqtts, ws or wss",
-          ),
-        ),
-    ) ?? "mqtt://localhost:1883";
   const mqtt: MqttConfig = {
-    url,
+    urls: readBrokerUrls(read),
     clientId:
       read.optional("MQTT_CLIENT_ID", z.string().check(z.minLength(1), z.maxLength(256))) ?? defaultClientId,
     protocolVersion: ((value) => (value === "auto" ? value : (Number(value) as 4 | 5)))(
@@ -866,6 +859,44 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
   if (mqtt.cert !== undefined && mqtt.key === undefined)
     read.problem(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);
   return mqtt;
+}
+
+const BROKER_SCHEMES = ["mqtt:", "mqtts:", "ws:", "wss:"];
+/** More nodes than any cluster we know of has; a longer list is a mistake (a pasted file, say). */
+const MAX_BROKER_URLS = 32;
+
+/**
+ * `MQTT_URL`: one broker URL or a comma-separated list of a cluster's nodes; one problem line per bad entry (its
+ * position, never its text: a URL may carry a password).
+ */
+function readBrokerUrls(read: EnvReader): [string, ...string[]] {
+  const raw = read.optional("MQTT_URL", z.string());
+  if (raw === undefined) return ["mqtt://localhost:1883"];
+  const entries = raw.split(",").map((entry) => entry.trim());
+  const name = `${ENV_PREFIX}MQTT_URL`;
+  if (entries.length > MAX_BROKER_URLS) {
+    read.problem(`${name}: ${entries.length} URLs; at most ${MAX_BROKER_URLS} broker nodes`);
+    return ["mqtt://localhost:1883"];
+  }
+  const urls: string[] = [];
+  entries.forEach((entry, index) => {
+    const which = entries.length > 1 ? `URL ${index + 1} of ${entries.length}: ` : "";
+    if (entry === "") read.problem(`${name}: ${which}empty (a stray comma?)`);
+    else if (!URL.canParse(entry) || !BROKER_SCHEMES.includes(new URL(entry).protocol))
+      read.problem(`${name}: ${which}expected a URL with scheme mqtt, mqtts, ws or wss`);
+    else if (new URL(entry).hostname === "") read.problem(`${name}: ${which}names no host`);
+    else if (urls.some((url) => sameNode(url, entry)))
+      read.problem(`${name}: ${which}repeats an earlier node`);
+    else urls.push(entry);
+  });
+  const [first, ...rest] = urls;
+  return first === undefined ? ["mqtt://localhost:1883"] : [first, ...rest];
+}
+
+/** Two URLs of the same node: scheme, host and port alike (a trailing `/` makes no other node). */
+function sameNode(a: string, b: string): boolean {
+  const key = (url: URL) => `${url.protocol}//${url.host}${url.pathname.replace(/\/$/, "")}`;
+  return key(new URL(a)) === key(new URL(b));
 }
 
 /** Collects every problem instead of stopping at the first, so one run shows them all. */

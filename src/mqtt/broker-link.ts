@@ -2,6 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from "mqtt";
 import type { Logger } from "pino";
 import type { MqttConfig } from "../config.js";
+import { brokerNodes, nextNode, nodeAddress, reconnectDelay, type BrokerNode } from "./broker-nodes.js";
 import {
   SESSION_TAKEN_OVER,
   TakeoverDetector,
@@ -29,6 +30,8 @@ export interface ServerLimits {
 }
 
 export interface LinkUp {
+  /** The node this connection is to (one of `EDGE_SIGNIN_MQTT_URL`'s list; may carry credentials). */
+  readonly url: string;
   readonly protocolVersion: 4 | 5;
   readonly limits: ServerLimits;
 }
@@ -52,7 +55,10 @@ export interface BrokerLinkOptions {
   readonly config: MqttConfig;
   readonly clientId: string;
   readonly will?: IClientOptions["will"];
-  /** Wait before the first reconnect, in ms; doubles per failed attempt up to `maxMs`, back to this once connected. */
+  /**
+   * Wait before the first reconnect, in ms; with several nodes each gets one attempt at this wait, then it doubles
+   * per round of failed attempts up to `maxMs`; back to this once connected.
+   */
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly keepaliveSeconds: number;
   readonly log?: Logger;
@@ -76,12 +82,16 @@ const DOWNGRADE_DELAY_MS = 50;
  * One connection to a broker, kept up across outages, for the agent's gateway and for every display: MQTT 5 or
  * 3.1.1 as the broker speaks (`auto`), retries after refusals that pass (mqtt.js on its own gives up after any
  * refused CONNACK), stops for good on a refusal that needs a setting changed, and notices another client taking
- * our client id again and again.
+ * our client id again and again. With several broker nodes (a cluster), each reconnect goes to the next node in
+ * turn (round robin from the first, the "home" node); the protocol version and its fallback are judged per node.
  */
 export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   private client: MqttClient | undefined;
-  private version: 4 | 5;
-  private everConnected = false;
+  private readonly nodes: BrokerNode[];
+  /** The node of the current (or next) attempt. */
+  private nodeIndex = 0;
+  /** The next attempt retries this node (with the other protocol version) instead of moving on. */
+  private stayOnNode = false;
   private failures = 0;
   private stopped = false;
   /** This attempt never reached the broker (refused, no route, DNS): its close says nothing about the broker. */
@@ -93,8 +103,15 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
 
   constructor(private readonly options: BrokerLinkOptions) {
     super();
-    const setting = options.config.protocolVersion;
-    this.version = setting === "auto" ? 5 : setting;
+    this.nodes = brokerNodes(options.config.urls, options.config.protocolVersion);
+  }
+
+  private get node(): BrokerNode {
+    return this.nodes[this.nodeIndex] as BrokerNode;
+  }
+
+  private get version(): 4 | 5 {
+    return this.node.version;
   }
 
   /** The mqtt.js client, for publish and subscribe; undefined before start() and after stop(). */
@@ -118,7 +135,8 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
    */
   start(): Promise<void> {
     const { config, reconnect } = this.options;
-    const client = connect(config.url, {
+    const client = connect({
+      ...this.address(),
       clientId: this.options.clientId,
       protocolVersion: this.version,
       clean: true,
@@ -131,6 +149,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       // 6 MiB of heap and several milliseconds before the first code is on the display.
       writeCache: false,
       ...(this.options.will ? { will: this.options.will } : {}),
+      // Set for every node (a node's URL may carry its own when the settings give none: see address()).
       ...(config.username !== undefined ? { username: config.username } : {}),
       ...(config.password !== undefined ? { password: config.password } : {}),
       ...(config.ca !== undefined ? { ca: config.ca } : {}),
@@ -146,11 +165,22 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     client.on("reconnect", () => {
       this.unreachable = false;
       this.connackSeen = false;
+      // mqtt.js builds the next stream from client.options right after this event: point it at the next node.
+      if (!this.stayOnNode && this.nodes.length > 1) {
+        this.nodeIndex = nextNode(this.nodeIndex, this.nodes.length);
+        Object.assign(client.options, this.address());
+        client.options.protocolVersion = this.version;
+      }
+      this.stayOnNode = false;
       // mqtt.js reads reconnectPeriod afresh before every wait: setting it here makes its fixed retry a backoff.
       this.failures += 1;
-      client.options.reconnectPeriod = Math.min(reconnect.initialMs * 2 ** this.failures, reconnect.maxMs);
+      client.options.reconnectPeriod = reconnectDelay(this.failures, this.nodes.length, reconnect);
       this.options.log?.debug(
-        { nextAttemptInMs: client.options.reconnectPeriod, protocolVersion: this.version },
+        {
+          node: this.nodeIndex,
+          nextAttemptInMs: client.options.reconnectPeriod,
+          protocolVersion: this.version,
+        },
         "reconnecting to broker",
       );
     });
@@ -210,12 +240,12 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     };
     // A reconnect must present the id the broker gave us, or it would hand out yet another one.
     if (limits.assignedClientIdentifier) client.options.clientId = limits.assignedClientIdentifier;
-    this.everConnected = true;
+    this.node.everConnected = true;
     this.failures = 0;
     client.options.reconnectPeriod = this.options.reconnect.initialMs;
     this.takeover.connected();
     this.isUp = true;
-    this.current = { protocolVersion: this.version, limits };
+    this.current = { url: this.node.url, protocolVersion: this.version, limits };
     this.emit("up", this.current);
   }
 
@@ -233,7 +263,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       const next = versionAfterSilentClose(
         this.options.config.protocolVersion,
         this.version,
-        this.everConnected,
+        this.node.everConnected,
       );
       if (next !== this.version) {
         this.options.log?.info(
@@ -241,6 +271,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
           `broker closed the connection without a CONNACK; trying MQTT ${label(next)}`,
         );
         this.useVersion(client, next);
+        this.stayOnNode = true;
         dropped = false;
       }
     }
@@ -272,6 +303,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     if (step.kind === "downgrade") {
       this.options.log?.info("broker refused MQTT 5 (unsupported protocol version); trying MQTT 3.1.1");
       this.useVersion(client, 4);
+      this.stayOnNode = true;
       client.options.reconnectPeriod = DOWNGRADE_DELAY_MS;
       return;
     }
@@ -281,8 +313,18 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     );
   }
 
+  /** mqtt.js's address options for the current node. */
+  private address() {
+    const { config } = this.options;
+    return nodeAddress(
+      this.node.url,
+      config.username === undefined,
+      config.cert !== undefined && config.key !== undefined,
+    );
+  }
+
   private useVersion(client: MqttClient, version: 4 | 5): void {
-    this.version = version;
+    this.node.version = version;
     // mqtt.js builds the CONNECT packet and the parser from its options on every attempt.
     client.options.protocolVersion = version;
   }

@@ -12,6 +12,18 @@ const STOP_GRACE_MS = 2_000;
 const RECONNECT_INITIAL_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
 const KEEPALIVE_SECONDS = 30;
+/**
+ * A broker that will not take a packet (a 3.1.1 broker's answer to one too large) closes the connection as soon
+ * as it reads it. A close later than this after our last QoS 1 publish has another cause: a cluster node lost, or
+ * NATS closing the connection when its JetStream store of the message timed out (4 s) during a leader election.
+ */
+const DROP_AFTER_PUBLISH_MS = 2_000;
+/**
+ * After a reconnect, `online` is said once more this much later: the connection we lost may still have its last
+ * will (`offline`) published late, after our new `online` (a NATS cluster stores it only once it has elected a new
+ * leader for its retained messages, seconds after the close), and a late display would then read `offline`.
+ */
+const REASSERT_ONLINE_MS = 10_000;
 
 /** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
 export type BrokerProblem =
@@ -74,6 +86,10 @@ export class MqttGateway {
   /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
   private readonly messageIds = new WeakMap<Buffer, number>();
   private warnedNoRetain = false;
+  private everUp = false;
+  private reassertTimer: NodeJS.Timeout | undefined;
+  /** When we last wrote a QoS 1 publish to the broker (Date.now()). */
+  private lastPublishSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly config: MqttConfig,
@@ -102,12 +118,14 @@ export class MqttGateway {
     for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
     client.on("packetsend", (packet) => {
-      if (packet.cmd === "publish" && Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
+      if (packet.cmd !== "publish") return;
+      if (packet.qos === 1) this.lastPublishSentAt = Date.now();
+      if (Buffer.isBuffer(packet.payload) && packet.messageId !== undefined)
         this.messageIds.set(packet.payload, packet.messageId);
     });
     link.on("up", (up) => {
       this.log.info(
-        { url: redactUrl(this.config.url), protocolVersion: up.protocolVersion, limits: up.limits },
+        { url: redactUrl(up.url), protocolVersion: up.protocolVersion, limits: up.limits },
         `connected to broker with MQTT ${up.protocolVersion === 5 ? "5" : "3.1.1"}`,
       );
       if (!up.limits.retainAvailable && !this.warnedNoRetain) {
@@ -117,11 +135,14 @@ export class MqttGateway {
         );
       }
       this.publish(this.topics.availability, "online", { retain: true });
+      if (this.everUp) this.reassertOnline(link);
+      this.everUp = true;
       for (const listener of this.connectListeners) listener(up);
     });
     // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
     link.on("down", (dropped) => {
-      for (const listener of this.disconnectListeners) listener(dropped);
+      const onPublish = dropped && Date.now() - this.lastPublishSentAt <= DROP_AFTER_PUBLISH_MS;
+      for (const listener of this.disconnectListeners) listener(onPublish);
     });
     link.on("fatal", (error) => {
       this.log.error({ setting: error.setting }, error.message);
@@ -139,6 +160,15 @@ export class MqttGateway {
     });
     client.on("connect", () => (offlineWarned = false));
     return started;
+  }
+
+  private reassertOnline(link: BrokerLink): void {
+    clearTimeout(this.reassertTimer);
+    this.reassertTimer = setTimeout(() => {
+      if (this.link === link && link.up !== undefined)
+        this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
+    }, REASSERT_ONLINE_MS);
+    this.reassertTimer.unref();
   }
 
   /** True while a connection to the broker is up. */
@@ -196,7 +226,8 @@ export class MqttGateway {
 
   /**
    * Called whenever the connection is lost or an attempt fails; `dropped`: the broker had our CONNECT and then
-   * closed the connection (rather than being unreachable).
+   * closed the connection right after a QoS 1 publish of ours (rather than being unreachable, or closing it for a
+   * reason of its own later, as a cluster does when it loses a node).
    */
   onDisconnect(listener: (dropped: boolean) => void): void {
     this.disconnectListeners.push(listener);
@@ -347,6 +378,7 @@ export class MqttGateway {
 
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */
   async stop(): Promise<void> {
+    clearTimeout(this.reassertTimer);
     const link = this.link;
     if (!link) return;
     const connected = link.up !== undefined;

@@ -22,7 +22,7 @@ export interface InteropBroker {
   close(): Promise<void>;
 }
 
-const NATS_BINARY = "/usr/sbin/nats-server";
+export const NATS_BINARY = "/usr/sbin/nats-server";
 const RABBITMQ_SBIN = "/usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8/sbin";
 const NATS_READY_MS = 20_000;
 /** RabbitMQ boots an Erlang VM, Mnesia and the plugin: slow, and slower still on a busy 2-core machine. */
@@ -160,13 +160,13 @@ export async function startAedes(
 
 // ---------------------------------------------------------------------------------------------------------
 
-interface LoggedChild {
+export interface LoggedChild {
   readonly process: ChildProcess;
   log(): string;
   readonly exited: Promise<string>;
 }
 
-function spawnLogged(binary: string, args: string[], env: Record<string, string>): LoggedChild {
+export function spawnLogged(binary: string, args: string[], env: Record<string, string>): LoggedChild {
   const proc = spawn(binary, args, {
     env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -174,7 +174,11 @@ function spawnLogged(binary: string, args: string[], env: Record<string, string>
   liveChildren.add(proc);
   let log = "";
   const keep = (chunk: Buffer) => {
-    log = (log + chunk.toString("utf8")).slice(-8_000);
+    log = (log + chunk.toString("utf8"))
+      .split("\n")
+      .filter((line) => !line.includes("Error trying to connect to route"))
+      .join("\n")
+      .slice(-8_000);
   };
   proc.stdout?.on("data", keep);
   proc.stderr?.on("data", keep);
@@ -189,7 +193,7 @@ function spawnLogged(binary: string, args: string[], env: Record<string, string>
 }
 
 /** Waits for a full CONNECT/CONNACK; a broker that exits or stays silent fails the test with its log. */
-async function readyOrFail(
+export async function readyOrFail(
   name: string,
   child: LoggedChild,
   url: string,
@@ -235,7 +239,7 @@ async function connectOnce(url: string, protocolVersion: 4 | 5): Promise<void> {
   }
 }
 
-async function stopChild(proc: ChildProcess, graceMs = 5_000): Promise<void> {
+export async function stopChild(proc: ChildProcess, graceMs = 5_000): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   proc.kill("SIGTERM");
@@ -246,7 +250,7 @@ async function stopChild(proc: ChildProcess, graceMs = 5_000): Promise<void> {
   }
 }
 
-function assertExecutable(path: string, what: string): void {
+export function assertExecutable(path: string, what: string): void {
   try {
     accessSync(path, fsConstants.X_OK);
   } catch {

@@ -32,7 +32,7 @@ afterEach(async () => {
 async function start(heartbeatMs?: number, maxStreams?: number) {
   const watcher = new DeviceWatcher(
     {
-      url: "mqtt://127.0.0.1:1",
+      urls: ["mqtt://127.0.0.1:1"],
       clientId: "unused",
       protocolVersion: 5,
       username: undefined,

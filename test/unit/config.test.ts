@@ -28,7 +28,7 @@ describe("configuration from the environment", () => {
       logLevel: "info",
       httpTimeoutMs: 30_000,
       retry: { initialDelayMs: 1_000, maxDelayMs: 300_000 },
-      mqtt: { url: "mqtt://localhost:1883", clientId: "edge-signin-tv-1", protocolVersion: "auto" },
+      mqtt: { urls: ["mqtt://localhost:1883"], clientId: "edge-signin-tv-1", protocolVersion: "auto" },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.mqtt)).toBe(true);
@@ -95,6 +95,34 @@ describe("configuration from the environment", () => {
       "EDGE_SIGNIN_RETRY_MAX_SECONDS: expected a number of seconds",
       "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",
     ]);
+  });
+
+  it("takes a cluster's nodes as a comma-separated URL list, the first (home) node first", () => {
+    expect(
+      loadConfig({
+        ...minimal,
+        EDGE_SIGNIN_MQTT_URL: "mqtt://node-a:1883, mqtts://node-b:8883 ,ws://[::1]:9001/mqtt",
+      }).mqtt.urls,
+    ).toStrictEqual(["mqtt://node-a:1883", "mqtts://node-b:8883", "ws://[::1]:9001/mqtt"]);
+  });
+
+  it("names each bad entry of the URL list by its position, never by its text", () => {
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_MQTT_URL:
+          "mqtt://node-a:1883,,http://user:hunter2@node-b:1883,node-c,mqtt://node-a:1883/,mqtt:///x",
+      }),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_URL: URL 2 of 6: empty (a stray comma?)",
+      "EDGE_SIGNIN_MQTT_URL: URL 3 of 6: expected a URL with scheme mqtt, mqtts, ws or wss",
+      "EDGE_SIGNIN_MQTT_URL: URL 4 of 6: expected a URL with scheme mqtt, mqtts, ws or wss",
+      "EDGE_SIGNIN_MQTT_URL: URL 5 of 6: repeats an earlier node",
+      "EDGE_SIGNIN_MQTT_URL: URL 6 of 6: names no host",
+    ]);
+    expect(
+      problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_URL: Array(40).fill("mqtt://n:1883").join(",") }),
+    ).toStrictEqual(["EDGE_SIGNIN_MQTT_URL: 40 URLs; at most 32 broker nodes"]);
   });
 
   it("chooses the device-flow dialect by authority unless told", () => {

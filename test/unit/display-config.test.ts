@@ -15,7 +15,7 @@ describe("loadDisplayConfig", () => {
       port: 8080,
       logLevel: "info",
       mqtt: {
-        url: "mqtt://localhost:1883",
+        urls: ["mqtt://localhost:1883"],
         protocolVersion: "auto",
         clientId: expect.stringMatching(/^edge-signin-display-/),
       },
@@ -38,7 +38,7 @@ describe("loadDisplayConfig", () => {
       deviceIds: ["living-room"],
       host: "0.0.0.0",
       port: 0,
-      mqtt: { url: "mqtts://broker:8883", username: "display", password: "secret" },
+      mqtt: { urls: ["mqtts://broker:8883"], username: "display", password: "secret" },
     });
   });
 
