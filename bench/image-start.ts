@@ -8,6 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
+import { HARDENED_RUN_FLAGS } from "../test/docker/engine.js";
 import { agentEnv } from "./cold-start.js";
 import { buildBenchImage, dockerCli } from "./footprint.js";
 import type { Bed } from "./lib/bed.js";
@@ -69,14 +70,7 @@ async function startTwice(bed: Bed, image: string, round: number): Promise<[Imag
       "--detach",
       "--name",
       name,
-      "--network",
-      "host",
-      "--read-only",
-      "--cap-drop",
-      "ALL",
-      "--security-opt",
-      "no-new-privileges",
-      "--init",
+      ...HARDENED_RUN_FLAGS,
       "--volume",
       `${volume}:/var/lib/edge-signin`,
       "--volume",

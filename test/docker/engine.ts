@@ -11,6 +11,22 @@ import { REPO } from "./compose-broker.js";
 const run = promisify(execFile);
 
 /** Every container, volume, network and image a test makes is named with this prefix (and removed by it). */
+/**
+ * How a device maker runs the image (compose.yaml's hardening: read-only root, no capabilities, no new
+ * privileges, an init), on the host network so that the broker and identity provider a test or the bench runs
+ * on 127.0.0.1 are reachable without addressing a bridge IP.
+ */
+export const HARDENED_RUN_FLAGS: readonly string[] = [
+  "--network",
+  "host",
+  "--read-only",
+  "--cap-drop",
+  "ALL",
+  "--security-opt",
+  "no-new-privileges",
+  "--init",
+];
+
 export const TEST_PREFIX = "edge-signin-test";
 
 /** A name no other test run uses: `edge-signin-test-{what}-{pid}-{random}` (lower case, as image tags must be). */

@@ -7,7 +7,15 @@ import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/
 import { startTestBed, type TestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 import { REPO } from "./compose-broker.js";
-import { buildImage, docker, imageSize, requireEngine, Teardown, uniqueName } from "./engine.js";
+import {
+  buildImage,
+  docker,
+  HARDENED_RUN_FLAGS,
+  imageSize,
+  requireEngine,
+  Teardown,
+  uniqueName,
+} from "./engine.js";
 
 /**
  * The image built from docker/Dockerfile, run the way a device maker runs it: as the image's own (non-root)
@@ -73,14 +81,7 @@ async function runAgent(device: Device): Promise<string> {
     "--detach",
     "--name",
     name,
-    "--network",
-    "host",
-    "--read-only",
-    "--cap-drop",
-    "ALL",
-    "--security-opt",
-    "no-new-privileges",
-    "--init",
+    ...HARDENED_RUN_FLAGS,
     "--volume",
     `${device.volume}:${STATE_DIR}`,
     "--volume",

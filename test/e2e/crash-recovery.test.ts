@@ -1,9 +1,9 @@
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
+import { eventually } from "../helpers/agent-process.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
@@ -26,20 +26,6 @@ async function outboxOnDisk(stateDir: string): Promise<StoredEvent[]> {
     ),
   );
   return read.filter((entry) => entry !== undefined);
-}
-
-async function eventually<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
 }
 
 describe("the agent process, killed and started again", () => {
