@@ -1,5 +1,4 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 // zod/mini, not zod's classic API: the same schemas cost ~32 KB of bundle instead of ~450 KB, all of which the
 // agent would load and compile before it shows the first code; on small devices that is start time and memory.
@@ -9,6 +8,7 @@ import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./auth/secure-endpoint.j
 import { decodeSealingKey } from "./crypto/seal.js";
 import { LOCALES } from "./i18n/catalogue.js";
 import { DEFAULT_STATE_DIR } from "./state-dir.js";
+import { readStateFileSync } from "./storage/state-file.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";
@@ -414,6 +414,8 @@ const SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 /** Longest topic prefix: a topic is at most 65,535 bytes (MQTT 5 1.5.4), and a prefix is a few levels. */
 const MAX_TOPIC_PREFIX_BYTES = 256;
+/** Largest file a setting may name (a password, a key, a PEM bundle of CAs): far above any, far below memory. */
+const MAX_SETTING_FILE_BYTES = 1024 * 1024;
 /**
  * Device ids become topic levels and client ids on every broker in README's compatibility table: no `.` (NATS
  * refuses it in MQTT topics, RabbitMQ maps it to `/`), no spaces, no wildcards.
@@ -556,7 +558,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
-  if (!tenant && !authorityUrl)
+  if (!tenant && !authorityUrl && !env[`${ENV_PREFIX}TENANT`] && !env[`${ENV_PREFIX}AUTHORITY`])
     problems.push(`${ENV_PREFIX}TENANT: expected a tenant subdomain (or set ${ENV_PREFIX}AUTHORITY)`);
 
   const config: Config = {
@@ -729,14 +731,11 @@ function readLogo(read: EnvReader, env: Env): DisplayConfig["logo"] {
     read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: expected an .svg, .png or .webp file (got ${path})`);
     return undefined;
   }
-  try {
-    const body = readFileSync(path);
-    if (body.length <= 512 * 1024) return { type, body };
-    read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: ${path} is larger than 512 KiB`);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
-    read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${code})`);
-  }
+  const file = readStateFileSync(path, 512 * 1024);
+  if (file.status === "ok") return { type, body: file.data };
+  read.problem(
+    `${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${file.status === "missing" ? "ENOENT" : file.problem})`,
+  );
   return undefined;
 }
 
@@ -885,12 +884,25 @@ function readBrokerUrls(read: EnvReader): [string, ...string[]] {
     else if (!URL.canParse(entry) || !BROKER_SCHEMES.includes(new URL(entry).protocol))
       read.problem(`${name}: ${which}expected a URL with scheme mqtt, mqtts, ws or wss`);
     else if (new URL(entry).hostname === "") read.problem(`${name}: ${which}names no host`);
+    else if (!decodesUserInfo(new URL(entry)))
+      read.problem(`${name}: ${which}user name or password is not valid percent-encoding (write % as %25)`);
     else if (urls.some((url) => sameNode(url, entry)))
       read.problem(`${name}: ${which}repeats an earlier node`);
     else urls.push(entry);
   });
   const [first, ...rest] = urls;
   return first === undefined ? ["mqtt://localhost:1883"] : [first, ...rest];
+}
+
+/** Whether a URL's user name and password decode (`%ZZ` does not; the broker link decodes them). */
+function decodesUserInfo(url: URL): boolean {
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Two URLs of the same node: scheme, host and port alike (a trailing `/` makes no other node). */
@@ -980,14 +992,17 @@ class EnvReader {
     return text;
   }
 
+  /**
+   * A file a setting names (a secret, a PEM file): like a state file, a regular file of bounded size read without
+   * blocking, so `/dev/zero`, a FIFO or a huge file is one problem line instead of a start that eats memory or hangs.
+   */
   private readFile(name: string, path: string): string | undefined {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
-      this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${code})`);
-      return undefined;
-    }
+    const read = readStateFileSync(path, MAX_SETTING_FILE_BYTES);
+    if (read.status === "ok") return read.data.toString("utf8");
+    this.problems.push(
+      `${ENV_PREFIX}${name}: cannot read file ${path} (${read.status === "missing" ? "ENOENT" : read.problem})`,
+    );
+    return undefined;
   }
 }
 

@@ -38,14 +38,17 @@ export type NextStep =
 const v = (name: string) => ENV_PREFIX + name;
 const CREDENTIALS = `${v("MQTT_USERNAME")} / ${v("MQTT_PASSWORD")} (or the client certificate, ${v("MQTT_CERT_FILE")})`;
 
+const NOT_AUTHORISED = `${v("MQTT_USERNAME")} / ${v("MQTT_PASSWORD")} (or the credentials in ${v("MQTT_URL")}) and the broker's ACL for that user`;
+
 /** CONNACK codes of both versions that retrying cannot fix, with the setting a person must change. */
 const FATAL_REFUSALS: ReadonlyMap<number, { readonly what: string; readonly setting: string }> = new Map([
   // MQTT 3.1.1 return codes (section 3.2.2.3).
   [4, { what: "bad user name or password", setting: CREDENTIALS }],
-  [5, { what: "not authorised", setting: v("MQTT_USERNAME") }],
+  // Mosquitto 2 also answers a wrong password with "not authorised": name the credentials, not the user alone.
+  [5, { what: "not authorised", setting: NOT_AUTHORISED }],
   // MQTT 5 reason codes (section 3.2.2.2).
   [0x86, { what: "bad user name or password", setting: CREDENTIALS }],
-  [0x87, { what: "not authorised", setting: v("MQTT_USERNAME") }],
+  [0x87, { what: "not authorised", setting: NOT_AUTHORISED }],
   [0x8a, { what: "banned", setting: v("MQTT_CLIENT_ID") }],
   [0x8c, { what: "bad authentication method", setting: CREDENTIALS }],
 ]);

@@ -85,7 +85,7 @@ describe("a broker that refuses the agent", () => {
     client?.close();
     expect(await agent.exited).toBe(4);
     expect(agent.stderr()).toBe(
-      "edge-signin: the broker refused the connection: not authorised (CONNACK 5); check EDGE_SIGNIN_MQTT_USERNAME\n",
+      "edge-signin: the broker refused the connection: not authorised (CONNACK 5); check EDGE_SIGNIN_MQTT_USERNAME / EDGE_SIGNIN_MQTT_PASSWORD (or the credentials in EDGE_SIGNIN_MQTT_URL) and the broker's ACL for that user\n",
     );
   });
 

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,7 +94,6 @@ describe("configuration from the environment", () => {
       "EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: expected auto, 4 or 5",
       "EDGE_SIGNIN_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent",
       "EDGE_SIGNIN_RETRY_MAX_SECONDS: expected a number of seconds",
-      "EDGE_SIGNIN_TENANT: expected a tenant subdomain (or set EDGE_SIGNIN_AUTHORITY)",
     ]);
   });
 
@@ -157,6 +157,40 @@ describe("configuration from the environment", () => {
     expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_CA_FILE: "/nonexistent/ca.pem" })).toStrictEqual([
       "EDGE_SIGNIN_MQTT_CA_FILE: cannot read file /nonexistent/ca.pem (ENOENT)",
     ]);
+  });
+
+  it("reads a file a setting names only if it is a regular file of bounded size: /dev/zero or a FIFO is one line, not a start that eats memory or hangs", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edge-signin-config-"));
+    const fifo = join(dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_PASSWORD_FILE: "/dev/zero" })).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_PASSWORD_FILE: cannot read file /dev/zero (not a regular file (a FIFO, socket or device))",
+    ]);
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_MQTT_URL: "mqtts://127.0.0.1:8883",
+        EDGE_SIGNIN_MQTT_CA_FILE: fifo,
+      }),
+    ).toStrictEqual([
+      `EDGE_SIGNIN_MQTT_CA_FILE: cannot read file ${fifo} (not a regular file (a FIFO, socket or device))`,
+    ]);
+  });
+
+  it("names a broker URL whose user name or password is not valid percent-encoding, never echoing it", () => {
+    const problems = problemsOf({ ...minimal, EDGE_SIGNIN_MQTT_URL: "mqtt://a:S3cr%ZZt@127.0.0.1:1883" });
+    expect(problems).toStrictEqual([
+      "EDGE_SIGNIN_MQTT_URL: user name or password is not valid percent-encoding (write % as %25)",
+    ]);
+  });
+
+  it("says one line for a wrong AUTHORITY or TENANT, not a second one asking for a tenant", () => {
+    expect(
+      problemsOf({ EDGE_SIGNIN_CLIENT_ID: "c", EDGE_SIGNIN_AUTHORITY: "http://example.com/" }),
+    ).toHaveLength(1);
+    expect(
+      problemsOf({ EDGE_SIGNIN_CLIENT_ID: "c", EDGE_SIGNIN_TENANT: "contoso.onmicrosoft.com" }),
+    ).toHaveLength(1);
   });
 
   it("keeps RESPONSE_TOPIC_PREFIX clear of every topic the agent owns (issue 16, finding 3)", () => {

@@ -40,12 +40,18 @@ describe("what a refused CONNACK means", () => {
         4,
         "EDGE_SIGNIN_MQTT_USERNAME / EDGE_SIGNIN_MQTT_PASSWORD (or the client certificate, EDGE_SIGNIN_MQTT_CERT_FILE)",
       ],
-      [5, "EDGE_SIGNIN_MQTT_USERNAME"],
+      [
+        5,
+        "EDGE_SIGNIN_MQTT_USERNAME / EDGE_SIGNIN_MQTT_PASSWORD (or the credentials in EDGE_SIGNIN_MQTT_URL) and the broker's ACL for that user",
+      ],
       [
         0x86,
         "EDGE_SIGNIN_MQTT_USERNAME / EDGE_SIGNIN_MQTT_PASSWORD (or the client certificate, EDGE_SIGNIN_MQTT_CERT_FILE)",
       ],
-      [0x87, "EDGE_SIGNIN_MQTT_USERNAME"],
+      [
+        0x87,
+        "EDGE_SIGNIN_MQTT_USERNAME / EDGE_SIGNIN_MQTT_PASSWORD (or the credentials in EDGE_SIGNIN_MQTT_URL) and the broker's ACL for that user",
+      ],
       [0x8a, "EDGE_SIGNIN_MQTT_CLIENT_ID"],
       [2, "EDGE_SIGNIN_MQTT_CLIENT_ID"],
       [0x85, "EDGE_SIGNIN_MQTT_CLIENT_ID"],
