@@ -387,11 +387,12 @@ export function clusterStormLines(results: BenchResults): string[] {
     `| Half / 90 % of the events arrived after the last approval | ${cell((s) => `${fmt(s.arrivalP50Ms, 0)} / ${fmt(s.arrivalP90Ms, 0)} ms`)} | ${fmt(c.arrivalP50Ms, 0)} / ${fmt(c.arrivalP90Ms, 0)} ms |`,
     `| Events lost (target 0) | ${cell((s) => String(s.agents - s.authenticated))} | ${c.lost} |`,
     `| Duplicate events | n/a (not counted) | ${c.duplicates} |`,
-    `| Failures | ${cell((s) => String(s.failures))} | ${c.failures} (signed in by their own status: ${c.signedIn}) |`,
+    `| Agents not signed in at the end | ${cell((s) => String(s.agents - s.authenticated))} | ${c.agents - c.signedIn} (by each agent's own status) |`,
+    `| \`sign_in_failed\` events on the way (each agent retries), plus codes never shown | ${cell((s) => String(s.failures))} | ${c.failures} |`,
     "",
   );
   if (c.failureSamples.length > 0)
-    out.push("First failures:", "", ...c.failureSamples.map((f) => `- ${f}`), "");
+    out.push("First `sign_in_failed` events:", "", ...c.failureSamples.map((f) => `- ${f}`), "");
   return out;
 }
 
