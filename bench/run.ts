@@ -73,6 +73,18 @@ function count(text: string | undefined, fallback: number, flag: string): number
   return n;
 }
 
+/** The options that shape the sections re-measured this time. */
+function optionsOf(sections: ReadonlySet<Section>): Partial<BenchOptions> {
+  const { rounds, settleMs, sides, stormAgents, clusterAgents, soakCycles, soakPollIntervalSeconds } =
+    options;
+  return {
+    ...(sections.has("cold") ? { rounds, settleMs, sides } : {}),
+    ...(sections.has("storm") ? { stormAgents } : {}),
+    ...(sections.has("cluster") ? { clusterAgents } : {}),
+    ...(sections.has("soak") ? { soakCycles, soakPollIntervalSeconds } : {}),
+  };
+}
+
 function section(name: string): Section {
   if (!(SECTIONS as readonly string[]).includes(name))
     throw new Error(`--only: expected some of ${SECTIONS.join(", ")}, got "${name}"`);
@@ -184,6 +196,8 @@ if (previous) {
     ...results,
     // The header (machine, time) stays the one of the run that measured most; the re-measured sections are named.
     generatedAt: previous.generatedAt,
+    // Each section's report text names its own counts: keep the earlier run's for the sections kept.
+    options: { ...previous.options, ...optionsOf(only) },
     durationS: previous.durationS,
     machine: previous.machine,
     rerun: {
