@@ -365,9 +365,7 @@ function stormSection(results: BenchResults): string[] {
 export function clusterStormLines(results: BenchResults): string[] {
   const out = ["### On a three-node cluster, one node killed at the approvals", ""];
   const cluster = results.clusterStorm;
-  if (!cluster) return [...out, "Not measured in this report (it predates the figure).", ""];
-  if (!cluster.ok)
-    return [...out, cluster.error.startsWith("not ") ? `${cluster.error}.` : `Failed: ${cluster.error}`, ""];
+  if (!cluster?.ok) return [...out, ...whyNotMeasured(cluster)];
   const c = cluster.value;
   const single = results.storm.ok ? results.storm.value : undefined;
   const cell = (value: (s: StormResult) => string) => (single ? value(single) : "n/a");
@@ -452,9 +450,7 @@ function footprintSection(results: BenchResults): string[] {
 function imageStartLines(results: BenchResults): string[] {
   const out = ["### In the image: `docker run` to the code on the display", ""];
   const image = results.imageStart;
-  if (!image) return [...out, "Not measured in this report (it predates the figure).", ""];
-  if (!image.ok)
-    return [...out, image.error.startsWith("not ") ? `${image.error}.` : `Failed: ${image.error}`, ""];
+  if (!image?.ok) return [...out, ...whyNotMeasured(image)];
   const v = image.value;
   const cold = results.coldStart.ok ? results.coldStart.value.sides : {};
   const processCell = (side: SideName) => {
@@ -477,6 +473,12 @@ function imageStartLines(results: BenchResults): string[] {
     "",
   );
   return out;
+}
+
+/** Why a figure added after the first reports has no value: absent (an older report), not run, or failed. */
+function whyNotMeasured(outcome: { readonly ok: false; readonly error: string } | undefined): string[] {
+  if (!outcome) return ["Not measured in this report (it predates the figure).", ""];
+  return [outcome.error.startsWith("not ") ? `${outcome.error}.` : `Failed: ${outcome.error}`, ""];
 }
 
 /** Newest first: each `--only` run since the full one. */
