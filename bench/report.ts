@@ -1,4 +1,5 @@
 /** Turns the bench's results into bench/results/latest.md (with the chart) and latest.json. */
+import type { ClusterStormResult } from "./cluster-storm.js";
 import type { ColdRun, SideName } from "./cold-start.js";
 import { SIDES } from "./cold-start.js";
 import type { FootprintResult } from "./footprint.js";
@@ -15,6 +16,8 @@ export interface BenchOptions {
   readonly settleMs: number;
   readonly pollIntervalSeconds: number;
   readonly stormAgents: number;
+  /** Agents in the cluster storm (absent in reports from before it). */
+  readonly clusterAgents?: number;
   readonly soakCycles: number;
   readonly soakPollIntervalSeconds: number;
   readonly sides: readonly SideName[];
@@ -68,6 +71,8 @@ export interface BenchResults {
   /** `docker run` to the code on the display (bench/image-start.ts); absent when not run. */
   readonly imageStart?: Outcome<ImageStartResult>;
   readonly storm: Outcome<StormResult>;
+  /** The storm on a three-node cluster, one node killed at the approvals (bench/cluster-storm.ts); absent when never run. */
+  readonly clusterStorm?: Outcome<ClusterStormResult>;
   readonly soak: Outcome<SoakResult>;
   readonly footprint: Outcome<FootprintResult>;
   readonly targets: readonly Target[];
@@ -329,7 +334,7 @@ function coldStartSection(results: BenchResults, chartFile: string | undefined):
 
 function stormSection(results: BenchResults): string[] {
   const out = ["## 4. Sign-in storm", ""];
-  if (!results.storm.ok) return [...out, `Failed: ${results.storm.error}`, ""];
+  if (!results.storm.ok) return [...out, `Failed: ${results.storm.error}`, "", ...clusterStormLines(results)];
   const s = results.storm.value;
   out.push(
     `${s.agents} \`Agent\` instances in ${s.processes === 1 ? "one child process" : `${s.processes} child processes (one per core)`}, each with its own MSAL client, undici dispatcher, MQTT ` +
@@ -353,6 +358,39 @@ function stormSection(results: BenchResults): string[] {
   );
   if (s.failureSamples.length > 0)
     out.push("First failures:", "", ...s.failureSamples.map((f) => `- ${f}`), "");
+  return [...out, ...clusterStormLines(results)];
+}
+
+/** The storm on a three-node cluster with one node killed at the approvals, beside the single-broker storm. */
+export function clusterStormLines(results: BenchResults): string[] {
+  const out = ["### On a three-node cluster, one node killed at the approvals", ""];
+  const cluster = results.clusterStorm;
+  if (!cluster?.ok) return [...out, ...whyNotMeasured(cluster)];
+  const c = cluster.value;
+  const single = results.storm.ok ? results.storm.value : undefined;
+  const cell = (value: (s: StormResult) => string) => (single ? value(single) : "n/a");
+  out.push(
+    `${c.agents} agents (the shipped library build) in ${c.processes} child processes on a ${c.nodes}-node NATS ` +
+      "cluster (JetStream, MQTT, `stream_replicas: 3`; test/helpers/nats-cluster.ts), each with the URL list of all " +
+      "nodes, its home node first, spread evenly. A consumer on a node that is not killed hears every display and " +
+      "event. When every code was on its display, all were approved through the provider's hook and, at that " +
+      "moment, the node leading the QoS 1 message stream was killed (SIGKILL). Lost: devices whose event never " +
+      `reached the consumer (bound: ${c.lostBound}). Duplicates: copies of an event id beyond the first.`,
+    "",
+    "| Measure | Single broker (above) | Cluster, one node killed |",
+    "| --- | --- | --- |",
+    `| Agents | ${cell((s) => String(s.agents))} | ${c.agents} |`,
+    `| Start to the last code on its display | ${cell((s) => `${fmt(s.allCodesShownMs, 0)} ms`)} | ${fmt(c.allCodesShownMs, 0)} ms |`,
+    `| Last approval to the last \`authenticated\` event | ${cell((s) => `${fmt(s.allAuthenticatedIntervals, 2)} polling intervals`)} | ${fmt(c.allAuthenticatedIntervals, 2)} polling intervals (${fmt(c.allAuthenticatedMs, 0)} ms) |`,
+    `| Half / 90 % of the events arrived after the last approval | ${cell((s) => `${fmt(s.arrivalP50Ms, 0)} / ${fmt(s.arrivalP90Ms, 0)} ms`)} | ${fmt(c.arrivalP50Ms, 0)} / ${fmt(c.arrivalP90Ms, 0)} ms |`,
+    `| Events lost (target 0) | ${cell((s) => String(s.agents - s.authenticated))} | ${c.lost} |`,
+    `| Duplicate events | n/a (not counted) | ${c.duplicates} |`,
+    `| Agents not signed in at the end | ${cell((s) => String(s.agents - s.authenticated))} | ${c.agents - c.signedIn} (by each agent's own status) |`,
+    `| \`sign_in_failed\` events on the way (each agent retries), plus codes never shown | ${cell((s) => String(s.failures))} | ${c.failures} |`,
+    "",
+  );
+  if (c.failureSamples.length > 0)
+    out.push("First `sign_in_failed` events:", "", ...c.failureSamples.map((f) => `- ${f}`), "");
   return out;
 }
 
@@ -412,9 +450,7 @@ function footprintSection(results: BenchResults): string[] {
 function imageStartLines(results: BenchResults): string[] {
   const out = ["### In the image: `docker run` to the code on the display", ""];
   const image = results.imageStart;
-  if (!image) return [...out, "Not measured in this report (it predates the figure).", ""];
-  if (!image.ok)
-    return [...out, image.error.startsWith("not ") ? `${image.error}.` : `Failed: ${image.error}`, ""];
+  if (!image?.ok) return [...out, ...whyNotMeasured(image)];
   const v = image.value;
   const cold = results.coldStart.ok ? results.coldStart.value.sides : {};
   const processCell = (side: SideName) => {
@@ -437,6 +473,12 @@ function imageStartLines(results: BenchResults): string[] {
     "",
   );
   return out;
+}
+
+/** Why a figure added after the first reports has no value: absent (an older report), not run, or failed. */
+function whyNotMeasured(outcome: { readonly ok: false; readonly error: string } | undefined): string[] {
+  if (!outcome) return ["Not measured in this report (it predates the figure).", ""];
+  return [outcome.error.startsWith("not ") ? `${outcome.error}.` : `Failed: ${outcome.error}`, ""];
 }
 
 /** Newest first: each `--only` run since the full one. */
@@ -462,7 +504,7 @@ function reproduceSection(): string[] {
     "npm run bench -- --quick    # tiny counts, a minute or two; writes to a temp directory",
     "```",
     "",
-    "Options: `--rounds N`, `--storm N`, `--soak N`, `--out DIR`, `--only cold,image,storm,soak,footprint`.",
+    "Options: `--rounds N`, `--storm N`, `--cluster N`, `--soak N`, `--out DIR`, `--only cold,image,storm,cluster,soak,footprint`.",
   ];
 }
 

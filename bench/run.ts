@@ -11,6 +11,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { bundle } from "../scripts/bundle.js";
+import { runClusterStorm } from "./cluster-storm.js";
 import { runColdStart, type SideName } from "./cold-start.js";
 import { runImageStart } from "./image-start.js";
 import { measureFootprint } from "./footprint.js";
@@ -30,7 +31,7 @@ import { runSoak } from "./soak.js";
 import { runStorm } from "./storm.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SECTIONS = ["cold", "image", "storm", "soak", "footprint"] as const;
+const SECTIONS = ["cold", "image", "storm", "cluster", "soak", "footprint"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     rounds: { type: "string" },
     storm: { type: "string" },
+    cluster: { type: "string" },
     soak: { type: "string" },
     out: { type: "string" },
     only: { type: "string" },
@@ -45,16 +47,17 @@ const { values } = parseArgs({
 });
 
 const quick = values.quick ?? false;
-const options: BenchOptions = {
+const options = {
   quick,
   rounds: count(values.rounds, quick ? 2 : 30, "--rounds"),
   settleMs: quick ? 300 : 1_500,
   pollIntervalSeconds: 1,
   stormAgents: count(values.storm, quick ? 5 : 500, "--storm"),
+  clusterAgents: count(values.cluster, quick ? 6 : 1_000, "--cluster"),
   soakCycles: count(values.soak, quick ? 5 : 1_000, "--soak"),
   soakPollIntervalSeconds: 0.05,
   sides: quick ? ["agent", "baseline"] : ["agent", "baseline", "agent-first-boot", "agent-unbundled"],
-};
+} satisfies BenchOptions;
 const only = new Set<Section>(
   values.only ? values.only.split(",").map((s) => section(s.trim())) : [...SECTIONS],
 );
@@ -68,6 +71,18 @@ function count(text: string | undefined, fallback: number, flag: string): number
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`${flag}: expected a positive whole number, got "${text}"`);
   return n;
+}
+
+/** The options that shape the sections re-measured this time. */
+function optionsOf(sections: ReadonlySet<Section>): Partial<BenchOptions> {
+  const { rounds, settleMs, sides, stormAgents, clusterAgents, soakCycles, soakPollIntervalSeconds } =
+    options;
+  return {
+    ...(sections.has("cold") ? { rounds, settleMs, sides } : {}),
+    ...(sections.has("storm") ? { stormAgents } : {}),
+    ...(sections.has("cluster") ? { clusterAgents } : {}),
+    ...(sections.has("soak") ? { soakCycles, soakPollIntervalSeconds } : {}),
+  };
 }
 
 function section(name: string): Section {
@@ -144,6 +159,9 @@ try {
     runImageStart(bed, Math.min(options.rounds, 9), log),
   );
   const storm = await attempt("storm", only.has("storm"), () => runStorm(bed, options.stormAgents, log));
+  const clusterStorm = await attempt("cluster storm", only.has("cluster"), () =>
+    runClusterStorm(bed.idp, bed.scratch, bed.pollIntervalMs, options.clusterAgents, log),
+  );
   const soak = await attempt("soak", only.has("soak"), async () => {
     const soakBed = await startBed(options.soakPollIntervalSeconds);
     try {
@@ -163,6 +181,7 @@ try {
     coldStart,
     imageStart,
     storm,
+    clusterStorm,
     soak,
     footprint,
   };
@@ -177,6 +196,8 @@ if (previous) {
     ...results,
     // The header (machine, time) stays the one of the run that measured most; the re-measured sections are named.
     generatedAt: previous.generatedAt,
+    // Each section's report text names its own counts: keep the earlier run's for the sections kept.
+    options: { ...previous.options, ...optionsOf(only) },
     durationS: previous.durationS,
     machine: previous.machine,
     rerun: {
@@ -189,6 +210,11 @@ if (previous) {
     coldStart: only.has("cold") ? results.coldStart : previous.coldStart,
     imageStart: only.has("image") ? results.imageStart : previous.imageStart,
     storm: only.has("storm") ? results.storm : previous.storm,
+    ...(only.has("cluster")
+      ? { clusterStorm: results.clusterStorm }
+      : previous.clusterStorm
+        ? { clusterStorm: previous.clusterStorm }
+        : {}),
     soak: only.has("soak") ? results.soak : previous.soak,
     footprint: only.has("footprint") ? results.footprint : previous.footprint,
   };
@@ -205,7 +231,14 @@ for (const target of full.targets)
   log(
     `${target.met === undefined ? "n/a " : target.met ? "met " : "MISS"} ${target.figure}: ${target.measured}`,
   );
-const failed = [full.coldStart, full.imageStart, full.storm, full.soak, full.footprint].filter(
+const failed = [
+  full.coldStart,
+  full.imageStart,
+  full.storm,
+  full.clusterStorm,
+  full.soak,
+  full.footprint,
+].filter(
   (o) => o !== undefined && !o.ok && !o.error.startsWith("not run (") && !o.error.startsWith("not measured:"),
 );
 // A figure that could not be measured is a broken bench (the smoke test relies on this); a missed target is not.

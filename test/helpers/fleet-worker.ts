@@ -4,10 +4,10 @@
  * agent code is the shipped library build (`dist/src`, what `import "edge-signin"` loads), not the sources: only
  * the types come from src.
  *
- * Input: FLEET_INPUT (JSON {@link FleetInput}). IPC from the parent: "start", "status", "stop". To the parent:
+ * Input: FLEET_INPUT_FILE, a file holding JSON {@link FleetInput}. IPC from the parent: "start", "status", "stop". To the parent:
  * {type: "ready"}, {type: "started", failures}, {type: "status", states, failures}, {type: "stopped"}.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { pino } from "pino";
 import type * as Library from "../../src/index.js";
 
@@ -26,7 +26,9 @@ export interface FleetAgentState {
 const LIBRARY = new URL("../../dist/src/index.js", import.meta.url).href;
 const { createAgent, loadConfig } = (await import(LIBRARY)) as typeof Library;
 
-const input = JSON.parse(process.env["FLEET_INPUT"] ?? '{"agents":[]}') as FleetInput;
+const inputFile = process.env["FLEET_INPUT_FILE"];
+if (!inputFile) throw new Error("fleet worker: FLEET_INPUT_FILE is not set");
+const input = JSON.parse(await readFile(inputFile, "utf8")) as FleetInput;
 const send = (message: object) => process.send?.(message);
 // One quiet logger for all: warnings and errors only, on stderr, which the parent keeps for its failure message.
 const logger = pino({ level: "warn" }, pino.destination({ dest: 2, sync: false }));

@@ -4,6 +4,9 @@
  * builds has no library entry.
  */
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FleetAgentState } from "./fleet-worker.js";
@@ -91,11 +94,17 @@ export async function startFleet(
 }
 
 function startWorker(agents: ReadonlyArray<Readonly<Record<string, string>>>, nodeArgs: readonly string[]) {
+  // The input goes through a file: hundreds of agents' environments in one variable pass Linux's 128 KiB limit on a
+  // single environment string (spawn E2BIG).
+  const inputDir = mkdtempSync(join(tmpdir(), "edge-signin-fleet-input-"));
+  const inputFile = join(inputDir, "input.json");
+  writeFileSync(inputFile, JSON.stringify({ agents }));
   const child = fork(WORKER, [], {
     execArgv: ["--import", "tsx", ...nodeArgs],
-    env: { ...process.env, FLEET_INPUT: JSON.stringify({ agents }) },
+    env: { ...process.env, FLEET_INPUT_FILE: inputFile },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
+  child.once("exit", () => rmSync(inputDir, { recursive: true, force: true }));
   let err = "";
   child.stderr?.on("data", (chunk: Buffer) => (err = (err + chunk.toString("utf8")).slice(-20_000)));
   const queued: Array<{ type: string }> = [];

@@ -197,4 +197,51 @@ describe("the bench's start targets (issue 19)", () => {
       "| Restart | 900 (850-950, min-max 800-1000) | 92 (92-93) (agent, a reboot) |",
     );
   });
+
+  it("puts the cluster storm beside the single-broker storm, lost events and duplicates included", () => {
+    const results: Omit<BenchResults, "targets"> = {
+      ...base(),
+      clusterStorm: {
+        ok: true,
+        value: {
+          agents: 1000,
+          processes: 2,
+          nodes: 3,
+          codesShown: 1000,
+          allCodesShownMs: 9000,
+          approvingMs: 300,
+          allAuthenticatedMs: 14_500,
+          allAuthenticatedIntervals: 14.5,
+          arrivalP50Ms: 12_000,
+          arrivalP90Ms: 13_000,
+          authenticated: 999,
+          lost: 1,
+          duplicates: 4,
+          failures: 0,
+          failureSamples: [],
+          consumerReconnects: 0,
+          signedIn: 1000,
+          lostBound: "30 polling intervals without a new event",
+        },
+      },
+    };
+    const markdown = markdownReport({ ...results, targets: evaluateTargets(results) }, undefined);
+    expect(markdown).toContain("| Measure | Single broker (above) | Cluster, one node killed |");
+    expect(markdown).toContain(
+      "| Last approval to the last `authenticated` event | n/a | 14.50 polling intervals (14500 ms) |",
+    );
+    expect(markdown).toContain("| Events lost (target 0) | n/a | 1 |");
+    expect(markdown).toContain("| Duplicate events | n/a (not counted) | 4 |");
+    expect(markdown).toContain("bound: 30 polling intervals without a new event");
+    // A report from before the figure, and a run that did not measure it, say so.
+    expect(markdownReport({ ...base(), targets: [] }, undefined)).toContain(
+      "### On a three-node cluster, one node killed at the approvals\n\nNot measured in this report",
+    );
+    expect(
+      markdownReport(
+        { ...base(), clusterStorm: { ok: false, error: "not run (--only)" }, targets: [] },
+        undefined,
+      ),
+    ).toContain("not run (--only).");
+  });
 });
