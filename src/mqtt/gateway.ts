@@ -19,11 +19,13 @@ const KEEPALIVE_SECONDS = 30;
  */
 const DROP_AFTER_PUBLISH_MS = 2_000;
 /**
- * After a reconnect, `online` is said once more this much later: the connection we lost may still have its last
- * will (`offline`) published late, after our new `online` (a NATS cluster stores it only once it has elected a new
- * leader for its retained messages, seconds after the close), and a late display would then read `offline`.
+ * After a reconnect, `online` is said again this much later, and again after the second wait: the connection we
+ * lost may still have its last will (`offline`) published late, after our new `online` (a NATS cluster stores it
+ * only once it has elected a new leader for its retained messages, seconds after the close, later on a busy
+ * machine), and a late display would then read `offline`. A heuristic; the sure fix is for the agent to watch its
+ * own availability topic and correct it, which the shipped ACL does not yet let it read.
  */
-const REASSERT_ONLINE_MS = 10_000;
+const REASSERT_ONLINE_MS: readonly number[] = [10_000, 20_000];
 
 /** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
 export type BrokerProblem =
@@ -162,12 +164,15 @@ export class MqttGateway {
     return started;
   }
 
-  private reassertOnline(link: BrokerLink): void {
+  private reassertOnline(link: BrokerLink, waits: readonly number[] = REASSERT_ONLINE_MS): void {
     clearTimeout(this.reassertTimer);
+    const [wait, ...later] = waits;
+    if (wait === undefined) return;
     this.reassertTimer = setTimeout(() => {
-      if (this.link === link && link.up !== undefined)
-        this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
-    }, REASSERT_ONLINE_MS);
+      if (this.link !== link || link.up === undefined) return;
+      this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
+      this.reassertOnline(link, later);
+    }, wait);
     this.reassertTimer.unref();
   }
 
