@@ -8,7 +8,7 @@ import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./auth/secure-endpoint.j
 import { decodeSealingKey } from "./crypto/seal.js";
 import { LOCALES } from "./i18n/catalogue.js";
 import { DEFAULT_STATE_DIR } from "./state-dir.js";
-import { readStateFileSync } from "./storage/state-file.js";
+import { readStateFileSync, type StateFileRead } from "./storage/state-file.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";
@@ -733,9 +733,7 @@ function readLogo(read: EnvReader, env: Env): DisplayConfig["logo"] {
   }
   const file = readStateFileSync(path, 512 * 1024);
   if (file.status === "ok") return { type, body: file.data };
-  read.problem(
-    `${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${file.status === "missing" ? "ENOENT" : file.problem})`,
-  );
+  read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${settingFileProblem(file)})`);
   return undefined;
 }
 
@@ -894,6 +892,16 @@ function readBrokerUrls(read: EnvReader): [string, ...string[]] {
   return first === undefined ? ["mqtt://localhost:1883"] : [first, ...rest];
 }
 
+/**
+ * Why a file a setting names could not be used, in the words the file system would use where it has one (ENOENT,
+ * EISDIR, EACCES), else the state-file reader's (a FIFO or device, a size over the limit).
+ */
+function settingFileProblem(read: Exclude<StateFileRead, { status: "ok" }>): string {
+  if (read.status === "missing") return "ENOENT";
+  if (read.problem === "a directory, not a file") return "EISDIR";
+  return /^unreadable \((.+)\)$/.exec(read.problem)?.[1] ?? read.problem;
+}
+
 /** Whether a URL's user name and password decode (`%ZZ` does not; the broker link decodes them). */
 function decodesUserInfo(url: URL): boolean {
   try {
@@ -999,9 +1007,7 @@ class EnvReader {
   private readFile(name: string, path: string): string | undefined {
     const read = readStateFileSync(path, MAX_SETTING_FILE_BYTES);
     if (read.status === "ok") return read.data.toString("utf8");
-    this.problems.push(
-      `${ENV_PREFIX}${name}: cannot read file ${path} (${read.status === "missing" ? "ENOENT" : read.problem})`,
-    );
+    this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${settingFileProblem(read)})`);
     return undefined;
   }
 }
