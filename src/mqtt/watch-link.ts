@@ -29,7 +29,9 @@ export interface WatchLink {
  * across outages.
  */
 export function openWatchLink(config: MqttConfig, clientId: string, handlers: WatchLinkHandlers): WatchLink {
-  const link = new BrokerLink({ config, clientId, reconnect: RECONNECT, keepaliveSeconds: 60 });
+  // 15 s: a display must say "can't reach the message broker" soon, and a broker behind a port proxy that does not
+  // close the client's connection when the broker dies is noticed only by keep-alive (after 1.5 times it).
+  const link = new BrokerLink({ config, clientId, reconnect: RECONNECT, keepaliveSeconds: 15 });
   const started = link.start();
   const client = link.mqtt as MqttClient;
   client.on("message", (topic, payload, packet) => handlers.message(topic, payload, packet));
