@@ -75,6 +75,8 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private availability: Availability | "unknown" = "unknown";
   private state: ShownState | null = null;
   private prompt: ShownPrompt | null = null;
+  /** The last prompt received that is still current, shown unless the state has moved past it. */
+  private received: ShownPrompt | null = null;
   private pause: DeviceSnapshot["pause"] = null;
   private unsubscribe: () => void = () => undefined;
   private cancelStale: () => void = () => undefined;
@@ -96,10 +98,12 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         // The countdown from what was received (not the device's wall clock), then: is it still current?
         const received = prompt && countdownFromReceipt(prompt, secondsLeft);
         const current = received && isPromptCurrent(received) ? received : null;
-        this.prompt = current && show(current);
-        if (current) this.pause = null;
+        this.received = current && show(current);
+        this.prompt = this.received && !isPromptSuperseded(this.received, this.state) ? this.received : null;
+        if (this.prompt) this.pause = null;
         if (current)
           this.cancelStale = whenPromptStale(current, () => {
+            this.received = null;
             this.prompt = null;
             this.changed();
           });
@@ -108,6 +112,8 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       state: (state) => {
         this.state = this.withoutPrivateData(showState(state));
         if (state.state === "signed_in" || state.state === "error") this.pause = null;
+        // A later state may hide the code on screen (signed in meanwhile), or show one that arrived first.
+        this.prompt = this.received && !isPromptSuperseded(this.received, this.state) ? this.received : null;
         this.changed();
       },
       // The two events that say when the next code comes: the screen counts down to it.
@@ -252,6 +258,23 @@ function show(prompt: DisplayPayload): ShownPrompt {
 export function isPromptCurrent(prompt: Pick<DisplayPayload, "expiresAt">, now = Date.now()): boolean {
   const expiresAt = Date.parse(prompt.expiresAt);
   return Number.isFinite(expiresAt) && expiresAt > now;
+}
+
+/**
+ * Whether the device's latest state has moved past this code: it says `signed_in` or `signed_out` at or after the
+ * code was issued (both times from the device's own clock, so they compare even when that clock is wrong). Such a
+ * code is not shown even while it has time left: a broker may hand out a retained code whose deletion it lost (a
+ * NATS 2.9 cluster node restarted after a stream leader was lost), and a 3.1.1 broker cannot expire one. `false`
+ * when either time cannot be read: the code then stands on its own expiry.
+ */
+export function isPromptSuperseded(
+  prompt: Pick<DisplayPayload, "issuedAt">,
+  state: Pick<StatePayload, "state" | "since"> | null,
+): boolean {
+  if (state === null || (state.state !== "signed_in" && state.state !== "signed_out")) return false;
+  const issuedAt = Date.parse(prompt.issuedAt);
+  const since = Date.parse(state.since);
+  return Number.isFinite(issuedAt) && Number.isFinite(since) && since >= issuedAt;
 }
 
 /** Calls `onStale` once when the prompt stops being current (see isPromptCurrent); returns the cancel. */

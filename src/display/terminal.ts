@@ -2,7 +2,7 @@ import type { Writable } from "node:stream";
 import { listen } from "../listen.js";
 import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
-import { countdownFromReceipt, isPromptCurrent, whenPromptStale } from "./device-view.js";
+import { countdownFromReceipt, isPromptCurrent, isPromptSuperseded, whenPromptStale } from "./device-view.js";
 import {
   boundedText,
   MAX_FIELD_CHARS,
@@ -33,6 +33,10 @@ export class TerminalDisplay {
   private cancelStale: () => void = () => undefined;
   private heard = false;
   private neverHeard: NodeJS.Timeout | undefined;
+  /** The device's latest state: a code issued before it says signed in or out is not shown. */
+  private state: StatePayload | null = null;
+  /** The last code received, kept so a state that arrives after it can still take it off the screen. */
+  private received: DisplayPayload | null = null;
 
   constructor(
     private readonly watcher: DeviceWatcher,
@@ -47,13 +51,20 @@ export class TerminalDisplay {
         heard(),
         this.renderPrompt(prompt && countdownFromReceipt(prompt, secondsLeft))
       ),
-      state: (state) => (
-        heard(),
-        this.line(`state: ${describeState(state, this.options.showUsername === true)}`)
-      ),
+      state: (state) => {
+        heard();
+        this.state = state;
+        this.line(`state: ${describeState(state, this.options.showUsername === true)}`);
+        if (this.showing && this.received && isPromptSuperseded(this.received, state))
+          this.renderPrompt(null);
+      },
       event: (event) => (heard(), this.renderEvent(event)),
       availability: (availability) => (heard(), this.line(`device is ${availability}`)),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
+      subscriptionRefused: ({ filter, reasonCode }) =>
+        this.line(
+          `the broker refused the subscription to ${filter} (reason code 0x${reasonCode.toString(16)}); trying again`,
+        ),
       connection: (connected, protocolVersion) =>
         this.line(
           connected
@@ -79,7 +90,9 @@ export class TerminalDisplay {
   private renderPrompt(received: DisplayPayload | null): void {
     this.cancelStale();
     // A code past its expiry is never shown (a 3.1.1 broker keeps handing out a retained one), and one on screen goes.
-    const prompt = received && isPromptCurrent(received) ? received : null;
+    this.received = received;
+    const prompt =
+      received && isPromptCurrent(received) && !isPromptSuperseded(received, this.state) ? received : null;
     if (prompt) this.cancelStale = whenPromptStale(prompt, () => this.renderPrompt(null));
     if (!prompt) {
       if (this.showing) this.line("display cleared");

@@ -140,6 +140,8 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       clientId: this.options.clientId,
       protocolVersion: this.version,
       clean: true,
+      // Subscriptions are ours to renew on every connection (kept-subscriptions.ts): mqtt.js would drop a refused one.
+      resubscribe: false,
       keepalive: this.options.keepaliveSeconds,
       reconnectPeriod: reconnect.initialMs,
       // mqtt.js gives up after a refused CONNACK unless told otherwise; which refusals end the link is ours to say.

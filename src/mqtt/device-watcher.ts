@@ -3,6 +3,7 @@ import * as z from "zod/mini";
 import "../zod-messages.js";
 import type { MqttConfig } from "../config.js";
 import { AGENT_STATES } from "../events.js";
+import type { SubscriptionRefusal } from "./kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
 import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
 
@@ -39,6 +40,8 @@ export interface DeviceWatcherEvents {
   connection: [connected: boolean, protocolVersion?: 4 | 5];
   /** The broker refused the watcher for good after it had connected (credentials changed, banned): it stopped. */
   refused: [error: Error];
+  /** The broker refused a subscription (its ACL, or a cluster electing a leader); tried again with backoff. */
+  subscriptionRefused: [refusal: SubscriptionRefusal];
 }
 
 /**
@@ -69,14 +72,17 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
         message: (topic, payload, packet) => this.receive(topic, payload, packet),
         connection: (connected, protocolVersion) => this.emit("connection", connected, protocolVersion),
         refused: (error) => this.emit("refused", error),
+        subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
       },
     );
     await this.link.connected;
     const { base } = this.topics;
-    await this.link.client.subscribeAsync(
-      [this.topics.availability, this.topics.state, this.topics.display, `${base}/events/+`],
-      { qos: 1 },
-    );
+    await this.link.keep([
+      this.topics.availability,
+      this.topics.state,
+      this.topics.display,
+      `${base}/events/+`,
+    ]);
   }
 
   async stop(): Promise<void> {

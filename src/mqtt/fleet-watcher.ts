@@ -1,5 +1,6 @@
 import { EventEmitter } from "eventemitter3";
 import type { MqttConfig } from "../config.js";
+import type { SubscriptionRefusal } from "./kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
 import { State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
@@ -18,6 +19,8 @@ export interface FleetWatcherEvents {
   connection: [connected: boolean];
   /** The broker refused the watcher for good after it had connected: it stopped. */
   refused: [error: Error];
+  /** The broker refused a subscription (its ACL, or a cluster electing a leader); tried again with backoff. */
+  subscriptionRefused: [refusal: SubscriptionRefusal];
 }
 
 /**
@@ -47,12 +50,11 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
         message: (topic, payload) => this.receive(topic, payload),
         connection: (connected) => this.emit("connection", connected),
         refused: (error) => this.emit("refused", error),
+        subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
       },
     );
     await this.link.connected;
-    await this.link.client.subscribeAsync([`${this.prefix}/+/availability`, `${this.prefix}/+/state`], {
-      qos: 1,
-    });
+    await this.link.keep([`${this.prefix}/+/availability`, `${this.prefix}/+/state`]);
   }
 
   async stop(): Promise<void> {

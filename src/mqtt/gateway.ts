@@ -3,6 +3,12 @@ import type { Logger } from "pino";
 import type { MqttConfig } from "../config.js";
 import { BrokerLink, type LinkUp } from "./broker-link.js";
 import type { MqttRefusedError } from "./connection-policy.js";
+import { KeptSubscriptions } from "./kept-subscriptions.js";
+import {
+  RETAINED_CHECK_AFTER_MS,
+  RETAINED_RECHECK_AFTER_RECONNECT_MS,
+  RetainedCheck,
+} from "./retained-check.js";
 import type { Availability, DeviceTopics } from "./topics.js";
 
 export { MqttRefusedError } from "./connection-policy.js";
@@ -18,14 +24,6 @@ const KEEPALIVE_SECONDS = 30;
  * NATS closing the connection when its JetStream store of the message timed out (4 s) during a leader election.
  */
 const DROP_AFTER_PUBLISH_MS = 2_000;
-/**
- * After a reconnect, `online` is said again this much later, and again after the second wait: the connection we
- * lost may still have its last will (`offline`) published late, after our new `online` (a NATS cluster stores it
- * only once it has elected a new leader for its retained messages, seconds after the close, later on a busy
- * machine), and a late display would then read `offline`. A heuristic; the sure fix is for the agent to watch its
- * own availability topic and correct it, which the shipped ACL does not yet let it read.
- */
-const REASSERT_ONLINE_MS: readonly number[] = [10_000, 20_000];
 
 /** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
 export type BrokerProblem =
@@ -89,7 +87,11 @@ export class MqttGateway {
   private readonly messageIds = new WeakMap<Buffer, number>();
   private warnedNoRetain = false;
   private everUp = false;
-  private reassertTimer: NodeJS.Timeout | undefined;
+  private kept: KeptSubscriptions | undefined;
+  private readonly retainedLostListeners: Array<() => void> = [];
+  /** True while re-sending what a retained check found lost: those sends count as its correction round. */
+  private correcting = false;
+  private readonly retainedCheck: RetainedCheck;
   /** When we last wrote a QoS 1 publish to the broker (Date.now()). */
   private lastPublishSentAt = Number.NEGATIVE_INFINITY;
 
@@ -97,7 +99,14 @@ export class MqttGateway {
     private readonly config: MqttConfig,
     private readonly topics: DeviceTopics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.retainedCheck = new RetainedCheck({
+      client: () => this.link?.mqtt,
+      connected: () => this.connected,
+      onMismatch: (topics) => this.resendRetained(topics),
+      log,
+    });
+  }
 
   /**
    * Resolves on the first successful connection; rejects with MqttRefusedError only when the broker refuses us for
@@ -116,8 +125,17 @@ export class MqttGateway {
     this.link = link;
     const started = link.start();
     const client = link.mqtt as MqttClient;
-    // Sent once connected; with a clean session mqtt.js subscribes again after every reconnect (`resubscribe`).
-    for (const subscription of this.subscriptions) this.subscribeOn(client, subscription.filter);
+    // Subscribed on every connection, and a refused subscription is tried again (kept-subscriptions.ts).
+    this.kept = new KeptSubscriptions(client, {
+      onRefused: ({ filter, reasonCode, retryInMs }) =>
+        this.log.warn(
+          { filter, reasonCode, retryInMs },
+          "the broker refused a subscription (reason code 0x" +
+            reasonCode.toString(16) +
+            "); trying again: commands on it are not received until then",
+        ),
+    });
+    this.kept.add(this.subscriptions.map((s) => s.filter));
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
     client.on("packetsend", (packet) => {
       if (packet.cmd !== "publish") return;
@@ -136,8 +154,12 @@ export class MqttGateway {
           "the broker keeps no retained messages: a display that starts late waits for the next change",
         );
       }
+      // Read our retained topics back later: after a reconnect twice, as a lost connection's will may land late.
+      if (up.limits.retainAvailable)
+        this.retainedCheck.connected(
+          this.everUp ? [RETAINED_CHECK_AFTER_MS, RETAINED_RECHECK_AFTER_RECONNECT_MS] : [],
+        );
       this.publish(this.topics.availability, "online", { retain: true });
-      if (this.everUp) this.reassertOnline(link);
       this.everUp = true;
       for (const listener of this.connectListeners) listener(up);
     });
@@ -164,16 +186,17 @@ export class MqttGateway {
     return started;
   }
 
-  private reassertOnline(link: BrokerLink, waits: readonly number[] = REASSERT_ONLINE_MS): void {
-    clearTimeout(this.reassertTimer);
-    const [wait, ...later] = waits;
-    if (wait === undefined) return;
-    this.reassertTimer = setTimeout(() => {
-      if (this.link !== link || link.up === undefined) return;
-      this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
-      this.reassertOnline(link, later);
-    }, wait);
-    this.reassertTimer.unref();
+  /** Re-sends what a retained check found the broker lost: `online` here, the rest by its owner (onRetainedLost). */
+  private resendRetained(topics: readonly string[]): void {
+    this.correcting = true;
+    try {
+      if (topics.includes(this.topics.availability))
+        this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
+      if (topics.some((topic) => topic !== this.topics.availability))
+        for (const listener of this.retainedLostListeners) listener();
+    } finally {
+      this.correcting = false;
+    }
   }
 
   /** True while a connection to the broker is up. */
@@ -238,6 +261,14 @@ export class MqttGateway {
     this.disconnectListeners.push(listener);
   }
 
+  /**
+   * Called when the broker was found to hold an outdated copy of a retained message of ours other than the
+   * availability (see retained-check.ts): the owner re-sends its retained state, as on a connect.
+   */
+  onRetainedLost(listener: () => void): void {
+    this.retainedLostListeners.push(listener);
+  }
+
   /** Called once when the gateway stops connecting for good (refused, or our client id is taken). */
   onProblem(listener: (problem: BrokerProblem) => void): void {
     this.problemListeners.push(listener);
@@ -255,25 +286,12 @@ export class MqttGateway {
   subscribe(filter: string, handler: (message: IncomingMessage) => void): () => void {
     const subscription: Subscription = { filter, handler };
     this.subscriptions.push(subscription);
-    const client = this.link?.mqtt;
-    if (client) this.subscribeOn(client, filter);
+    this.kept?.add([filter]);
     return () => {
       const index = this.subscriptions.indexOf(subscription);
       if (index >= 0) this.subscriptions.splice(index, 1);
-      if (client && !this.subscriptions.some((s) => s.filter === filter))
-        client.unsubscribe(filter, () => undefined);
+      if (!this.subscriptions.some((s) => s.filter === filter)) this.kept?.remove(filter);
     };
-  }
-
-  private subscribeOn(client: MqttClient, filter: string): void {
-    client.subscribe(filter, { qos: 1 }, (error, granted) => {
-      const refused = granted?.find((g) => g.qos >= 0x80);
-      if (error || refused)
-        this.log.warn(
-          { filter, err: error ? { message: error.message } : { reasonCode: refused?.qos } },
-          "subscription refused",
-        );
-    });
   }
 
   private dispatch(topic: string, payload: Buffer, properties: IPublishPacket["properties"]): void {
@@ -299,6 +317,7 @@ export class MqttGateway {
     if (!client) throw new Error("MqttGateway.publish before start()");
     const invalid = invalidTopic(topic);
     if (invalid) throw new Error(invalid);
+    if (options.retain) this.retainedCheck.expect(topic, Buffer.from(payload), this.correcting);
     if (options.onlyIfConnected && !this.connected) {
       this.log.debug({ topic }, "broker unreachable; not queueing, re-published on reconnect");
       return;
@@ -383,7 +402,8 @@ export class MqttGateway {
 
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */
   async stop(): Promise<void> {
-    clearTimeout(this.reassertTimer);
+    this.retainedCheck.stop();
+    this.kept?.stop();
     const link = this.link;
     if (!link) return;
     const connected = link.up !== undefined;

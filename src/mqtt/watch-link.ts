@@ -1,6 +1,7 @@
 import type { IPublishPacket, MqttClient } from "mqtt";
 import type { MqttConfig } from "../config.js";
 import { BrokerLink } from "./broker-link.js";
+import { KeptSubscriptions, type SubscriptionRefusal } from "./kept-subscriptions.js";
 
 /** A read-only client waits for its broker patiently: every 2 s at first, at most every 30 s. */
 const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };
@@ -11,6 +12,8 @@ export interface WatchLinkHandlers {
   connection(connected: boolean, protocolVersion?: 4 | 5): void;
   /** The broker refused us for good after we had connected: the link stopped. */
   refused(error: Error): void;
+  /** The broker refused a subscription; it is tried again with backoff (kept-subscriptions.ts). */
+  subscriptionRefused(refusal: SubscriptionRefusal): void;
 }
 
 export interface WatchLink {
@@ -20,6 +23,11 @@ export interface WatchLink {
    * at the start (MqttRefusedError, one line naming the setting); later refusals go to `handlers.refused`.
    */
   readonly connected: Promise<void>;
+  /**
+   * Subscribes (QoS 1) on this and every later connection, trying a refused filter again; resolves once each has
+   * been granted (a NATS cluster refuses subscriptions for a while after it loses a node).
+   */
+  keep(filters: readonly string[]): Promise<void>;
   /** Ends the connection, also while still waiting for the broker. */
   close(): Promise<void>;
 }
@@ -34,6 +42,9 @@ export function openWatchLink(config: MqttConfig, clientId: string, handlers: Wa
   const link = new BrokerLink({ config, clientId, reconnect: RECONNECT, keepaliveSeconds: 15 });
   const started = link.start();
   const client = link.mqtt as MqttClient;
+  const kept = new KeptSubscriptions(client, {
+    onRefused: (refusal) => handlers.subscriptionRefused(refusal),
+  });
   client.on("message", (topic, payload, packet) => handlers.message(topic, payload, packet));
   link.on("up", (up) => handlers.connection(true, up.protocolVersion));
   client.on("offline", () => handlers.connection(false));
@@ -46,7 +57,12 @@ export function openWatchLink(config: MqttConfig, clientId: string, handlers: Wa
     connected: started.then(() => {
       connected = true;
     }),
+    keep: (filters) => {
+      kept.add(filters);
+      return kept.whenGranted();
+    },
     close: async () => {
+      kept.stop();
       link.release();
       await client.endAsync(true);
     },

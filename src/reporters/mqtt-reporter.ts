@@ -45,6 +45,8 @@ export class MqttReporter implements Reporter {
     ];
     // Events a previous run raised and the broker never acknowledged go out first, with their original ids.
     this.outbox.open();
+    // A clustered broker that lost a retained message of ours (retained-check.ts): the same as after a connect.
+    this.gateway.onRetainedLost(() => this.republish());
     this.gateway.onConnect(() => {
       this.republish();
       this.sender.kick();

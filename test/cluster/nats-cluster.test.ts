@@ -11,7 +11,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevIdentityProvider, type DevIdentityProvider } from "../../src/dev/identity-provider.js";
+import { isPromptSuperseded } from "../../src/display/device-view.js";
 import type { DisplayPayload, EventPayload, StatePayload } from "../../src/mqtt/topics.js";
+import { startCli } from "../helpers/cli.js";
 import { buildLibrary, startFleet, until, type Fleet } from "../helpers/fleet.js";
 import { startNatsCluster, type NatsCluster, type NatsNode } from "../helpers/nats-cluster.js";
 
@@ -167,12 +169,17 @@ describe("a fleet on a three-node NATS cluster, one node lost mid-sign-in", () =
   }
 
   /**
-   * What a display that subscribes late, through `node`, reads for each device: signed in, online, no code left.
-   * Retained messages settle on a cluster a few seconds after a node is lost (a lost connection's last will may
-   * land after the `online` that the agent then says again): a fresh late subscriber every few seconds, bounded.
+   * What a display that subscribes late, through `node`, reads for each device: signed in, online, no code it
+   * would show. Retained messages settle on a cluster a few seconds after a node is lost (a lost connection's last
+   * will may land after the `online` that the agent then says again): a fresh late subscriber every few seconds,
+   * bounded. A node restarted after the loss may still hand out a code whose deletion the cluster lost (NATS 2.9
+   * deletes a retained message from its stream without waiting, so a delete sent while the stream had no leader is
+   * gone, and the restarted node reloads the stream): such a code was issued before the retained state says signed
+   * in, so no display shows it (isPromptSuperseded). Returns the devices with such a code.
    */
-  async function retainedAfterSignIn(node: NatsNode, ids: readonly string[]) {
+  async function retainedAfterSignIn(node: NatsNode, ids: readonly string[]): Promise<string[]> {
     let wrong: string[] = [];
+    let kept: string[] = [];
     const deadline = Date.now() + 60_000;
     do {
       const late = await Subscriber.on(node, [
@@ -185,19 +192,42 @@ describe("a fleet on a three-node NATS cluster, one node lost mid-sign-in", () =
       const [states, availability, displays] = ["state", "availability", "display"].map((leaf) =>
         late.latest(leaf),
       );
+      kept = [];
       wrong = ids.flatMap((id) => {
-        const state = (JSON.parse(states?.get(id)?.toString("utf8") ?? "{}") as Partial<StatePayload>).state;
+        const state = JSON.parse(states?.get(id)?.toString("utf8") ?? "{}") as StatePayload;
+        const retained = displays?.get(id);
+        const code =
+          retained && retained.length > 0 ? (JSON.parse(retained.toString("utf8")) as DisplayPayload) : null;
+        if (code) kept.push(id);
         const problems = [
-          state === "signed_in" ? "" : `state ${String(state)}`,
+          state.state === "signed_in" ? "" : `state ${String(state.state)}`,
           availability?.get(id)?.toString() === "online"
             ? ""
             : `availability ${String(availability?.get(id))}`,
-          (displays?.get(id)?.length ?? 0) === 0 ? "" : `a code still on display`,
+          code === null || isPromptSuperseded(code, state) ? "" : `a code issued after its state on display`,
         ].filter(Boolean);
         return problems.length > 0 ? [`${id}: ${problems.join(", ")}`] : [];
       });
     } while (wrong.length > 0 && Date.now() < deadline);
     expect(wrong, `what a late display reads through ${node.name}`).toStrictEqual([]);
+    return kept;
+  }
+
+  /** The shipped terminal display, through `node`, for `deviceId`: it says signed in and shows no code. */
+  async function shippedDisplayShowsSignedIn(node: NatsNode, deviceId: string): Promise<void> {
+    const display = startCli(["display", "--device", deviceId], { EDGE_SIGNIN_MQTT_URL: node.url });
+    try {
+      await until(
+        () => (display.stdout().includes("state: signed in") ? true : undefined),
+        () => `the display of ${deviceId} through ${node.name} to say signed in:\n${display.stdout()}`,
+        30_000,
+      );
+      await sleep(1_000); // whatever else the broker hands out on subscribing has arrived
+      expect(display.stdout()).not.toContain("To sign in, open");
+    } finally {
+      display.child.kill("SIGKILL");
+      await display.exited;
+    }
   }
 
   it(
@@ -224,7 +254,9 @@ describe("a fleet on a three-node NATS cluster, one node lost mid-sign-in", () =
       const consumerNode = cluster.nodes.find((node) => node !== victim) as NatsNode;
       const { ids, fleet } = await journey("b", victim, consumerNode);
       await victim.start();
-      await retainedAfterSignIn(victim, ids);
+      const kept = await retainedAfterSignIn(victim, ids);
+      // A device whose retained code the restarted node kept, if any: what its display shows is what counts.
+      await shippedDisplayShowsSignedIn(victim, kept[0] ?? (ids[0] as string));
       await fleet.stop();
     },
     JOURNEY_MS,

@@ -161,6 +161,20 @@ describe("the compose broker (docker/mosquitto) enforces its ACL", () => {
     expect(agent.received(`${other.base}/request/sign_out`)).toStrictEqual([]);
   });
 
+  it("lets an agent read back its own retained availability, state and display, and none of its events", async () => {
+    // One connection per user (use_username_as_clientid): the agent publishes, then subscribes on the same one.
+    const agent = await connect("agent");
+    const own = [topics.availability, topics.state, topics.display];
+    for (const topic of own) await agent.mqtt.publishAsync(topic, `own-${topic}`, { qos: 1, retain: true });
+    await subscribe(agent, "edge-signin/#");
+    for (const topic of own) await agent.waitFor(topic, `own-${topic}`);
+    await agent.mqtt.publishAsync(topics.event("authenticated"), "claims", { qos: 1 });
+    await agent.mqtt.publishAsync(topics.state, "marker", { qos: 1, retain: true });
+    await agent.waitFor(topics.state, "marker");
+    expect(agent.received(topics.event("authenticated"))).toStrictEqual([]);
+    for (const topic of own) await agent.mqtt.publishAsync(topic, "", { qos: 1, retain: true });
+  });
+
   it("keeps an agent out of another device's topics and a display out of another device's code", async () => {
     const agent = await connect("agent");
     const display = await connect("display");

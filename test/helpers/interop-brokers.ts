@@ -126,12 +126,20 @@ export async function startRabbitMq(): Promise<InteropBroker> {
 
 /**
  * aedes 1.x in this process on a free loopback port (MQTT 3.1.1 only). `refuse` may refuse a connection with a
- * CONNACK return code (e.g. 3, server unavailable), the way a busy broker does.
+ * CONNACK return code (e.g. 3, server unavailable), the way a busy broker does; `refuseSubscribe` a subscription.
  */
 export async function startAedes(
-  options: { refuse?: (clientId: string) => AuthErrorCode | undefined } = {},
+  options: {
+    refuse?: (clientId: string) => AuthErrorCode | undefined;
+    /** True: answer this SUBSCRIBE with 0x80 (failure), as a NATS cluster does while it elects a leader. */
+    refuseSubscribe?: (clientId: string, filter: string) => boolean;
+  } = {},
 ): Promise<InteropBroker & { readonly aedes: Aedes }> {
   const broker = await Aedes.createBroker({
+    authorizeSubscribe: (client, subscription, done) => {
+      if (options.refuseSubscribe?.(client.id, subscription.topic)) done(null, null);
+      else done(null, subscription);
+    },
     authenticate: (client, _user, _password, done) => {
       const code = options.refuse?.(client.id);
       if (code === undefined) done(null, true);

@@ -11,6 +11,9 @@ import { agentEnv, logLines, startJourneyBed, waitForLog, type JourneyBed } from
 /** What the broker says to the agent's next CONNECTs; undefined: accept. */
 let refusals: Array<AuthErrorCode | undefined> = [];
 let connects = 0;
+/** How many of the agent's next SUBSCRIBEs to its request topic are refused (SUBACK 0x80). */
+let subscribeRefusals = 0;
+let requestSubscribes = 0;
 
 describe("a broker that refuses the agent", () => {
   let bed: JourneyBed;
@@ -25,6 +28,13 @@ describe("a broker that refuses the agent", () => {
           if (!clientId.startsWith("edge-signin-dev-")) return undefined;
           connects += 1;
           return refusals.shift();
+        },
+        refuseSubscribe: (clientId, filter) => {
+          if (!clientId.startsWith("edge-signin-dev-") || !filter.endsWith("/request/+")) return false;
+          requestSubscribes += 1;
+          if (subscribeRefusals === 0) return false;
+          subscribeRefusals -= 1;
+          return true;
         },
       }),
       startNats(),
@@ -52,6 +62,42 @@ describe("a broker that refuses the agent", () => {
         (l) => l["msg"] === "broker refused the connection for now; retrying with backoff",
       );
       expect(refused.map((l) => (l["err"] as { code: number }).code)).toStrictEqual([3, 3]);
+      agent.child.kill("SIGTERM");
+      expect(await agent.exited).toBe(0);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  it("tries a refused subscription again (a cluster electing a leader) and then answers commands", async () => {
+    refusals = [];
+    subscribeRefusals = 2;
+    requestSubscribes = 0;
+    const env = await agentEnv(bed, aedes.url);
+    const topics = deviceTopics("edge-signin", env["EDGE_SIGNIN_DEVICE_ID"] ?? "");
+    const probe = await connectProbe(aedes.url, { protocolVersion: 4 });
+    try {
+      await probe.subscribe(topics.display);
+      await probe.subscribe(`${topics.base}/response/#`);
+      const agent = startCli(["agent"], env);
+      running.push(agent);
+      await probe.next(topics.display, (m) => m.payload.length > 0, 30_000);
+      // Asked until answered (MQTT 3.1.1: on the default response topic), within the backoff's 1 s + 2 s, bounded.
+      const deadline = Date.now() + 20_000;
+      let answered = false;
+      while (!answered && Date.now() < deadline) {
+        await probe.publish(topics.request("status"), "{}", { qos: 1 });
+        answered = await probe
+          .next(`${topics.base}/response/status`, undefined, 1_000)
+          .then(() => true)
+          .catch(() => false);
+      }
+      expect(answered).toBe(true);
+      expect(requestSubscribes).toBe(3);
+      const warned = logLines(agent).filter((l) =>
+        String(l["msg"]).startsWith("the broker refused a subscription"),
+      );
+      expect(warned.map((l) => l["reasonCode"])).toStrictEqual([0x80, 0x80]);
       agent.child.kill("SIGTERM");
       expect(await agent.exited).toBe(0);
     } finally {
