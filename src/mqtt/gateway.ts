@@ -92,6 +92,7 @@ export class MqttGateway {
   /** True while re-sending what a retained check found lost: those sends count as its correction round. */
   private correcting = false;
   private readonly retainedCheck: RetainedCheck;
+  private readonly checkedTopics: ReadonlySet<string>;
   /** When we last wrote a QoS 1 publish to the broker (Date.now()). */
   private lastPublishSentAt = Number.NEGATIVE_INFINITY;
 
@@ -100,6 +101,7 @@ export class MqttGateway {
     private readonly topics: DeviceTopics,
     private readonly log: Logger,
   ) {
+    this.checkedTopics = new Set([topics.availability, topics.state, topics.display]);
     this.retainedCheck = new RetainedCheck({
       client: () => this.link?.mqtt,
       connected: () => this.connected,
@@ -317,7 +319,9 @@ export class MqttGateway {
     if (!client) throw new Error("MqttGateway.publish before start()");
     const invalid = invalidTopic(topic);
     if (invalid) throw new Error(invalid);
-    if (options.retain) this.retainedCheck.expect(topic, Buffer.from(payload), this.correcting);
+    // Only the three topics the shipped ACL lets the agent read back (Home Assistant's are not among them).
+    if (options.retain && this.checkedTopics.has(topic))
+      this.retainedCheck.expect(topic, Buffer.from(payload), this.correcting);
     if (options.onlyIfConnected && !this.connected) {
       this.log.debug({ topic }, "broker unreachable; not queueing, re-published on reconnect");
       return;
