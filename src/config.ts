@@ -130,6 +130,29 @@ export interface SettingDoc {
 }
 
 /**
+ * The `EDGE_SIGNIN_*` variables in `env` that are no setting (a misspelt `EDGE_SIGNIN_MQTT_URI`, one from another
+ * version), sorted; each is ignored, so the caller warns once, naming them. Variables of the provisioning script
+ * (`SECRETS_DIR`, `ACL_FILE`) and of the tests (`TEST_*`) are not counted: a shared `.env` may hold them.
+ */
+export function unknownSettings(env: Env): string[] {
+  const known = new Set(SETTINGS.flatMap((s) => [s.name, ...(s.fileVariant ? [`${s.name}_FILE`] : [])]));
+  for (const other of ["SECRETS_DIR", "ACL_FILE"]) known.add(other);
+  return Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX))
+    .map((name) => name.slice(ENV_PREFIX.length))
+    .filter((name) => !known.has(name) && !name.startsWith("TEST_"))
+    .map((name) => `${ENV_PREFIX}${name}`)
+    .sort();
+}
+
+/** One line for unknownSettings(), or undefined when there are none. */
+export function unknownSettingsWarning(env: Env): string | undefined {
+  const unknown = unknownSettings(env);
+  if (unknown.length === 0) return undefined;
+  return `ignored ${unknown.length === 1 ? "a variable that is no setting" : `${unknown.length} variables that are no setting`}: ${unknown.join(", ")} (misspelt? the settings are listed in README.md, Configuration, and by edge-signin agent --help)`;
+}
+
+/**
  * The documented settings, in the order the README's table shows them. `test/unit/readme.test.ts`
  * keeps the README's configuration table identical to this list.
  */

@@ -1,6 +1,6 @@
 import { Agent } from "../agent.js";
 import type { CodeCache } from "../code-cache.js";
-import { loadConfig } from "../config.js";
+import { loadConfig, unknownSettingsWarning } from "../config.js";
 import { createLogger } from "../logger.js";
 import { BROKER_REFUSED_EXIT_CODE } from "../mqtt/connection-policy.js";
 import { reportFailure } from "../report-failure.js";
@@ -28,6 +28,8 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   process.umask(0o077);
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  const unknown = unknownSettingsWarning(process.env);
+  if (unknown) log.warn(unknown);
   const agent = new Agent({ config, logger: log });
   if (options.codeCache) log.child({ module: "code-cache" }).debug(options.codeCache, "code cache");
   // The broker refused us for good (credentials changed, banned): one line, exit code 4, never a process that

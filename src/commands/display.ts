@@ -1,4 +1,4 @@
-import { ConfigError, loadDisplayConfig } from "../config.js";
+import { ConfigError, loadDisplayConfig, unknownSettingsWarning } from "../config.js";
 import { TerminalDisplay } from "../display/terminal.js";
 import { startWebDisplay } from "../display/web-display.js";
 import { createLogger } from "../logger.js";
@@ -18,6 +18,7 @@ export interface DisplayOptions {
  */
 export async function runDisplay(options: DisplayOptions, env = process.env): Promise<number> {
   const config = loadDisplayConfig(env, options.device ?? []);
+  const unknown = unknownSettingsWarning(env);
   const signalled = new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
@@ -25,6 +26,7 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
 
   if (options.web) {
     const log = createLogger(config.logLevel);
+    if (unknown) log.warn(unknown);
     const display = await startWebDisplay(config, log);
     try {
       const refused = await Promise.race([display.refused, signalled.then(() => undefined)]);
@@ -41,6 +43,7 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
       `--device: the terminal display shows one device (got ${config.deviceIds.join(", ")}); use --web for several`,
     ]);
   }
+  if (unknown) process.stderr.write(`edge-signin: ${unknown}\n`);
   const watcher = new DeviceWatcher(config.mqtt, deviceTopics(config.topicPrefix, deviceId));
   // The display owns stdout and says itself when a message is malformed; logs would only clutter the screen.
   const display = new TerminalDisplay(watcher, process.stdout, {

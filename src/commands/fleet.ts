@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { loadFleetConfig } from "../config.js";
+import { loadFleetConfig, unknownSettingsWarning } from "../config.js";
 import { Fleet, renderFleetTable } from "../fleet/fleet.js";
 import { FleetServer } from "../fleet/fleet-server.js";
 import { createLogger } from "../logger.js";
@@ -34,6 +34,8 @@ export async function runFleet(options: FleetOptions, env = process.env): Promis
   const log = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true })).child({
     module: "fleet",
   });
+  const unknown = unknownSettingsWarning(env);
+  if (unknown) log.warn(unknown);
   const fleet = new Fleet();
   const watcher = new FleetWatcher(config.mqtt, config.topicPrefix);
   let lastMessage = Date.now();

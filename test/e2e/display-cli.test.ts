@@ -26,6 +26,22 @@ describe("edge-signin display", () => {
     cli = undefined;
   });
 
+  it("names, on stderr, a variable that is no setting (a misspelt one is ignored, never silently)", async () => {
+    cli = startCli(["display", "--device", `tv-typo-${process.pid}`], {
+      EDGE_SIGNIN_MQTT_URL: bed.broker.url,
+      EDGE_SIGNIN_MQTT_URI: "mqtt://elsewhere:1883",
+      EDGE_SIGNIN_DISPLAY_SHOW_USERNAME: "false",
+    });
+    const running = cli;
+    await eventually(
+      () => running.stdout(),
+      (out) => out.includes("[display] connected to the broker"),
+    );
+    expect(running.stderr()).toBe(
+      "edge-signin: ignored a variable that is no setting: EDGE_SIGNIN_MQTT_URI (misspelt? the settings are listed in README.md, Configuration, and by edge-signin agent --help)\n",
+    );
+  });
+
   it("draws the code, the URL and a text QR code on the terminal, then who signed in", async () => {
     const deviceId = `tv-term-${process.pid}`;
     const topics = deviceTopics("edge-signin", deviceId);

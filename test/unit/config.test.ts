@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig, sanitiseHostname } from "../../src/config.js";
+import { loadConfig, sanitiseHostname, unknownSettings, unknownSettingsWarning } from "../../src/config.js";
 import { generate } from "selfsigned";
 import { configProblems } from "../helpers/config.js";
 
@@ -17,6 +17,22 @@ function problemsOf(env: Record<string, string>): readonly string[] {
 }
 
 describe("configuration from the environment", () => {
+  it("names the EDGE_SIGNIN_ variables that are no setting, and only those", () => {
+    expect(
+      unknownSettings({
+        EDGE_SIGNIN_MQTT_URI: "mqtt://typo",
+        EDGE_SIGNIN_MQTT_URL: "mqtt://ok",
+        EDGE_SIGNIN_MQTT_PASSWORD_FILE: "/run/secrets/p",
+        EDGE_SIGNIN_CLIENT_ID_FILE: "/not/a/file/setting",
+        EDGE_SIGNIN_SECRETS_DIR: "docker/secrets",
+        EDGE_SIGNIN_TEST_REQUIRE_CONTAINER: "1",
+        EDGESIGNIN_OTHER: "x",
+        PATH: "/usr/bin",
+      }),
+    ).toStrictEqual(["EDGE_SIGNIN_CLIENT_ID_FILE", "EDGE_SIGNIN_MQTT_URI"]);
+    expect(unknownSettingsWarning({ EDGE_SIGNIN_LOG_LEVEL: "info" })).toBeUndefined();
+  });
+
   it("builds the CIAM authority from the tenant subdomain and fills in defaults", () => {
     const config = loadConfig({ ...minimal, EDGE_SIGNIN_DEVICE_ID: "tv-1" });
     expect(config).toMatchObject({
