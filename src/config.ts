@@ -539,6 +539,11 @@ export function loadConfig(env: Env = process.env): Config {
   const retryInitial = read.optional("RETRY_INITIAL_SECONDS", seconds(0.01, 3600)) ?? 1;
   const retryMax = read.optional("RETRY_MAX_SECONDS", seconds(0.01, 86400)) ?? 300;
   const healthInterval = read.optional("HEALTH_INTERVAL_SECONDS", seconds(0.1, 3600)) ?? 10;
+  // The backoff doubles from the first pause up to the longest: a first pause past the longest makes no sense.
+  if (retryInitial > retryMax)
+    problems.push(
+      `${ENV_PREFIX}RETRY_INITIAL_SECONDS: ${retryInitial} is longer than ${ENV_PREFIX}RETRY_MAX_SECONDS (${retryMax}${env[`${ENV_PREFIX}RETRY_MAX_SECONDS`] === undefined ? ", its default" : ""})`,
+    );
 
   const webhookUrl = read.optional(
     "WEBHOOK_URL",

@@ -1,11 +1,20 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
-/** Listens on `host:port`; rejects with one line naming `what` and the address when it cannot (port taken...). */
+/**
+ * Listens on `host:port`; rejects with one line naming `what`, the address and the settings that choose it when it
+ * cannot (port taken, an address not on this machine, a port below 1024 without the right).
+ */
 export async function listenHttp(server: Server, host: string, port: number, what: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error) => {
-      reject(new Error(`${what} cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      reject(
+        new Error(
+          `${what} cannot listen on ${host}:${port}: ${error.message}; set EDGE_SIGNIN_DISPLAY_PORT to a free port ` +
+            `(or EDGE_SIGNIN_DISPLAY_HOST to an address of this machine)`,
+          { cause: error },
+        ),
+      );
     };
     server.once("error", onError);
     server.listen(port, host, () => {

@@ -113,6 +113,28 @@ describe("configuration from the environment", () => {
     ]);
   });
 
+  it("refuses a first retry pause longer than the longest, naming both variables", () => {
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "600" })).toStrictEqual([
+      "EDGE_SIGNIN_RETRY_INITIAL_SECONDS: 600 is longer than EDGE_SIGNIN_RETRY_MAX_SECONDS (300, its default)",
+    ]);
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "20",
+        EDGE_SIGNIN_RETRY_MAX_SECONDS: "10",
+      }),
+    ).toStrictEqual([
+      "EDGE_SIGNIN_RETRY_INITIAL_SECONDS: 20 is longer than EDGE_SIGNIN_RETRY_MAX_SECONDS (10)",
+    ]);
+    expect(
+      problemsOf({
+        ...minimal,
+        EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "10",
+        EDGE_SIGNIN_RETRY_MAX_SECONDS: "10",
+      }),
+    ).toStrictEqual([]);
+  });
+
   it("takes a cluster's nodes as a comma-separated URL list, the first (home) node first", () => {
     expect(
       loadConfig({
