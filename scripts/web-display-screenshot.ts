@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import mqtt from "mqtt";
 import { loadDisplayConfig } from "../src/config.js";
 import { startEmbeddedBroker } from "../src/dev/embedded-broker.js";
+import { PICTURED_SCREENS } from "../src/display/screen.js";
 import { startWebDisplay } from "../src/display/web-display.js";
 import { createLogger } from "../src/logger.js";
 import { launchChromium } from "../test/helpers/browser.js";
@@ -23,17 +24,7 @@ const SIZES = {
 } as const;
 /** Every screen on a TV in English; the code screen in every size and in German, Japanese and Arabic. */
 const SHOTS: Array<{ screen: string; size: keyof typeof SIZES; lang: string }> = [
-  ...[
-    "code",
-    "expired",
-    "waiting",
-    "never-heard",
-    "broker-unreachable",
-    "offline",
-    "signed-in",
-    "signed-in-neutral",
-    "error",
-  ].map((screen) => ({ screen, size: "tv" as const, lang: "en" })),
+  ...PICTURED_SCREENS.map((screen) => ({ screen, size: "tv" as const, lang: "en" })),
   { screen: "code", size: "phone", lang: "en" },
   { screen: "code", size: "phone-landscape", lang: "en" },
   { screen: "code", size: "portrait", lang: "de" },

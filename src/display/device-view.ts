@@ -74,8 +74,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private brokerConnected = false;
   private availability: Availability | "unknown" = "unknown";
   private state: ShownState | null = null;
-  private prompt: ShownPrompt | null = null;
-  /** The last prompt received that is still current, shown unless the state has moved past it. */
+  /** The last prompt received that is still current, shown unless the state has moved past it (shownPrompt). */
   private received: ShownPrompt | null = null;
   private pause: DeviceSnapshot["pause"] = null;
   private unsubscribe: () => void = () => undefined;
@@ -99,12 +98,10 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         const received = prompt && countdownFromReceipt(prompt, secondsLeft);
         const current = received && isPromptCurrent(received) ? received : null;
         this.received = current && show(current);
-        this.prompt = this.received && !isPromptSuperseded(this.received, this.state) ? this.received : null;
-        if (this.prompt) this.pause = null;
+        if (this.shownPrompt()) this.pause = null;
         if (current)
           this.cancelStale = whenPromptStale(current, () => {
             this.received = null;
-            this.prompt = null;
             this.changed();
           });
         this.changed();
@@ -112,8 +109,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       state: (state) => {
         this.state = this.withoutPrivateData(showState(state));
         if (state.state === "signed_in" || state.state === "error") this.pause = null;
-        // A later state may hide the code on screen (signed in meanwhile), or show one that arrived first.
-        this.prompt = this.received && !isPromptSuperseded(this.received, this.state) ? this.received : null;
+        // A later state may hide the code on screen (signed in meanwhile): shownPrompt() reads both.
         this.changed();
       },
       // The two events that say when the next code comes: the screen counts down to it.
@@ -151,10 +147,14 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       brokerConnected: this.brokerConnected,
       availability: this.availability,
       state: this.state,
-      prompt: this.prompt,
+      prompt: this.shownPrompt(),
       pause: this.pause,
       serverTime: new Date().toISOString(),
     };
+  }
+
+  private shownPrompt(): ShownPrompt | null {
+    return this.received && !isPromptSuperseded(this.received, this.state) ? this.received : null;
   }
 
   /**

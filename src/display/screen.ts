@@ -4,17 +4,23 @@ import { translate, type MessageValues } from "../i18n/translate.js";
 import { codeGroups, urlParts } from "./readable.js";
 
 /** Every screen a display can show; the page sets it as `body[data-screen]`. */
-export type ScreenKind =
-  | "code"
-  | "expired"
-  | "waiting"
-  | "never-heard"
-  | "broker-unreachable"
-  | "offline"
-  | "signed-in"
-  | "signed-in-neutral"
-  | "error"
-  | "retrying";
+/** Every screen a display draws. */
+export const SCREEN_KINDS = [
+  "code",
+  "expired",
+  "waiting",
+  "never-heard",
+  "broker-unreachable",
+  "offline",
+  "signed-in",
+  "signed-in-neutral",
+  "error",
+  "retrying",
+] as const;
+export type ScreenKind = (typeof SCREEN_KINDS)[number];
+
+/** The screens the README pictures on a TV in English: all but `retrying`, which an error screen turns into when its retry is due. */
+export const PICTURED_SCREENS: readonly ScreenKind[] = SCREEN_KINDS.filter((kind) => kind !== "retrying");
 
 /**
  * One screen, in one language, ready to draw. `until` is when its countdown ends and `then` takes over, so a

@@ -152,12 +152,7 @@ export class WebDisplayServer {
       );
       return;
     }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res
-        .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" })
-        .end("GET only\n");
-      return;
-    }
+    if (refusedMethod(req, res)) return;
     const { pathname: path, searchParams: query } = new URL(req.url ?? "/", "http://display");
     const locale = chooseLocale(
       query.get("lang") ?? this.options.presentation?.language,
@@ -295,6 +290,13 @@ export function send(res: ServerResponse, status: number, type: string, body: st
   res
     .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
     .end(res.req.method === "HEAD" ? undefined : body);
+}
+
+/** Answers 405 to anything but GET and HEAD (the pages are read-only) and returns true when it did. */
+export function refusedMethod(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === "GET" || req.method === "HEAD") return false;
+  res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("GET only\n");
+  return true;
 }
 
 function safeDecode(segment: string): string | undefined {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from "pino";
 import { AllowedHosts } from "../display/allowed-hosts.js";
 import { closeHttp, listenHttp, serverUrl } from "../display/http-listen.js";
-import { send } from "../display/web-server.js";
+import { refusedMethod, send } from "../display/web-server.js";
 import { fleetSummary, type FleetSnapshot } from "./fleet.js";
 
 export interface FleetServerOptions {
@@ -60,12 +60,7 @@ export class FleetServer {
       );
       return;
     }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res
-        .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" })
-        .end("GET only\n");
-      return;
-    }
+    if (refusedMethod(req, res)) return;
     const { pathname } = new URL(req.url ?? "/", "http://fleet");
     if (pathname === "/") res.writeHead(302, { location: "/fleet" }).end();
     else if (pathname === "/fleet")

@@ -64,11 +64,6 @@ export class KeptSubscriptions {
     if (this.client.connected) this.client.unsubscribe(filter, () => undefined);
   }
 
-  /** Whether every kept filter is granted on the current connection. */
-  get allGranted(): boolean {
-    return [...this.filters].every((filter) => this.granted.has(filter));
-  }
-
   /** Resolves once every filter added so far has been granted at least once (on any connection). */
   whenGranted(): Promise<void> {
     if (this.everGrantedAll()) return Promise.resolve();

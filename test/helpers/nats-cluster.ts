@@ -45,8 +45,26 @@ const CLUSTER_SIZE = 3;
 /** Three nodes elect a JetStream meta leader, then the first MQTT client makes the replicated streams. */
 const READY_MS = 60_000;
 
+/**
+ * Starts the cluster on fresh ports. A port found free may be taken by another test file's process before the node
+ * binds it (the node then exits: "address already in use"): then the whole cluster starts again on new ports, a
+ * bounded number of times, as every node's configuration names every node's route port.
+ */
 export async function startNatsCluster(): Promise<NatsCluster> {
   assertExecutable(NATS_BINARY, "nats-server (Debian: apt-get install nats-server)");
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce();
+    } catch (error) {
+      if (attempt >= START_ATTEMPTS || !(error as Error).message.includes("address already in use"))
+        throw error;
+    }
+  }
+}
+
+const START_ATTEMPTS = 3;
+
+async function startNatsClusterOnce(): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), "edge-signin-nats-cluster-"));
   const ports = [];
   for (let i = 0; i < CLUSTER_SIZE; i++)

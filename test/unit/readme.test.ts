@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { withSettingsTable } from "../../scripts/readme-settings.js";
+import { PICTURED_SCREENS } from "../../src/display/screen.js";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 
@@ -25,20 +26,9 @@ describe("README", () => {
     const pictures = [...readme.matchAll(/\((docs\/[^)\s]+\.png)\)/g)].map((match) => match[1] ?? "");
     const missing = pictures.filter((path) => !existsSync(new URL(`../../${path}`, import.meta.url)));
     expect(missing).toStrictEqual([]);
-    const screens = [
-      "code",
-      "expired",
-      "waiting",
-      "never-heard",
-      "broker-unreachable",
-      "offline",
-      "signed-in",
-      "signed-in-neutral",
-      "error",
-    ];
-    expect(screens.filter((screen) => !pictures.includes(`docs/screens/${screen}-tv-en.png`))).toStrictEqual(
-      [],
-    );
+    expect(
+      PICTURED_SCREENS.filter((screen) => !pictures.includes(`docs/screens/${screen}-tv-en.png`)),
+    ).toStrictEqual([]);
   });
 
   it("has the configuration table of src/config.ts (run npm run docs after changing a setting)", () => {
