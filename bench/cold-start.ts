@@ -20,7 +20,7 @@ export const UNBUNDLED_ENTRY = join(ROOT, "dist", "src", "main.js");
 
 /**
  * What a reboot finds in STATE_DIR from the previous start: the provider's discovery document
- * (src/auth/discovery.ts). The V8 code cache is not in STATE_DIR: it ships beside the bundle (src/code-cache.ts).
+ * (src/auth/discovery.ts). The V8 code cache is not in STATE_DIR: it ships beside the bundle (src/cli/code-cache.ts).
  */
 const REBOOT_FILES = [METADATA_FILE];
 
@@ -156,7 +156,7 @@ async function runIn(
       : await within(proc.line(/Signed in as/), 30_000, "baseline result");
     const sentAt = await within(tokenSent, 5_000, "the provider's token response");
     // The warm-up start lives on a moment after its sign-in, as a device does, so the code cache it leaves
-    // for the reboots covers the approval path too (src/commands/agent.ts writes it a second after).
+    // for the reboots covers the approval path too (src/cli/agent.ts writes it a second after).
     if (round === 0 && isAgent) await sleep(2_000);
     return {
       side,

@@ -9,7 +9,7 @@
 import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import { Agent } from "../src/agent.js";
-import { loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/config/index.js";
 
 interface SoakWorkerInput {
   readonly cycles: number;

@@ -2,7 +2,7 @@
  * Builds the production start path (`npm start`, the container, the `edge-signin` bin) into `dist/bundle/`:
  * - `edge-signin.mjs`: the entry point (src/launch.ts). `agent` goes straight to agent.cjs; anything else to cli.mjs.
  * - `agent.cjs`: the agent alone, one CommonJS file, with a slim undici (scripts/undici-slim.mjs), and
- *   `agent.cjs.cache`, its V8 code cache made here for exactly this bundle (src/code-cache.ts).
+ *   `agent.cjs.cache`, its V8 code cache made here for exactly this bundle (src/cli/code-cache.ts).
  * - `cli.mjs` + `chunks/`: the whole command line (help, demo, display, health), commands in lazy chunks.
  * A bundle starts markedly sooner and sits in less memory than the same code loaded module by module from
  * node_modules (bench/results/latest.md): Node resolves, reads and compiles far fewer files before the first
@@ -54,7 +54,7 @@ export async function bundle(outdir = BUNDLE_DIR): Promise<void> {
     }),
     build({
       ...common,
-      entryPoints: { agent: "src/commands/agent.ts" },
+      entryPoints: { agent: "src/cli/agent.ts" },
       outdir,
       outExtension: { ".js": ".cjs" },
       format: "cjs",

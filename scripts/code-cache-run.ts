@@ -9,8 +9,8 @@
  *   node --import tsx scripts/code-cache-run.ts setup|train BUNDLE_FILE
  */
 import { setFlagsFromString } from "node:v8";
-import type { agentCommand } from "../src/commands/agent.js";
-import { AGENT_V8_FLAGS, loadForCodeCache } from "../src/code-cache.js";
+import type { agentCommand } from "../src/cli/agent.js";
+import { AGENT_V8_FLAGS, loadForCodeCache } from "../src/cli/code-cache.js";
 
 const [mode, bundleFile] = process.argv.slice(2);
 if (!bundleFile || (mode !== "setup" && mode !== "train"))

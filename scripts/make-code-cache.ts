@@ -1,6 +1,6 @@
 /**
  * Writes the V8 code cache of the agent's bundle beside it (`dist/bundle/agent.cjs.cache`), read-only, for that
- * exact bundle (src/code-cache.ts). scripts/bundle.ts runs this at build time; the Node that runs it should be
+ * exact bundle (src/cli/code-cache.ts). scripts/bundle.ts runs this at build time; the Node that runs it should be
  * the one that will run the bundle: the image's build stage is. A package installed under another Node compiles
  * from source (V8 refuses the cache).
  *

@@ -6,11 +6,11 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import mqtt from "mqtt";
-import { loadDisplayConfig } from "../src/config.js";
+import { loadDisplayConfig } from "../src/config/index.js";
 import { startEmbeddedBroker } from "../src/dev/embedded-broker.js";
 import { PICTURED_SCREENS } from "../src/display/screen.js";
 import { startWebDisplay } from "../src/display/web-display.js";
-import { createLogger } from "../src/logger.js";
+import { createLogger } from "../src/util/logger.js";
 import { launchChromium } from "../test/helpers/browser.js";
 import { scenes } from "../test/helpers/display-scenes.js";
 

@@ -9,9 +9,9 @@ import {
   translate,
   type SignInResult,
 } from "./auth/device-code.js";
-import { StateDirLock } from "./auth/state-lock.js";
-import { backoffDelay } from "./backoff.js";
-import type { Config } from "./config.js";
+import { StateDirLock } from "./storage/state-lock.js";
+import { backoffDelay } from "./util/backoff.js";
+import type { Config } from "./config/index.js";
 import { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
 import type {
   AccountSummary,
@@ -22,12 +22,12 @@ import type {
   SignInPrompt,
   StateChange,
 } from "./events.js";
-import { createLogger } from "./logger.js";
+import { createLogger } from "./util/logger.js";
 import { CommandServer } from "./mqtt/command-server.js";
 import { MqttGateway } from "./mqtt/gateway.js";
 import { deviceTopics } from "./mqtt/topics.js";
 import { createReporters } from "./reporters/index.js";
-import { prepareStateDir } from "./state-dir.js";
+import { prepareStateDir } from "./storage/state-dir.js";
 import type { Reporter } from "./reporters/reporter.js";
 
 export interface AgentOptions {
@@ -139,7 +139,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   /**
    * Takes the state directory (one agent per directory), reads the token cache, connects every reporter
    * (the broker first of all), then signs in in the background: silently when a session is cached.
-   * @throws StartupError when the state directory is unusable or others can write it (src/state-dir.ts);
+   * @throws StartupError when the state directory is unusable or others can write it (src/storage/state-dir.ts);
    *   StateDirLockedError when another agent holds it; CacheKeyError when the cache key does not open the token cache.
    */
   async start(): Promise<void> {

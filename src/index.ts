@@ -4,7 +4,7 @@
  * Reporters of your own (`options.reporters`) consume the same event stream as the built-in ones.
  */
 import { Agent, type AgentOptions } from "./agent.js";
-import type { Config } from "./config.js";
+import type { Config } from "./config/index.js";
 
 export { Agent, type AgentOptions } from "./agent.js";
 export {
@@ -16,11 +16,11 @@ export {
   type RetryConfig,
   type WebhookConfig,
   type HomeAssistantConfig,
-} from "./config.js";
+} from "./config/index.js";
 export { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
 /** What `start()` throws when the state directory is taken or the cache key does not open the token cache. */
-export { StartupError } from "./startup-error.js";
-export { StateDirLockedError } from "./auth/state-lock.js";
+export { StartupError } from "./errors.js";
+export { StateDirLockedError } from "./storage/state-lock.js";
 export { CacheKeyError } from "./auth/cache-store.js";
 export type * from "./events.js";
 export { subscribe, type Reporter } from "./reporters/reporter.js";

@@ -2,7 +2,7 @@
 /**
  * The bundle's entry point (`dist/bundle/edge-signin.mjs`: the `edge-signin` bin, `npm start`, the container).
  * `edge-signin agent`, the command a device runs at every boot, goes straight to the agent's own CommonJS
- * bundle, loaded through the V8 code cache made at build time beside it (src/code-cache.ts; never from STATE_DIR):
+ * bundle, loaded through the V8 code cache made at build time beside it (src/cli/code-cache.ts; never from STATE_DIR):
  * no command-line parser and no other command's code. Everything else (`--help`, `demo`, `display`, `health`) is
  * the full command line in cli.mjs.
  * Only meaningful inside dist/bundle/, where scripts/bundle.ts puts agent.cjs and cli.mjs beside it.
@@ -10,9 +10,9 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
-import { AGENT_V8_FLAGS, loadWithCodeCache } from "./code-cache.js";
-import type { agentCommand } from "./commands/agent.js";
-import { guardAgainstStall } from "./stall-guard.js";
+import { AGENT_V8_FLAGS, loadWithCodeCache } from "./cli/code-cache.js";
+import type { agentCommand } from "./cli/agent.js";
+import { guardAgainstStall } from "./cli/stall-guard.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);

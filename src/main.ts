@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
-import { ENV_PREFIX, SETTINGS } from "./config.js";
-import { reportFailure } from "./report-failure.js";
-import { guardAgainstStall } from "./stall-guard.js";
-import { packageVersion } from "./version.js";
+import { ENV_PREFIX, SETTINGS } from "./config/index.js";
+import { reportFailure } from "./cli/report-failure.js";
+import { guardAgainstStall } from "./cli/stall-guard.js";
+import { packageVersion } from "./util/version.js";
 
 /**
  * The process shell: parses the command line, runs one command, and is the only place that exits.
@@ -28,7 +28,7 @@ program
   )
   .addHelpText("after", settingsHelp())
   .action(async () => {
-    const { runAgent } = await import("./commands/agent.js");
+    const { runAgent } = await import("./cli/agent.js");
     process.exitCode = await runAgent();
   });
 
@@ -42,7 +42,7 @@ program
   )
   .addOption(new Option("--decline", "have the simulated person decline instead").conflicts("approveAs"))
   .action(async (options: { approveAs?: string; decline?: boolean }) => {
-    const { runDemo } = await import("./commands/demo.js");
+    const { runDemo } = await import("./cli/demo.js");
     process.exitCode = await runDemo(options);
   });
 
@@ -64,7 +64,7 @@ program
     ),
   )
   .action(async (options: { device?: string[]; web?: boolean }) => {
-    const { runDisplay } = await import("./commands/display.js");
+    const { runDisplay } = await import("./cli/display.js");
     process.exitCode = await runDisplay(options);
   });
 
@@ -84,7 +84,7 @@ program
     ),
   )
   .action(async (options: { once?: boolean; json?: boolean; web?: boolean }) => {
-    const { runFleet } = await import("./commands/fleet.js");
+    const { runFleet } = await import("./cli/fleet.js");
     process.exitCode = await runFleet(options);
   });
 
@@ -95,7 +95,7 @@ program
   )
   .addOption(new Option("--file <path>", "health file to read instead of $EDGE_SIGNIN_STATE_DIR/health.json"))
   .action(async (options: { file?: string }) => {
-    const { runHealth } = await import("./commands/health.js");
+    const { runHealth } = await import("./cli/health.js");
     process.exitCode = await runHealth(options);
   });
 

@@ -9,7 +9,7 @@ import {
   type ICachePlugin,
 } from "@azure/msal-node";
 import type { Logger } from "pino";
-import type { Config, DeviceFlowDialect } from "../config.js";
+import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";

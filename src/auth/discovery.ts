@@ -1,16 +1,16 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
-import "../zod-messages.js";
+import "../util/zod-messages.js";
 import type { NetworkClient } from "./network-client.js";
 import { writeFileAtomicSync } from "../storage/atomic-write.js";
 import { readStateFile } from "../storage/state-file.js";
 
 /** A discovery document is a few KiB; a file far larger is not one. */
 const MAX_METADATA_BYTES = 256 * 1024;
-import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 
-/** An endpoint the agent sends codes or tokens to, or takes keys from: https (src/auth/secure-endpoint.ts). */
+/** An endpoint the agent sends codes or tokens to, or takes keys from: https (src/http/secure-endpoint.ts). */
 const endpoint = z.url().check(z.refine(isSecureEndpoint, SECURE_ENDPOINT_RULE));
 
 /**

@@ -3,10 +3,10 @@ import { createSecureContext, rootCertificates, type SecureContext } from "node:
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
-import type { ProxyConfig, RetryConfig } from "../config.js";
+import type { ProxyConfig, RetryConfig } from "../config/index.js";
 import { isDeviceCodePoll, pending, PollGuard } from "./poll-guard.js";
-import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./secure-endpoint.js";
-import { describeFetchError } from "../fetch-error.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
+import { describeFetchError } from "../http/fetch-error.js";
 import { ProviderClock } from "./provider-clock.js";
 import { parseRetryAfter } from "./retry-after.js";
 

@@ -1,7 +1,7 @@
 import type { NetworkResponse } from "@azure/msal-node";
 import type { Logger } from "pino";
-import { backoffDelay } from "../backoff.js";
-import type { RetryConfig } from "../config.js";
+import { backoffDelay } from "../util/backoff.js";
+import type { RetryConfig } from "../config/index.js";
 import { parseRetryAfter } from "./retry-after.js";
 
 /** The RFC 8628 grant type, and the short one MSAL posts in Entra's dialect. */

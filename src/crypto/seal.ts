@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:
 
 /**
  * Sealing at rest: AES-256-GCM in a small versioned JSON envelope. The one home of the agent's encryption, used
- * by the token cache (src/auth/cache-store.ts), the MQTT outbox and the webhook queue (src/mqtt/outbox.ts): what
+ * by the token cache (src/auth/cache-store.ts), the MQTT outbox and the webhook queue (src/storage/outbox.ts): what
  * they keep in STATE_DIR holds tokens or the person's claims.
  *
  * The key is exactly 32 random bytes, written as base64 (44 characters, `openssl rand -base64 32`) or hex

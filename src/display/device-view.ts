@@ -1,5 +1,5 @@
 import { EventEmitter } from "eventemitter3";
-import { listen } from "../listen.js";
+import { listen } from "../util/emitter.js";
 import type { DeviceWatcher, DeviceWatcherEvents } from "../mqtt/device-watcher.js";
 import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
 import {
@@ -8,12 +8,12 @@ import {
   MAX_MESSAGE_CHARS,
   MAX_URL_CHARS,
   MAX_USER_CODE_CHARS,
-} from "./bounded.js";
-import { promptQrUrl, qrSvg } from "./qr.js";
+} from "../util/bounded.js";
+import { promptQrUrl, qrSvg } from "../util/qr.js";
 
 /**
  * The prompt as a display shows it: the payload's own fields, each cut to what a screen can show
- * (src/display/bounded.ts), plus the QR code of the URL to open.
+ * (src/util/bounded.ts), plus the QR code of the URL to open.
  */
 export interface ShownPrompt extends DisplayPayload {
   /**

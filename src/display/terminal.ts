@@ -1,5 +1,5 @@
 import type { Writable } from "node:stream";
-import { listen } from "../listen.js";
+import { listen } from "../util/emitter.js";
 import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
 import { countdownFromReceipt, isPromptCurrent, isPromptSuperseded, whenPromptStale } from "./device-view.js";
@@ -10,8 +10,8 @@ import {
   MAX_URL_CHARS,
   MAX_USER_CODE_CHARS,
   safeLines,
-} from "./bounded.js";
-import { promptQrUrl, qrText } from "./qr.js";
+} from "../util/bounded.js";
+import { promptQrUrl, qrText } from "../util/qr.js";
 
 export interface TerminalDisplayOptions {
   /**

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { DisplayConfig } from "../config.js";
+import type { DisplayConfig } from "../config/index.js";
 import { DeviceWatcher } from "../mqtt/device-watcher.js";
 import { deviceTopics } from "../mqtt/topics.js";
 import { DeviceView } from "./device-view.js";

@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { listen } from "../listen.js";
-import { AllowedHosts } from "./allowed-hosts.js";
-import { closeHttp, listenHttp, serverUrl } from "./http-listen.js";
+import { listen } from "../util/emitter.js";
+import { AllowedHosts } from "../http/allowed-hosts.js";
+import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
+import { refusedMethod, send, SECURITY_HEADERS } from "../http/respond.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
 import type { Locale } from "../i18n/catalogue.js";
 import { chooseLocale } from "../i18n/translate.js";
@@ -49,17 +50,6 @@ export interface Presentation {
   /** The logo in the header: its bytes and media type (SVG, PNG or WebP). */
   readonly logo?: { readonly type: string; readonly body: Buffer };
 }
-
-/**
- * Everything a page needs comes from this server (no CDN, no external font): edge networks are often offline.
- * The policy keeps the page to its own origin, with the QR code as a data: image.
- */
-const SECURITY_HEADERS = {
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-} as const;
 
 const DEVICE_PATH = /^\/devices\/([^/]+)(\/events)?$/;
 
@@ -284,20 +274,6 @@ export class WebDisplayServer {
 }
 
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n");
-
-/** Answers with the pages' security headers, no caching, and no body to a HEAD request. */
-export function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
-  res
-    .writeHead(status, { ...SECURITY_HEADERS, "content-type": type, "cache-control": "no-cache" })
-    .end(res.req.method === "HEAD" ? undefined : body);
-}
-
-/** Answers 405 to anything but GET and HEAD (the pages are read-only) and returns true when it did. */
-export function refusedMethod(req: IncomingMessage, res: ServerResponse): boolean {
-  if (req.method === "GET" || req.method === "HEAD") return false;
-  res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("GET only\n");
-  return true;
-}
 
 function safeDecode(segment: string): string | undefined {
   try {

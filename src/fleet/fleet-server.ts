@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { AllowedHosts } from "../display/allowed-hosts.js";
-import { closeHttp, listenHttp, serverUrl } from "../display/http-listen.js";
-import { refusedMethod, send } from "../display/web-server.js";
+import { AllowedHosts } from "../http/allowed-hosts.js";
+import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
+import { refusedMethod, send } from "../http/respond.js";
 import { fleetSummary, type FleetSnapshot } from "./fleet.js";
 
 export interface FleetServerOptions {

@@ -1,17 +1,15 @@
 import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from "mqtt";
 import type { Logger } from "pino";
-import type { MqttConfig } from "../config.js";
+import type { MqttConfig } from "../config/index.js";
 import { brokerNodes, nextNode, nodeAddress, reconnectDelay, type BrokerNode } from "./broker-nodes.js";
 import {
-  SESSION_TAKEN_OVER,
-  TakeoverDetector,
   judgeConnectionError,
   judgeRefusal,
-  takeoverMessage,
   versionAfterSilentClose,
   type MqttRefusedError,
 } from "./connection-policy.js";
+import { SESSION_TAKEN_OVER, TakeoverDetector, takeoverMessage } from "./quirks/takeover.js";
 
 /** What the broker allows, from its MQTT 5 CONNACK (3.1.1 brokers say nothing: the protocol's own limits). */
 export interface ServerLimits {

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { AgentControl } from "../control.js";
-import { handleCommand, type CommandResponse } from "./commands.js";
+import { handleCommand, type CommandResponse } from "../requests/commands.js";
 import type { IncomingMessage, MqttGateway } from "./gateway.js";
 import type { DeviceTopics } from "./topics.js";
 

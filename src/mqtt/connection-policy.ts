@@ -1,5 +1,5 @@
-import { ENV_PREFIX } from "../config.js";
-import { StartupError } from "../startup-error.js";
+import { ENV_PREFIX } from "../config/index.js";
+import { StartupError } from "../errors.js";
 
 /**
  * What a broker's refusal or a failed connection means for the next attempt, shared by the agent's gateway and
@@ -129,49 +129,6 @@ export function versionAfterSilentClose(
 ): 4 | 5 {
   if (setting !== "auto" || everConnected) return current;
   return current === 5 ? 4 : 5;
-}
-
-/** MQTT 5 DISCONNECT reason "Session taken over": another client connected with our client id. */
-export const SESSION_TAKEN_OVER = 0x8e;
-
-/**
- * Notices a client-id conflict on a 3.1.1 broker, which closes the older connection without saying why: this many
- * connections in a row that the broker closed soon after accepting them.
- */
-export const TAKEOVER_CLOSES = 4;
-/** A connection that lived at least this long breaks the run: a broker restart now and then is no conflict. */
-export const TAKEOVER_WINDOW_MS = 15_000;
-
-/** Counts short-lived connections; `closed()` says when they add up to a client-id conflict. */
-export class TakeoverDetector {
-  private shortLived = 0;
-  private connectedAt: number | undefined;
-
-  connected(now = Date.now()): void {
-    this.connectedAt = now;
-  }
-
-  /** Call when an accepted connection closed without our asking; true once the run is long enough. */
-  closed(now = Date.now()): boolean {
-    if (this.connectedAt === undefined) return false;
-    const lived = now - this.connectedAt;
-    this.connectedAt = undefined;
-    this.shortLived = lived < TAKEOVER_WINDOW_MS ? this.shortLived + 1 : 0;
-    return this.shortLived >= TAKEOVER_CLOSES;
-  }
-
-  /** The last close had another explanation: it does not count. */
-  forgive(): void {
-    this.shortLived = Math.max(0, this.shortLived - 1);
-  }
-}
-
-/** The one line that names the conflict and the settings that end it. */
-export function takeoverMessage(clientId: string, how: string): string {
-  return (
-    `another client uses the MQTT client id "${clientId}" (${how}): two agents with the same device id? ` +
-    `Give each device its own ${v("DEVICE_ID")} (or ${v("MQTT_CLIENT_ID")}); not reconnecting until restarted`
-  );
 }
 
 function fatal(message: string, setting: string, cause?: unknown): NextStep {

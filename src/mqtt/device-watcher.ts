@@ -1,9 +1,9 @@
 import { EventEmitter } from "eventemitter3";
 import * as z from "zod/mini";
-import "../zod-messages.js";
-import type { MqttConfig } from "../config.js";
+import "../util/zod-messages.js";
+import type { MqttConfig } from "../config/index.js";
 import { AGENT_STATES } from "../events.js";
-import type { SubscriptionRefusal } from "./kept-subscriptions.js";
+import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
 import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from "eventemitter3";
-import type { MqttConfig } from "../config.js";
-import type { SubscriptionRefusal } from "./kept-subscriptions.js";
+import type { MqttConfig } from "../config/index.js";
+import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
 import { State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";

@@ -1,14 +1,14 @@
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { Logger } from "pino";
-import type { MqttConfig } from "../config.js";
+import type { MqttConfig } from "../config/index.js";
 import { BrokerLink, type LinkUp } from "./broker-link.js";
 import type { MqttRefusedError } from "./connection-policy.js";
-import { KeptSubscriptions } from "./kept-subscriptions.js";
+import { KeptSubscriptions } from "./quirks/kept-subscriptions.js";
 import {
   RETAINED_CHECK_AFTER_MS,
   RETAINED_RECHECK_AFTER_RECONNECT_MS,
   RetainedCheck,
-} from "./retained-check.js";
+} from "./quirks/retained-check.js";
 import type { Availability, DeviceTopics } from "./topics.js";
 
 export { MqttRefusedError } from "./connection-policy.js";

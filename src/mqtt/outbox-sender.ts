@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { MqttPublishRefusedError, type MqttGateway } from "./gateway.js";
-import type { Outbox } from "./outbox.js";
+import type { Outbox } from "../storage/outbox.js";
 
 /** Pause before trying again after a publish failed while the connection stayed up. */
 const RETRY_MS = 1_000;

@@ -1,7 +1,7 @@
 import type { IPublishPacket, MqttClient } from "mqtt";
-import type { MqttConfig } from "../config.js";
+import type { MqttConfig } from "../config/index.js";
 import { BrokerLink } from "./broker-link.js";
-import { KeptSubscriptions, type SubscriptionRefusal } from "./kept-subscriptions.js";
+import { KeptSubscriptions, type SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 
 /** A read-only client waits for its broker patiently: every 2 s at first, at most every 30 s. */
 const RECONNECT = { initialMs: 2_000, maxMs: 30_000 };

@@ -1,11 +1,11 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { decodeSealingKey } from "../crypto/seal.js";
-import type { Config } from "../config.js";
+import type { Config } from "../config/index.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
-import { Outbox } from "../mqtt/outbox.js";
+import { Outbox } from "../storage/outbox.js";
 import { isEventTopic, type DeviceTopics } from "../mqtt/topics.js";
-import { packageVersion } from "../version.js";
+import { packageVersion } from "../util/version.js";
 import { HealthReporter } from "./health-reporter.js";
 import { discoveryEntries, HomeAssistantReporter } from "./home-assistant.js";
 import { LogReporter } from "./log-reporter.js";

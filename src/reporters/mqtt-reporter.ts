@@ -2,7 +2,7 @@ import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
 import type { MqttGateway } from "../mqtt/gateway.js";
-import type { Outbox } from "../mqtt/outbox.js";
+import type { Outbox } from "../storage/outbox.js";
 import { OutboxSender } from "../mqtt/outbox-sender.js";
 import type { DeviceTopics, DisplayPayload, EventPayloads, EventType, StatePayload } from "../mqtt/topics.js";
 import { codeIssued, eventEnvelope } from "./envelope.js";

@@ -1,6 +1,6 @@
 import type { EventEmitter } from "eventemitter3";
 import type { AgentEvents } from "../events.js";
-import { listen } from "../listen.js";
+import { listen } from "../util/emitter.js";
 
 /**
  * A consumer of the agent's event stream (MQTT, logs, and any a library user writes).

@@ -5,7 +5,7 @@ import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { renderEnvExample } from "../../scripts/env-example.js";
-import { ENV_PREFIX, SETTINGS } from "../../src/config.js";
+import { ENV_PREFIX, SETTINGS } from "../../src/config/index.js";
 import { REPO } from "./compose-broker.js";
 
 /** compose.yaml and its companions, checked without a container engine. */

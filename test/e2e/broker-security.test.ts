@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { seal } from "../../src/crypto/seal.js";
 import { approveSignIn } from "../../src/dev/person.js";
-import type { CommandResponse } from "../../src/mqtt/commands.js";
+import type { CommandResponse } from "../../src/requests/commands.js";
 import { deviceTopics, type DisplayPayload, type StatePayload } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
 import { useTestBed } from "../helpers/fixture.js";

@@ -1,3 +1,4 @@
+import { eventually as waitFor } from "../helpers/eventually.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { DeviceSnapshot } from "../../src/display/device-view.js";
@@ -6,14 +7,14 @@ import { runCli, startCli, type RunningCli } from "../helpers/cli.js";
 import { useTestBed } from "../helpers/fixture.js";
 
 /** Resolves once `read()` holds what `test` looks for; fails with what it holds after `timeoutMs`. */
-async function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = test(read());
-    if (found !== undefined && found !== false) return found;
-    if (Date.now() > deadline) throw new Error(`gave up waiting; output so far:\n${read()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
+  return waitFor(
+    () => test(read()),
+    () => `output so far:
+${read().slice(-4000)}`,
+    timeoutMs,
+    100,
+  );
 }
 
 describe("edge-signin display", () => {

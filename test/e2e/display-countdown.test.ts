@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadDisplayConfig } from "../../src/config.js";
+import { loadDisplayConfig } from "../../src/config/index.js";
 import { DeviceView } from "../../src/display/device-view.js";
 import { DeviceWatcher } from "../../src/mqtt/device-watcher.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CACHE_FILE } from "../../src/auth/cache-store.js";
-import { LOCK_FILE } from "../../src/auth/state-lock.js";
+import { LOCK_FILE } from "../../src/storage/state-lock.js";
 import { METADATA_FILE } from "../../src/auth/discovery.js";
 import type { StatePayload } from "../../src/mqtt/topics.js";
 import { startAgentProcess } from "../helpers/agent-process.js";

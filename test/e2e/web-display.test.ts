@@ -8,7 +8,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { PNG } from "pngjs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent.js";
-import { loadDisplayConfig } from "../../src/config.js";
+import { loadDisplayConfig } from "../../src/config/index.js";
 import { startWebDisplay, type RunningWebDisplay } from "../../src/display/web-display.js";
 import { deviceTopics, type DisplayPayload, type EventPayload } from "../../src/mqtt/topics.js";
 import { gotoPage, launchChromium } from "../helpers/browser.js";

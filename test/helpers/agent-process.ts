@@ -1,24 +1,10 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { DeviceTopics, DisplayPayload, EventPayload } from "../../src/mqtt/topics.js";
 import { deviceTopics } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "./cli.js";
 import type { UsedTestBed } from "./fixture.js";
 
-/** Waits until `read()` gives a value (not undefined); fails naming `what` after `timeoutMs`. */
-export async function eventually<T>(
-  read: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export { eventually } from "./eventually.js";
 
 /** An agent process running the shipped bundle, stopped (SIGTERM, then SIGKILL) after the test. */
 export interface AgentProcess {

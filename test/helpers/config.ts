@@ -1,4 +1,4 @@
-import { ConfigError } from "../../src/config.js";
+import { ConfigError } from "../../src/config/index.js";
 
 /** The problems a configuration loader reports, one line each; none when it accepts the configuration. */
 export function configProblems(load: () => unknown): readonly string[] {

@@ -4,13 +4,13 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { Agent } from "../../src/agent.js";
-import { type Config, loadConfig } from "../../src/config.js";
+import { type Config, loadConfig } from "../../src/config/index.js";
 import {
   startDevIdentityProvider,
   type DevIdentityProvider,
   type DevIdentityProviderOptions,
 } from "../../src/dev/identity-provider.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger } from "../../src/util/logger.js";
 import type { Logger } from "pino";
 import {
   deviceTopics,

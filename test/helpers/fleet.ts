@@ -3,12 +3,12 @@
  * cluster journey and the cluster storm. Builds `dist/src` first when asked: the bundle that vitest's global set-up
  * builds has no library entry.
  */
+import { eventually } from "./eventually.js";
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { FleetAgentState } from "./fleet-worker.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -137,12 +137,6 @@ function startWorker(agents: ReadonlyArray<Readonly<Record<string, string>>>, no
 }
 
 /** Polls `read` until it returns a value, every 100 ms, for at most `timeoutMs`; fails naming `what`. */
-export async function until<T>(read: () => T | undefined, what: () => string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
-    await sleep(100);
-  }
+export function until<T>(read: () => T | undefined, what: () => string, timeoutMs: number): Promise<T> {
+  return eventually(read, what, timeoutMs, 100);
 }

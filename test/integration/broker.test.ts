@@ -2,6 +2,7 @@
  * Proves the test harness itself: every other integration test trusts that the broker is real, private,
  * honours MQTT 5 message expiry, and can be taken down and brought back on the same URL.
  */
+import { eventually } from "../helpers/eventually.js";
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import mqtt from "mqtt";
@@ -122,11 +123,7 @@ describe("test broker harness", () => {
 });
 
 async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+  await eventually(condition, what, timeoutMs);
 }
 
 async function expectRefused(url: string): Promise<void> {

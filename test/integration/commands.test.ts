@@ -4,9 +4,9 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CACHE_FILE } from "../../src/auth/cache-store.js";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/index.js";
 import { approveSignIn } from "../../src/dev/person.js";
-import type { CommandResponse } from "../../src/mqtt/commands.js";
+import type { CommandResponse } from "../../src/requests/commands.js";
 import {
   deviceTopics,
   type DeviceTopics,

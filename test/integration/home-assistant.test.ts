@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
-import { qrSvg } from "../../src/display/qr.js";
+import { qrSvg } from "../../src/util/qr.js";
 import {
   deviceTopics,
   type DisplayPayload,

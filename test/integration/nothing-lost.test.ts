@@ -1,3 +1,4 @@
+import { eventually as waitFor } from "../helpers/eventually.js";
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -5,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { Authenticated } from "../../src/events.js";
 import { MqttGateway } from "../../src/mqtt/gateway.js";
-import { Outbox } from "../../src/mqtt/outbox.js";
+import { Outbox } from "../../src/storage/outbox.js";
 import { OutboxSender } from "../../src/mqtt/outbox-sender.js";
 import {
   deviceTopics,
@@ -42,11 +43,7 @@ async function eventually(
   what: string,
   timeoutMs = 20_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
+  await waitFor(check, what, timeoutMs, 100);
 }
 
 describe("nothing lost: broker outages", () => {

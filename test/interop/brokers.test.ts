@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { sanitiseHostname } from "../../src/config.js";
+import { sanitiseHostname } from "../../src/config/index.js";
 import { startTestBroker } from "../helpers/broker.js";
 import { startAedes, startNats } from "../helpers/interop-brokers.js";
 import { runCoreJourney, startJourneyBed, type JourneyBed, type JourneyOptions } from "./journey.js";

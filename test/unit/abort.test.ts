@@ -1,7 +1,7 @@
 import { getEventListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { boundedSignal } from "../../src/abort.js";
+import { boundedSignal } from "../../src/reporters/abort.js";
 
 describe("a bounded signal", () => {
   it("aborts with a TimeoutError when the time is up", async () => {

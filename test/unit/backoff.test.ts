@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay } from "../../src/backoff.js";
+import { backoffDelay } from "../../src/util/backoff.js";
 
 const retry = { initialDelayMs: 1_000, maxDelayMs: 60_000 };
 

@@ -5,7 +5,7 @@ import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeSealingKey, open, seal } from "../../src/crypto/seal.js";
 import { CACHE_FILE, CacheKeyError, TokenCacheStore } from "../../src/auth/cache-store.js";
-import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/auth/state-lock.js";
+import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/storage/state-lock.js";
 import { captureLogger } from "../helpers/fixture.js";
 
 const KEY_B64 = Buffer.alloc(32, 7).toString("base64");

@@ -7,7 +7,7 @@ import {
   loadForCodeCache,
   loadWithCodeCache,
   writeCodeCache,
-} from "../../src/code-cache.js";
+} from "../../src/cli/code-cache.js";
 
 describe("the code cache shipped beside the agent's bundle", () => {
   let dir: string;

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CommandRefusedError, type AgentControl, type AgentStatus } from "../../src/control.js";
-import { COMMANDS, handleCommand, MAX_REQUEST_BYTES, type CommandName } from "../../src/mqtt/commands.js";
+import { COMMANDS, handleCommand, MAX_REQUEST_BYTES, type CommandName } from "../../src/requests/commands.js";
 
 const STATUS: AgentStatus = { state: "signed_out", since: "2026-11-25T00:00:00.000Z", idle: false };
 const ACCOUNT = { username: "alice@example.com", name: "Alice", tenantId: "t", homeAccountId: "h" };

@@ -3,7 +3,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig, sanitiseHostname, unknownSettings, unknownSettingsWarning } from "../../src/config.js";
+import {
+  loadConfig,
+  sanitiseHostname,
+  unknownSettings,
+  unknownSettingsWarning,
+} from "../../src/config/index.js";
 import { generate } from "selfsigned";
 import { configProblems } from "../helpers/config.js";
 

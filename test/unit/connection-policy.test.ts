@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   MqttRefusedError,
-  TAKEOVER_CLOSES,
-  TAKEOVER_WINDOW_MS,
-  TakeoverDetector,
   judgeConnectionError,
   judgeRefusal,
   versionAfterSilentClose,
 } from "../../src/mqtt/connection-policy.js";
+import { TAKEOVER_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from "../../src/mqtt/quirks/takeover.js";
 import { publishPacketSize } from "../../src/mqtt/gateway.js";
 
 const settingOf = (step: ReturnType<typeof judgeRefusal>) =>

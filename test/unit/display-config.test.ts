@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadDisplayConfig } from "../../src/config.js";
+import { loadDisplayConfig } from "../../src/config/index.js";
 import { configProblems } from "../helpers/config.js";
 
 function problemsOf(env: Record<string, string>, devices: string[] = []): readonly string[] {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { judgeHealth } from "../../src/commands/health.js";
+import { judgeHealth } from "../../src/cli/health.js";
 import type { HealthFile } from "../../src/reporters/health-reporter.js";
 
 const NOW = Date.parse("2026-11-25T12:00:00.000Z");

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, redactSensitive, SENSITIVE_KEYS } from "../../src/logger.js";
+import { createLogger, redactSensitive, SENSITIVE_KEYS } from "../../src/util/logger.js";
 
 /** The JSON lines a real pino logger writes, collected synchronously. */
 function capture() {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { seal } from "../../src/crypto/seal.js";
-import { MAX_ENTRY_BYTES, Outbox } from "../../src/mqtt/outbox.js";
+import { MAX_ENTRY_BYTES, Outbox } from "../../src/storage/outbox.js";
 import { captureLogger } from "../helpers/fixture.js";
 
 /** These tests are about order, bounds and durability: any topic will do (the checks have their own tests). */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { discover, METADATA_FILE } from "../../src/auth/discovery.js";
 import { NetworkClient } from "../../src/auth/network-client.js";
-import { isSecureEndpoint } from "../../src/auth/secure-endpoint.js";
+import { isSecureEndpoint } from "../../src/http/secure-endpoint.js";
 
 const URL_ = "https://idp.example.test/.well-known/openid-configuration";
 const document = (scheme: string) => ({

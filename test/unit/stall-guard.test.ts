@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { STALLED_EXIT_CODE } from "../../src/stall-guard.js";
+import { STALLED_EXIT_CODE } from "../../src/cli/stall-guard.js";
 
-const guard = fileURLToPath(new URL("../../src/stall-guard.ts", import.meta.url));
+const guard = fileURLToPath(new URL("../../src/cli/stall-guard.ts", import.meta.url));
 
 /** A module that awaits a promise nobody settles, as the agent did when mqtt.js gave up after a refused CONNACK. */
 function run(script: string) {

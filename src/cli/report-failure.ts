@@ -1,5 +1,5 @@
-import { ConfigError } from "./config.js";
-import { StartupError } from "./startup-error.js";
+import { ConfigError } from "../config/index.js";
+import { StartupError } from "../errors.js";
 
 /**
  * Prints why a command could not run and returns the exit code: one line per problem and no stack trace, since

@@ -1,6 +1,6 @@
 import { EventEmitter } from "eventemitter3";
 import { describe, expect, it } from "vitest";
-import { listen } from "../../src/listen.js";
+import { listen } from "../../src/util/emitter.js";
 
 interface Events {
   ping: [n: number];

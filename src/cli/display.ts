@@ -1,7 +1,7 @@
-import { ConfigError, loadDisplayConfig, unknownSettingsWarning } from "../config.js";
+import { ConfigError, loadDisplayConfig, unknownSettingsWarning } from "../config/index.js";
 import { TerminalDisplay } from "../display/terminal.js";
 import { startWebDisplay } from "../display/web-display.js";
-import { createLogger } from "../logger.js";
+import { createLogger } from "../util/logger.js";
 import { DeviceWatcher } from "../mqtt/device-watcher.js";
 import { deviceTopics } from "../mqtt/topics.js";
 

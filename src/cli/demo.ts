@@ -2,9 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent.js";
-import { loadConfig } from "../config.js";
+import { loadConfig } from "../config/index.js";
 import { TerminalDisplay } from "../display/terminal.js";
-import { createLogger } from "../logger.js";
+import { createLogger } from "../util/logger.js";
 import { DeviceWatcher, type WatchedEvent } from "../mqtt/device-watcher.js";
 import { deviceTopics, type DisplayPayload } from "../mqtt/topics.js";
 

@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger } from "pino";
-import type { LogLevel } from "./config.js";
+import type { LogLevel } from "../config/index.js";
 
 /**
  * Keys whose values never reach a log line, wherever they appear at the top of a log object or one level down

@@ -1,5 +1,5 @@
 import * as z from "zod/mini";
-import "../zod-messages.js";
+import "../util/zod-messages.js";
 import { CommandRefusedError, type AgentControl } from "../control.js";
 
 /** Requests larger than this are refused unread: nothing the agent accepts comes near it. */

@@ -3,12 +3,12 @@ import { hostname } from "node:os";
 // zod/mini, not zod's classic API: the same schemas cost ~32 KB of bundle instead of ~450 KB, all of which the
 // agent would load and compile before it shows the first code; on small devices that is start time and memory.
 import * as z from "zod/mini";
-import "./zod-messages.js";
-import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "./auth/secure-endpoint.js";
-import { decodeSealingKey } from "./crypto/seal.js";
-import { LOCALES } from "./i18n/catalogue.js";
-import { DEFAULT_STATE_DIR } from "./state-dir.js";
-import { readStateFileSync, type StateFileRead } from "./storage/state-file.js";
+import "../util/zod-messages.js";
+import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
+import { decodeSealingKey } from "../crypto/seal.js";
+import { LOCALES } from "../i18n/catalogue.js";
+import { DEFAULT_STATE_DIR } from "../storage/state-dir.js";
+import { readStateFileSync, type StateFileRead } from "../storage/state-file.js";
 
 /** Every setting is an environment variable with this prefix: the compose-friendly way. */
 export const ENV_PREFIX = "EDGE_SIGNIN_";

@@ -1,9 +1,9 @@
 import { Agent } from "../agent.js";
-import type { CodeCache } from "../code-cache.js";
-import { loadConfig, unknownSettingsWarning } from "../config.js";
-import { createLogger } from "../logger.js";
+import type { CodeCache } from "./code-cache.js";
+import { loadConfig, unknownSettingsWarning } from "../config/index.js";
+import { createLogger } from "../util/logger.js";
 import { BROKER_REFUSED_EXIT_CODE } from "../mqtt/connection-policy.js";
-import { reportFailure } from "../report-failure.js";
+import { reportFailure } from "./report-failure.js";
 
 /** docker stop waits 10 s before SIGKILL; the agent promises to be gone within 5. */
 const SHUTDOWN_DEADLINE_MS = 4_500;

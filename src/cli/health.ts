@@ -2,7 +2,7 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import { AGENT_STATES } from "../events.js";
 import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.js";
-import { configuredStateDir } from "../state-dir.js";
+import { configuredStateDir } from "../storage/state-dir.js";
 import { processStartTime } from "../storage/process-identity.js";
 import { readStateFile } from "../storage/state-file.js";
 

@@ -1,5 +1,5 @@
 import { accessSync, constants, mkdirSync, statSync } from "node:fs";
-import { StartupError } from "./startup-error.js";
+import { StartupError } from "../errors.js";
 
 /** Where the agent keeps its files when EDGE_SIGNIN_STATE_DIR is not set (relative to the working directory). */
 export const DEFAULT_STATE_DIR = "./state";

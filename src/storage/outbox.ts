@@ -3,9 +3,9 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../crypto/seal.js";
-import { fsyncPath } from "../fsync.js";
-import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
-import { readStateFileSync } from "../storage/state-file.js";
+import { fsyncPath } from "./fsync.js";
+import { isDiskFull, writeFileAtomicSync } from "./atomic-write.js";
+import { readStateFileSync } from "./state-file.js";
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {

@@ -1,4 +1,4 @@
-import type { RetryConfig } from "./config.js";
+import type { RetryConfig } from "../config/index.js";
 
 /**
  * Exponential backoff with "equal jitter": the n-th consecutive failure waits between half and all of

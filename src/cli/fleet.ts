@@ -1,8 +1,8 @@
 import { pino } from "pino";
-import { loadFleetConfig, unknownSettingsWarning } from "../config.js";
+import { loadFleetConfig, unknownSettingsWarning } from "../config/index.js";
 import { Fleet, renderFleetTable } from "../fleet/fleet.js";
 import { FleetServer } from "../fleet/fleet-server.js";
-import { createLogger } from "../logger.js";
+import { createLogger } from "../util/logger.js";
 import { FleetWatcher } from "../mqtt/fleet-watcher.js";
 
 export interface FleetOptions {

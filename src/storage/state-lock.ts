@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { StartupError } from "../startup-error.js";
-import { readStateFileSync } from "../storage/state-file.js";
+import { StartupError } from "../errors.js";
+import { readStateFileSync } from "./state-file.js";
 
 /** Another live agent holds the state directory: two writers would tear the token cache apart. */
 export class StateDirLockedError extends StartupError {
