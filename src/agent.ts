@@ -22,9 +22,10 @@ import type {
   SignInPrompt,
   StateChange,
 } from "./events.js";
+import { listen } from "./util/emitter.js";
 import { createLogger } from "./util/logger.js";
 import { CommandServer } from "./mqtt/command-server.js";
-import { MqttGateway } from "./mqtt/gateway.js";
+import { MqttGateway, type GatewayEvents } from "./mqtt/gateway.js";
 import { deviceTopics } from "./mqtt/topics.js";
 import { createReporters } from "./reporters/index.js";
 import { prepareStateDir } from "./storage/state-dir.js";
@@ -63,6 +64,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private readonly commands: CommandServer;
   private readonly reporters: readonly Reporter[];
   private readonly gateway: MqttGateway;
+  private readonly unsubscribeGateway: () => void;
   private readonly stopping = new AbortController();
   private current: StateChange = { state: "starting", since: new Date().toISOString() };
   private prompt: SignInPrompt | undefined;
@@ -113,12 +115,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       () => this.reporters.some((reporter) => reporter.busy?.() === true),
     );
     this.gateway = gateway;
-    gateway.onConnect((up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }));
-    gateway.onDisconnect(() => this.emit("broker", { connected: false }));
-    gateway.onProblem((problem) => {
-      const message = problem.kind === "refused" ? problem.error.message : problem.message;
-      this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
-      if (problem.kind === "client_id_conflict") this.halt(message);
+    this.unsubscribeGateway = listen<GatewayEvents>(gateway, {
+      connect: (up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }),
+      disconnect: () => this.emit("broker", { connected: false }),
+      problem: (problem) => {
+        const message = problem.kind === "refused" ? problem.error.message : problem.message;
+        this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
+        if (problem.kind === "client_id_conflict") this.halt(message);
+      },
     });
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
     this.reporters = [
@@ -153,7 +157,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       await this.cache.load();
       this.commands.start();
       for (const reporter of this.reporters) await reporter.start(this);
+      // Connected once every reporter listens: none misses the first connect, and their order does not matter.
+      await this.gateway.start();
     } catch (error) {
+      for (const reporter of [...this.reporters].reverse()) await reporter.stop().catch(() => undefined);
+      await this.gateway.stop().catch(() => undefined);
       this.commands.stop();
       this.lock.release();
       throw error;
@@ -182,6 +190,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         this.log.warn({ err: error, reporter: reporter.name }, "reporter did not stop cleanly");
       }
     }
+    // Last: `offline` goes out after every reporter has sent what it had.
+    await this.gateway.stop();
+    this.unsubscribeGateway();
     await this.auth.close();
     await this.cache.flush();
     this.lock.release();
