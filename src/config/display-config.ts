@@ -44,6 +44,11 @@ export const DISPLAY_DEFAULTS = {
   signedInNameMs: SETTING.DISPLAY_SIGNED_IN_SECONDS.default * 1000,
   showUsername: SETTING.DISPLAY_SHOW_USERNAME.default,
   neverHeardAfterMs: SETTING.DISPLAY_NEVER_HEARD_SECONDS.default * 1000,
+  colors: {
+    background: SETTING.DISPLAY_BACKGROUND_COLOR.default,
+    text: SETTING.DISPLAY_TEXT_COLOR.default,
+    accent: SETTING.DISPLAY_ACCENT_COLOR.default,
+  },
 } as const;
 
 /**
