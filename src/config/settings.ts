@@ -3,9 +3,11 @@ import * as rules from "./rules.js";
 import { declare, inSeconds, settingDoc, type SettingDoc } from "./setting.js";
 
 /**
- * Every setting, declared once, in the order the README's table shows them. To add one: an entry here (schema,
- * default, text), a read of it in the loader of each command that uses it (`read.get(SETTING.X)`), then
- * `npm run docs`; test/unit/readme.test.ts and test/unit/settings-defaults.test.ts hold the README to it.
+ * Every setting, declared once, in the order the README's table shows them. To add one: an entry here (a rule
+ * from rules.ts, the default as the value the code uses, the text; `...inSeconds(min, max, default)` for a
+ * duration), a read of it in the loader of each command that uses it (`read.get(SETTING.X)`, `read.ms` for
+ * seconds, `read.secret` with `fileVariant`), then `npm run docs`. test/unit/readme.test.ts and
+ * test/unit/settings-defaults.test.ts hold the README to these entries and the loaders to the README.
  */
 export const SETTING = declare({
   TENANT: {
