@@ -1,4 +1,5 @@
 import { EventEmitter } from "eventemitter3";
+import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
 import type { DeviceWatcher, DeviceWatcherEvents } from "../mqtt/device-watcher.js";
 import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
@@ -34,7 +35,10 @@ export interface DevicePrivacy {
 }
 
 /** A short moment for the person to see it worked; then the name leaves the screen. */
-export const DEFAULT_PRIVACY: DevicePrivacy = { signedInNameMs: 10_000, showUsername: false };
+export const DEFAULT_PRIVACY: DevicePrivacy = {
+  signedInNameMs: DISPLAY_DEFAULTS.signedInNameMs,
+  showUsername: DISPLAY_DEFAULTS.showUsername,
+};
 
 /**
  * The state as a display shows it. The page reaches more people than the broker does (anyone who can open it),
