@@ -9,7 +9,10 @@ import {
   translate,
   type SignInResult,
 } from "./auth/device-code.js";
+import { AccessTokenError, type AccessToken } from "./auth/access-token.js";
 import { StateDirLock } from "./storage/state-lock.js";
+import { AccessTokens } from "./tokens/access-tokens.js";
+import { TokenService } from "./tokens/token-service.js";
 import { backoffDelay } from "./util/backoff.js";
 import type { Config } from "./config/index.js";
 import { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
@@ -64,6 +67,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private readonly commands: CommandServer;
   private readonly reporters: readonly Reporter[];
   private readonly gateway: MqttGateway;
+  /** Access tokens for the device's apps, and the socket they ask on (src/tokens/). */
+  private readonly tokens: AccessTokens;
+  private readonly tokenService: TokenService | undefined;
   private readonly unsubscribeGateway: () => void;
   private readonly stopping = new AbortController();
   private current: StateChange = { state: "starting", since: new Date().toISOString() };
@@ -124,6 +130,25 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         if (problem.kind === "client_id_conflict") this.halt(message);
       },
     });
+    this.tokens = new AccessTokens((scopes) => this.accessTokenFromProvider(scopes));
+    // Every token belongs to the person signed in when it was got: a sign-out, a rejected session or a new
+    // sign-in drops them all at once, so an app never acts as the wrong person.
+    this.on("signed_out", () => this.tokens.clear());
+    this.on("authenticated", (event) => {
+      if (event.method === "device_code") this.tokens.clear();
+    });
+    const tokenConfig = this.config.tokenService;
+    this.tokenService =
+      tokenConfig &&
+      new TokenService({
+        socketPath: tokenConfig.socketPath,
+        socketMode: tokenConfig.socketMode,
+        ...(tokenConfig.socketGroup === undefined ? {} : { socketGroup: tokenConfig.socketGroup }),
+        allowedScopes: tokenConfig.scopes,
+        defaultScopes: this.config.scopes,
+        tokens: this.tokens,
+        log: this.log.child({ module: "tokens" }),
+      });
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
     this.reporters = [
       ...createReporters(this.config, { log: this.log, gateway, topics }),
@@ -157,6 +182,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       await this.cache.load();
       this.commands.start();
       for (const reporter of this.reporters) await reporter.start(this);
+      await this.startTokenService();
       // Connected once every reporter listens: none misses the first connect, and their order does not matter.
       await this.gateway.start();
     } catch (error) {
@@ -193,9 +219,48 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     // Last: `offline` goes out after every reporter has sent what it had.
     await this.gateway.stop();
     this.unsubscribeGateway();
+    await this.tokenService?.stop();
     await this.auth.close();
     await this.cache.flush();
     this.lock.release();
+  }
+
+  /**
+   * An access token for the person signed in now, for `scopes` (the sign-in's own by default): what the token
+   * service hands the device's apps, for library users in the same process.
+   * @throws AccessTokenError: `signed_out`, `unavailable` (provider unreachable, or the agent still starting), or
+   *   the provider's refusal of the scope (`consent_required`, `interaction_required`, `invalid_scope`).
+   */
+  getAccessToken(options: { readonly scopes?: readonly string[] } = {}): Promise<AccessToken> {
+    return this.tokens.get(options.scopes && options.scopes.length > 0 ? options.scopes : this.config.scopes);
+  }
+
+  private async accessTokenFromProvider(scopes: readonly string[]): Promise<AccessToken> {
+    const account = this.signedInAccount();
+    const token = await this.auth.accessToken(scopes);
+    // The session may have ended while the provider answered.
+    if (this.signedInAccount().homeAccountId !== account.homeAccountId)
+      throw new AccessTokenError("signed_out", "the person signed in changed");
+    return token;
+  }
+
+  private signedInAccount(): AccountSummary {
+    if (this.account && this.phase === "signed_in") return this.account;
+    if (this.current.state === "starting")
+      throw new AccessTokenError("unavailable", "the agent is still renewing its session");
+    throw new AccessTokenError("signed_out", "nobody is signed in on this device");
+  }
+
+  /** The token service is for apps: when its socket cannot be had, one warning, and the sign-in goes on. */
+  private async startTokenService(): Promise<void> {
+    try {
+      await this.tokenService?.start();
+    } catch (error) {
+      this.log.warn(
+        { err: error, setting: "EDGE_SIGNIN_TOKEN_SOCKET" },
+        `no token service for apps: ${(error as Error).message} (EDGE_SIGNIN_TOKEN_SOCKET; off turns it off)`,
+      );
+    }
   }
 
   // ---- commands (AgentControl) -------------------------------------------------------------------

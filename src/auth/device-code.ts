@@ -11,6 +11,7 @@ import {
 import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
+import { acquireAccessToken, AccessTokenError, type AccessToken } from "./access-token.js";
 import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
@@ -332,6 +333,23 @@ export class DeviceCodeSignIn {
         });
       throw error;
     }
+  }
+
+  /**
+   * An access token for `scopes` of the person signed in now, for the device's apps (src/tokens/): never the
+   * refresh token or the ID token. Throws AccessTokenError (`signed_out` when nobody is).
+   */
+  async accessToken(scopes: readonly string[]): Promise<AccessToken> {
+    try {
+      await this.prepare();
+    } catch (error) {
+      throw new AccessTokenError("unavailable", "the identity provider could not be reached for a token", {
+        cause: error,
+      });
+    }
+    const account = await this.account();
+    if (!account) throw new AccessTokenError("signed_out", "nobody is signed in on this device");
+    return acquireAccessToken(this.client as PublicClientApplication, account, scopes);
   }
 
   /** Forgets the cached account and its tokens (the cache plugin writes the file). */

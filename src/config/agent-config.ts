@@ -6,6 +6,14 @@ import { sanitiseHostname, type DeviceFlowDialect, type LogLevel } from "./rules
 import { ENV_PREFIX } from "./setting.js";
 import { SETTING } from "./settings.js";
 
+export interface TokenServiceConfig {
+  readonly socketPath: string;
+  readonly socketMode: number;
+  readonly socketGroup?: number;
+  /** Scopes apps may ask for, besides the sign-in's own. */
+  readonly scopes: readonly string[];
+}
+
 /** The validated, frozen settings the agent runs with. */
 export interface Config {
   /** `https://{tenant}.ciamlogin.com/` or the AUTHORITY given. Always ends with `/`. */
@@ -19,6 +27,8 @@ export interface Config {
   readonly responseTopicPrefix: string | undefined;
   /** Put the signed-in account (name, username) into the retained `state` topic, which displays can read. */
   readonly stateAccount: boolean;
+  /** The token service for the device's apps (src/tokens/); absent when `TOKEN_SOCKET=off`. */
+  readonly tokenService?: TokenServiceConfig;
   readonly mqtt: MqttConfig;
   readonly stateDir: string;
   readonly logLevel: LogLevel;
@@ -84,6 +94,18 @@ export interface RetryConfig {
   readonly maxDelayMs: number;
 }
 
+function readTokenService(read: EnvReader): TokenServiceConfig | undefined {
+  const socketPath = read.get(SETTING.TOKEN_SOCKET);
+  if (socketPath === "off") return undefined;
+  const group = read.get(SETTING.TOKEN_SOCKET_GROUP);
+  return {
+    socketPath,
+    socketMode: Number.parseInt(read.get(SETTING.TOKEN_SOCKET_MODE), 8),
+    ...(group === undefined ? {} : { socketGroup: group }),
+    scopes: read.get(SETTING.TOKEN_SCOPES),
+  };
+}
+
 /**
  * Reads and validates the agent's configuration from the environment.
  * @throws ConfigError naming every variable that is wrong and what it expects.
@@ -143,6 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
     topicPrefix,
     responseTopicPrefix,
     stateAccount: read.get(SETTING.STATE_ACCOUNT),
+    tokenService: readTokenService(read),
     mqtt,
     stateDir: read.get(SETTING.STATE_DIR),
     logLevel,

@@ -19,6 +19,7 @@ export {
   type HomeAssistantConfig,
   type ProxyConfig,
   type RetryConfig,
+  type TokenServiceConfig,
   type WebhookConfig,
 } from "./agent-config.js";
 export { DISPLAY_DEFAULTS, loadDisplayConfig, type DisplayConfig } from "./display-config.js";

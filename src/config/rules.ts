@@ -166,3 +166,20 @@ export const discoveryPrefix = z.string().check(
   z.maxLength(MAX_TOPIC_PREFIX_BYTES),
   z.refine((v) => /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(v), "expected topic levels without wildcards"),
 );
+
+/** A file mode in octal, as chmod takes it: `0660`. */
+export const fileMode = z.string().check(z.regex(/^0?[0-7]{3}$/, "expected an octal file mode, e.g. 0660"));
+/** A numeric group id. */
+export const groupId = z.pipe(
+  z.string().check(z.regex(/^\d{1,10}$/, "expected a numeric group id")),
+  z.transform(Number),
+);
+/** A Unix socket's path, or `off`; sun_path holds at most 107 bytes, and a longer one fails at listen obscurely. */
+export const socketPath = z
+  .string()
+  .check(
+    z.refine(
+      (value) => value === "off" || (value.startsWith("/") && Buffer.byteLength(value) <= 107),
+      "expected an absolute path of at most 107 bytes, or off",
+    ),
+  );

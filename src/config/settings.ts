@@ -53,6 +53,29 @@ export const SETTING = declare({
     description:
       "Topic level(s) under which an MQTT 5 request may name its response topic, e.g. `clients/controller`. Responses otherwise go only to `{base}/response/...`. Must not overlap `TOPIC_PREFIX` or `HA_DISCOVERY_PREFIX`.",
   },
+  TOKEN_SOCKET: {
+    schema: rules.socketPath,
+    default: "/run/edge-signin/token.sock",
+    description:
+      "Unix domain socket of the token service, where the device's apps get access tokens for the person signed in (`GET /v1/token?scope=...`; see Apps on the device). `off`: no token service.",
+  },
+  TOKEN_SOCKET_MODE: {
+    schema: rules.fileMode,
+    default: "0660",
+    description:
+      "File mode of the token socket (octal): who may ask for tokens. `0660`: the agent's user and group.",
+  },
+  TOKEN_SOCKET_GROUP: {
+    schema: rules.groupId,
+    description:
+      "Numeric group id given to the token socket, so apps running in that group may connect. Unset: the agent's own group.",
+  },
+  TOKEN_SCOPES: {
+    schema: rules.wordList,
+    default: [],
+    description:
+      "Scopes apps may ask for, space or comma separated (for example `api://tv-app/read`), besides the sign-in's own (`SCOPES` and `openid profile offline_access`). Anything else is refused with 403.",
+  },
   STATE_ACCOUNT: {
     schema: rules.bool,
     default: false,

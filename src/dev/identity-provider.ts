@@ -27,6 +27,8 @@ export interface DevIdentityProviderOptions {
   clientId?: string;
   /** Device code lifetime in seconds. Default 600. */
   deviceCodeTtlSeconds?: number;
+  /** Lifetime of access tokens, in seconds. Default 3600. */
+  accessTokenTtlSeconds?: number;
   /** `interval` added to the device authorization response (Entra always sends one). Default 5. Entra dialect only. */
   pollIntervalSeconds?: number;
   /**
@@ -96,6 +98,7 @@ export interface DevIdentityProvider {
   /**
    * Test hook: the next `count` requests whose grant type is `grantType` (`refresh_token`, `device_code`...; `*`
    * for every request to the provider) are answered 503 `temporarily_unavailable` with `Retry-After: seconds`.
+   * A `count` of 0 takes back the failures still due for that grant type.
    */
   failWithRetryAfter(grantType: string, seconds: number, count: number): void;
   /** Requests seen so far, by kind: a token request's grant type as the client sent it, `device_authorization`, or `GET {path}`. */
@@ -139,7 +142,13 @@ export async function startDevIdentityProvider(
   // Kept here so tests can revoke what the provider issued.
   const store = new Map<string, AdapterPayload>();
   const provider = new Provider(issuer, {
-    ...configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk, entra),
+    ...configuration(
+      clientId,
+      options.deviceCodeTtlSeconds ?? 600,
+      jwk,
+      entra,
+      options.accessTokenTtlSeconds ?? 3600,
+    ),
     adapter: memoryAdapter(store),
   });
   if (entra) {
@@ -263,6 +272,9 @@ export async function startDevIdentityProvider(
       };
     },
     failWithRetryAfter: (grantType, seconds, times) => {
+      if (times === 0)
+        for (let i = unavailable.length - 1; i >= 0; i--)
+          if (unavailable[i]?.grantType === grantType) unavailable.splice(i, 1);
       for (let i = 0; i < times; i++) unavailable.push({ grantType, seconds });
     },
     requestCount: (kind) => counts.get(kind) ?? 0,
@@ -308,7 +320,13 @@ async function approveDeviceCode(
   await code.save();
 }
 
-function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra: boolean): Configuration {
+function configuration(
+  clientId: string,
+  deviceCodeTtl: number,
+  jwk: JWK,
+  entra: boolean,
+  accessTokenTtl: number,
+): Configuration {
   return {
     adapter: memoryAdapter(),
     jwks: { keys: [jwk] },
@@ -342,7 +360,7 @@ function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra:
     // Explicit lifetimes and pages, because oidc-provider prints a notice for every default it falls back on.
     ttl: {
       DeviceCode: deviceCodeTtl,
-      AccessToken: 3600,
+      AccessToken: accessTokenTtl,
       IdToken: 3600,
       RefreshToken: 14 * 86400,
       Interaction: 3600,
