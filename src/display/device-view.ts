@@ -26,7 +26,7 @@ export interface ShownPrompt extends DisplayPayload {
   readonly qrSvg: string | null;
 }
 
-/** What a shared screen may say about who signed in (issue 16: privacy on shared screens). */
+/** What a shared screen may say about who signed in (privacy on shared screens). */
 export interface DevicePrivacy {
   /** How long after a sign-in the person's name stays on the screen, in ms; then a neutral "signed in". */
   readonly signedInNameMs: number;

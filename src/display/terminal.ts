@@ -151,7 +151,7 @@ export class TerminalDisplay {
 
   /**
    * The only way out to the terminal: whatever came from the broker is printed, never interpreted, so every
-   * escape sequence and control character is taken out here (issue 16, finding 9).
+   * escape sequence and control character is taken out here.
    */
   private write(text: string): void {
     this.out.write(safeLines(text));
