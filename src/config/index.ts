@@ -104,7 +104,15 @@ export interface MqttConfig {
   readonly ca: string | undefined;
   readonly cert: string | undefined;
   readonly key: string | undefined;
+  /**
+   * How long one connection attempt waits for the broker's CONNACK (TCP and TLS included), in ms; attempts that
+   * time out double it for the next, up to {@link MAX_CONNECT_TIMEOUT_GROWTH} times this.
+   */
+  readonly connectTimeoutMs: number;
 }
+
+/** A connect timeout grows (doubling after each attempt that timed out) to at most this many times the setting. */
+export const MAX_CONNECT_TIMEOUT_GROWTH = 8;
 
 export interface RetryConfig {
   /** First pause after a failure, in ms; doubles on each further failure. */
@@ -216,6 +224,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "auto",
     description:
       "`auto`: MQTT 5, or MQTT 3.1.1 when the broker refuses 5 (the version in use is logged). `5` or `4` (3.1.1) forces one.",
+  },
+  {
+    name: "MQTT_CONNECT_TIMEOUT_SECONDS",
+    default: "10",
+    description:
+      "Seconds one connection attempt waits for the broker's answer (CONNACK; TCP and TLS included). An attempt that times out doubles it for the next, up to 8 times this: a slow link (NB-IoT, GPRS, satellite) connects after a few attempts. A timeout is never taken for a broker that refuses MQTT 5.",
   },
   { name: "MQTT_USERNAME", default: "", description: "Broker user name." },
   { name: "MQTT_PASSWORD", default: "", description: "Broker password.", fileVariant: true },
@@ -880,6 +894,7 @@ function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     ca: read.pemFile("MQTT_CA_FILE", "certificates"),
     cert: read.pemFile("MQTT_CERT_FILE", "certificates"),
     key: read.pemFile("MQTT_KEY_FILE", "key"),
+    connectTimeoutMs: (read.optional("MQTT_CONNECT_TIMEOUT_SECONDS", seconds(1, 600)) ?? 10) * 1000,
   };
   if (mqtt.cert !== undefined && mqtt.key === undefined)
     read.problem(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);
