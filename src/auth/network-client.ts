@@ -55,6 +55,11 @@ export class NetworkClient implements INetworkModule {
   readonly clock: ProviderClock;
   /** Per origin: no request before this time (ms since the epoch), as the provider's Retry-After asked. */
   private readonly notBefore = new Map<string, number>();
+  /**
+   * The timeout of the next request, in ms: the setting, doubled after each request that timed out (a slow link
+   * is no dead provider), up to {@link MAX_TIMEOUT_GROWTH} times the setting.
+   */
+  private timeoutMs: number;
   /** Bumped by discardTokensInFlight(): a token answer to a request sent before the bump is not for us any more. */
   private tokenEpoch = 0;
   /**
@@ -68,6 +73,7 @@ export class NetworkClient implements INetworkModule {
     this.dispatcher = createDispatcher(options.ca, options.proxy);
     this.pollGuard = options.pollRetry ? new PollGuard(options.pollRetry, options.log) : undefined;
     this.clock = options.clock ?? new ProviderClock(2_000);
+    this.timeoutMs = options.timeoutMs;
   }
 
   /**
@@ -146,6 +152,17 @@ export class NetworkClient implements INetworkModule {
     return Math.max(0, wait);
   }
 
+  /** A request timed out after `waitedMs`: the next one waits longer, once per timeout, up to the bound. */
+  private timedOut(waitedMs: number): void {
+    const next = Math.min(waitedMs * 2, this.options.timeoutMs * MAX_TIMEOUT_GROWTH);
+    if (next <= this.timeoutMs) return;
+    this.timeoutMs = next;
+    this.options.log?.warn(
+      { waitedSeconds: waitedMs / 1000, nextTimeoutSeconds: next / 1000 },
+      "no answer from the identity provider in time (a slow link?); the next request waits longer (EDGE_SIGNIN_HTTP_TIMEOUT_SECONDS)",
+    );
+  }
+
   /** Fetches a JSON document (the discovery document) with the same timeouts and CAs. */
   async getJson(url: string): Promise<{ status: number; body: unknown }> {
     const response = await this.send<unknown>(url, "GET");
@@ -178,7 +195,8 @@ export class NetworkClient implements INetworkModule {
       throw new IdpUnreachableError(`${method} ${target.origin}: refused, ${SECURE_ENDPOINT_RULE}`);
     const wait = this.waitFor(target.origin);
     if (wait > 0) throw new IdpBusyError(Date.now() + wait);
-    const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
+    const timeoutMs = Math.min(timeout ?? this.timeoutMs, this.timeoutMs);
+    const signal = AbortSignal.timeout(timeoutMs);
     let status: number;
     let rawHeaders: Record<string, string | string[] | undefined>;
     let text: string;
@@ -197,6 +215,7 @@ export class NetworkClient implements INetworkModule {
       rawHeaders = response.headers;
       text = await response.body.text();
     } catch (error) {
+      if (signal.aborted) this.timedOut(timeoutMs);
       throw new IdpUnreachableError(`${method} ${target.origin}: ${describeFetchError(error)}`, {
         cause: error,
       });
@@ -227,6 +246,9 @@ export class NetworkClient implements INetworkModule {
     return { response: { headers, body, status }, json };
   }
 }
+
+/** A request timeout grows (doubling after each request that timed out) to at most this many times the setting. */
+const MAX_TIMEOUT_GROWTH = 4;
 
 /**
  * undici's EnvHttpProxyAgent with the proxy settings passed in explicitly ("" where unset: it would otherwise

@@ -6,6 +6,9 @@ import { SETTING } from "./settings.js";
 
 /** The settings more than one command reads: the broker, the topic prefix, the log level, a web page's listener. */
 
+/** A connect timeout grows (doubling after each attempt that timed out) to at most this many times the setting. */
+export const MAX_CONNECT_TIMEOUT_GROWTH = 8;
+
 export interface MqttConfig {
   /**
    * The broker's nodes, tried in this order (the first is the "home" node) and in turn after a node is lost;
@@ -20,6 +23,11 @@ export interface MqttConfig {
   readonly ca: string | undefined;
   readonly cert: string | undefined;
   readonly key: string | undefined;
+  /**
+   * How long one connection attempt waits for the broker's CONNACK (TCP and TLS included), in ms; attempts that
+   * time out double it for the next, up to {@link MAX_CONNECT_TIMEOUT_GROWTH} times this.
+   */
+  readonly connectTimeoutMs: number;
 }
 
 /** Where a web page listens and which host names it answers to: the web display's and `fleet --web`'s. */
@@ -48,6 +56,7 @@ export function readMqtt(read: EnvReader, defaultClientId: string): MqttConfig {
     ca: read.pemFile(SETTING.MQTT_CA_FILE, "certificates"),
     cert: read.pemFile(SETTING.MQTT_CERT_FILE, "certificates"),
     key: read.pemFile(SETTING.MQTT_KEY_FILE, "key"),
+    connectTimeoutMs: read.ms(SETTING.MQTT_CONNECT_TIMEOUT_SECONDS),
   };
   if (mqtt.cert !== undefined && mqtt.key === undefined)
     read.problem(`${ENV_PREFIX}MQTT_KEY_FILE: expected a key file to go with ${ENV_PREFIX}MQTT_CERT_FILE`);

@@ -12,7 +12,7 @@ export {
   type DeviceFlowDialect,
   type LogLevel,
 } from "./rules.js";
-export type { MqttConfig, WebListenConfig } from "./common.js";
+export { MAX_CONNECT_TIMEOUT_GROWTH, type MqttConfig, type WebListenConfig } from "./common.js";
 export {
   loadConfig,
   type Config,

@@ -93,6 +93,11 @@ export const SETTING = declare({
     description:
       "`auto`: MQTT 5, or MQTT 3.1.1 when the broker refuses 5 (the version in use is logged). `5` or `4` (3.1.1) forces one.",
   },
+  MQTT_CONNECT_TIMEOUT_SECONDS: {
+    ...inSeconds(1, 600, 10),
+    description:
+      "Seconds one connection attempt waits for the broker's answer (CONNACK; TCP and TLS included). An attempt that times out doubles it for the next, up to 8 times this: a slow link (NB-IoT, GPRS, satellite) connects after a few attempts. A timeout is never taken for a broker that refuses MQTT 5.",
+  },
   MQTT_USERNAME: {
     schema: rules.text,
     description: "Broker user name.",

@@ -56,6 +56,11 @@ export interface IncomingMessage {
   readonly payload: Buffer;
   readonly responseTopic?: string;
   readonly correlationData?: Buffer;
+  /**
+   * Delivered with the retain flag: from the broker's retained store (on subscribing, so on every connection),
+   * not published while we listened. A retained request is history, not a request.
+   */
+  readonly retained: boolean;
 }
 
 interface Subscription {
@@ -149,6 +154,9 @@ export class MqttGateway extends EventEmitter<GatewayEvents> {
     const client = link.mqtt as MqttClient;
     // Subscribed on every connection, and a refused subscription is tried again (kept-subscriptions.ts).
     this.kept = new KeptSubscriptions(client, {
+      // Commands are all we subscribe to: on MQTT 5 one published with the retain flag is then known as such at
+      // once, not only after the next reconnect hands it back from the retained store.
+      retainAsPublished: true,
       onRefused: ({ filter, reasonCode, retryInMs }) =>
         this.log.warn(
           { filter, reasonCode, retryInMs },
@@ -158,7 +166,9 @@ export class MqttGateway extends EventEmitter<GatewayEvents> {
         ),
     });
     this.kept.add(this.subscriptions.map((s) => s.filter));
-    client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
+    client.on("message", (topic, payload, packet) =>
+      this.dispatch(topic, payload, packet.retain, packet.properties),
+    );
     client.on("packetsend", (packet) => {
       if (packet.cmd !== "publish") return;
       if (packet.qos === 1) this.lastPublishSentAt = Date.now();
@@ -288,10 +298,16 @@ export class MqttGateway extends EventEmitter<GatewayEvents> {
     };
   }
 
-  private dispatch(topic: string, payload: Buffer, properties: IPublishPacket["properties"]): void {
+  private dispatch(
+    topic: string,
+    payload: Buffer,
+    retained: boolean,
+    properties: IPublishPacket["properties"],
+  ): void {
     const message: IncomingMessage = {
       topic,
       payload,
+      retained,
       ...(properties?.responseTopic !== undefined ? { responseTopic: properties.responseTopic } : {}),
       ...(properties?.correlationData !== undefined ? { correlationData: properties.correlationData } : {}),
     };

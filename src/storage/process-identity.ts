@@ -22,3 +22,37 @@ export function processStartTime(pid: number): string | undefined {
 export function hasProcfs(): boolean {
   return processStartTime(process.pid) !== undefined;
 }
+
+/**
+ * The kernel's id of this boot (a random UUID made at every boot, the same in every container on the host), or
+ * undefined without /proc. A process named with another boot's id is gone, whatever pid is alive now.
+ */
+export function bootId(): string | undefined {
+  try {
+    const id = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return id === "" ? undefined : id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Clock ticks per second of /proc's times (USER_HZ): 100 on every architecture Linux runs on today; the kernel
+ * keeps it fixed for user space whatever its internal tick rate.
+ */
+const USER_HZ = 100;
+
+/** When process `pid` started, in ms since the epoch (boot time plus its start time), or undefined without /proc. */
+export function processStartedAtMs(pid: number): number | undefined {
+  const ticks = processStartTime(pid);
+  if (ticks === undefined) return undefined;
+  let stat: string;
+  try {
+    stat = readFileSync("/proc/stat", "utf8");
+  } catch {
+    return undefined;
+  }
+  const btime = /^btime (\d+)$/m.exec(stat)?.[1];
+  if (btime === undefined) return undefined;
+  return Number(btime) * 1000 + (Number(ticks) * 1000) / USER_HZ;
+}

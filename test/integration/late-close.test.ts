@@ -52,6 +52,7 @@ describe("an event in flight when the broker closes the connection later, for re
       ca: undefined,
       cert: undefined,
       key: undefined,
+      connectTimeoutMs: 10_000,
     };
     const log = captureLogger();
     const gateway = new MqttGateway(config, topics, log.logger);

@@ -110,6 +110,25 @@ describe("the identity provider network client", () => {
     );
   });
 
+  it("waits longer after a request timed out: a provider behind a slow link is answered the second time", async () => {
+    newClient();
+    // Each answer takes 1.5 s, more than the 1 s setting.
+    const slow: Handler = (_req, res) =>
+      void setTimeout(() => {
+        if (!res.destroyed) json(200, { issuer: "https://example.test" })(_req, res);
+      }, 1_500);
+    server.next(slow, slow);
+    await expect(client.getJson(server.url)).rejects.toBeInstanceOf(IdpUnreachableError);
+    expect(await client.getJson(server.url)).toStrictEqual({
+      status: 200,
+      body: { issuer: "https://example.test" },
+    });
+    const warned = log
+      .lines()
+      .filter((l) => String(l["msg"]).startsWith("no answer from the identity provider"));
+    expect(warned.at(-1)).toMatchObject({ waitedSeconds: 1, nextTimeoutSeconds: 2 });
+  });
+
   it("passes real poll answers through, without a Retry-After that would make MSAL throttle", async () => {
     newClient();
     server.next(json(400, { error: "authorization_pending" }, { "retry-after": "30" }));

@@ -1,10 +1,11 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeSealingKey, open, seal } from "../../src/crypto/seal.js";
 import { CACHE_FILE, CacheKeyError, TokenCacheStore } from "../../src/auth/cache-store.js";
+import { bootId, processStartTime } from "../../src/storage/process-identity.js";
 import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/storage/state-lock.js";
 import { captureLogger } from "../helpers/fixture.js";
 
@@ -150,7 +151,7 @@ describe("StateDirLock", () => {
   it("admits one holder, and the next once it let go", async () => {
     const first = new StateDirLock(dir);
     first.acquire();
-    expect(await readFile(join(dir, LOCK_FILE), "utf8")).toBe(`${process.pid}\n`);
+    expect(JSON.parse(await readFile(join(dir, LOCK_FILE), "utf8"))).toMatchObject({ pid: process.pid });
     expect(() => new StateDirLock(dir).acquire()).toThrow(StateDirLockedError);
     first.release();
     expect(await readdir(dir)).toStrictEqual([]);
@@ -164,7 +165,7 @@ describe("StateDirLock", () => {
       await writeFile(join(dir, LOCK_FILE), stale);
       const lock = new StateDirLock(dir);
       lock.acquire();
-      expect(await readFile(join(dir, LOCK_FILE), "utf8")).toBe(`${process.pid}\n`);
+      expect(JSON.parse(await readFile(join(dir, LOCK_FILE), "utf8"))).toMatchObject({ pid: process.pid });
       lock.release();
     }
   });
@@ -173,5 +174,33 @@ describe("StateDirLock", () => {
     // pid 1 (init) is alive on every Linux system; kill(1, 0) answers EPERM for a normal user, also "alive".
     await writeFile(join(dir, LOCK_FILE), "1\n");
     expect(() => new StateDirLock(dir).acquire()).toThrow(/another edge-signin agent \(pid 1\)/);
+    // The same process named as the lock names it now: its pid, this boot, its start time.
+    const init = { pid: 1, boot: bootId(), start: processStartTime(1), nonce: "0" };
+    await writeFile(join(dir, LOCK_FILE), JSON.stringify(init));
+    expect(() => new StateDirLock(dir).acquire()).toThrow(/another edge-signin agent \(pid 1\)/);
+  });
+
+  it("takes over a lock whose pid is alive but names another process: started later, or in another boot", async () => {
+    const init = { pid: 1, boot: bootId(), start: processStartTime(1), nonce: "0" };
+    const stale = [
+      // pid 1 now is not the process that took the lock (a container restarted, `init: true`).
+      { ...init, start: String(Number(init.start) + 1) },
+      // Taken before a power cut.
+      { ...init, boot: "00000000-0000-0000-0000-000000000000" },
+    ];
+    for (const owner of stale) {
+      await writeFile(join(dir, LOCK_FILE), JSON.stringify(owner));
+      const lock = new StateDirLock(dir);
+      lock.acquire();
+      lock.release();
+    }
+    // An older version's bare pid, of a process that started after the lock was written.
+    await writeFile(join(dir, LOCK_FILE), `${process.ppid}\n`);
+    const longAgo = new Date(Date.now() - 365 * 86_400_000);
+    await utimes(join(dir, LOCK_FILE), longAgo, longAgo);
+    const lock = new StateDirLock(dir);
+    lock.acquire();
+    lock.release();
+    expect(await readdir(dir)).toStrictEqual([]);
   });
 });
