@@ -11,8 +11,9 @@ import {
 import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
-import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
-import { discover } from "./discovery.js";
+import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
+import { discover, DiscoveryError } from "./discovery.js";
+import { ResponseTooLargeError } from "../http/bounded-body.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
 import { DISCARDED_TOKEN_ERROR, IdpUnreachableError, NetworkClient } from "./network-client.js";
@@ -100,11 +101,13 @@ export async function toSignInResult(
  * translated here into `SignInError` reasons, so the agent's state machine never sees MSAL's codes.
  */
 export class DeviceCodeSignIn {
-  readonly authority: ResolvedAuthority;
+  /** As configured until the discovery document is read; then as the document describes it (see describedBy). */
+  private resolved: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
   private preparing: Promise<void> | undefined;
   private claimsCheck: ClaimsCheck | undefined;
+  private warnedTooLarge = false;
   /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
   private rfc8628: Rfc8628NetworkModule | undefined;
 
@@ -114,7 +117,7 @@ export class DeviceCodeSignIn {
     /** Where MSAL's token cache lives between runs; without one the session ends with the process. */
     private readonly cachePlugin?: ICachePlugin,
   ) {
-    this.authority = resolveAuthority(config.authority, config.verificationUri);
+    this.resolved = resolveAuthority(config.authority, config.verificationUri);
     this.http = new NetworkClient({
       ca: config.idpCa,
       timeoutMs: config.httpTimeoutMs,
@@ -124,6 +127,10 @@ export class DeviceCodeSignIn {
       // A disagreement the verifier's own tolerance absorbs is not worth reporting.
       clock: new ProviderClock(Math.max(2_000, config.idTokenClockToleranceSeconds * 1000)),
     });
+  }
+
+  get authority(): ResolvedAuthority {
+    return this.resolved;
   }
 
   /** The provider's clock minus the device's in seconds, while they disagree beyond the tolerance (see ProviderClock). */
@@ -162,9 +169,18 @@ export class DeviceCodeSignIn {
 
   private async build(): Promise<void> {
     if (this.client) return;
-    const discovery = await discover(this.authority.discoveryUrl, this.http, this.config.stateDir);
+    const discovery = await discover(
+      discoveryCandidates(this.resolved, this.config.deviceFlowDialect),
+      this.http,
+      this.config.stateDir,
+      { log: this.log },
+    ).catch((error: unknown) => {
+      this.warnOnce(error);
+      throw error;
+    });
+    this.resolved = describedBy(this.resolved, discovery, this.config.verificationUri);
     this.log.debug(
-      { source: discovery.source, issuer: discovery.document.issuer },
+      { source: discovery.source, issuer: discovery.document.issuer, kind: this.resolved.kind },
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
@@ -199,6 +215,14 @@ export class DeviceCodeSignIn {
         loggerOptions: { piiLoggingEnabled: false, logLevel: 0, loggerCallback: () => undefined },
       },
     });
+  }
+
+  /** A discovery document over its size bound is said once per run, not at every retry. */
+  private warnOnce(error: unknown): void {
+    if (!(error instanceof DiscoveryError) || !(error.cause instanceof ResponseTooLargeError)) return;
+    if (this.warnedTooLarge) return;
+    this.warnedTooLarge = true;
+    this.log.warn({ limitBytes: error.cause.limitBytes }, error.message);
   }
 
   /**

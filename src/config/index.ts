@@ -167,7 +167,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUTHORITY",
     default: "",
     description:
-      "Full authority URL (https; http only for a development provider on loopback). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
+      "Full authority URL (https only). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), External ID (`{tenant}.ciamlogin.com`, or a custom URL domain), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
   },
   {
     name: "CLIENT_ID",
@@ -248,7 +248,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "DEVICE_FLOW_DIALECT",
     default: "auto",
     description:
-      "`auto`: Microsoft hosts (Entra, External ID) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
+      "`auto`: Entra and External ID (known by their host names, or on a custom URL domain by the issuer their discovery document names) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
   },
   {
     name: "IDP_CA_FILE",
