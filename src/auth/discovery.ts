@@ -104,7 +104,15 @@ async function fetchFirst(
 ): Promise<{ url: string; document: DiscoveryDocument }> {
   for (const [index, candidate] of candidates.entries()) {
     const last = index === candidates.length - 1;
-    const { status, body } = await getDocument(candidate.url, http);
+    let answer: { status: number; body: unknown };
+    try {
+      answer = await getDocument(candidate.url, http);
+    } catch (error) {
+      // A look-up that fails in any way but size (a reset, a front that drops unknown paths) leaves the next one.
+      if (last || error instanceof DiscoveryError) throw error;
+      continue;
+    }
+    const { status, body } = answer;
     if (!last && (status !== 200 || !looksLikeDocument(body) || !acceptable(candidate, body))) continue;
     const document = parse(candidate.url, status, body);
     if (last || acceptable(candidate, document)) return { url: candidate.url, document };
