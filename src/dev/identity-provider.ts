@@ -58,6 +58,8 @@ export interface DevIdentityProviderOptions {
    * (AADSTS900144, no `resource`). Entra dialect only.
    */
   externalIdTenantId?: string;
+  /** ID tokens carry this many group ids from the start (see {@link DevIdentityProvider.setIdTokenGroups}). */
+  idTokenGroups?: number;
 }
 
 export interface DevIdentityProvider {
@@ -102,6 +104,12 @@ export interface DevIdentityProvider {
   setClockOffset(seconds: number): void;
   /** Test hook: refresh-token responses carry no `id_token` (OpenID Connect Core 12.2 allows it). */
   setOmitIdTokenOnRefresh(omit: boolean): void;
+  /**
+   * Test hook: every ID token from now on carries a `groups` claim of `count` group ids (GUIDs, 36 characters
+   * each), as a provider without Entra's overage limit issues for a person in that many groups: 40,000 make an ID
+   * token of about 2 MB. 0 goes back to none.
+   */
+  setIdTokenGroups(count: number): void;
   /**
    * Test hook: successful token responses (tokens in them) are held back, not sent, until the returned
    * `release()`; `held` resolves when the first one is waiting. One hold at a time.
@@ -181,10 +189,12 @@ export async function startDevIdentityProvider(
   let idTokenFault = options.idTokenFault;
   let clockOffsetSeconds = options.clockOffsetSeconds ?? 0;
   let omitIdTokenOnRefresh = options.omitIdTokenOnRefresh ?? false;
+  let idTokenGroups = options.idTokenGroups ?? 0;
   let hold: { held: () => void; gate: Promise<void> } | undefined;
   provider.use(async (ctx, next) => {
     await next();
     const oidc = ctx as KoaContextWithOIDC;
+    if (idTokenGroups > 0) await addGroups(oidc, idTokenGroups, jwk);
     if (idTokenFault) await spoilIdToken(oidc, idTokenFault, jwk);
     if (clockOffsetSeconds !== 0) await restampIdToken(oidc, clockOffsetSeconds, jwk);
     if (omitIdTokenOnRefresh) omitRefreshIdToken(oidc);
@@ -281,6 +291,9 @@ export async function startDevIdentityProvider(
     },
     setOmitIdTokenOnRefresh: (omit) => {
       omitIdTokenOnRefresh = omit;
+    },
+    setIdTokenGroups: (count) => {
+      idTokenGroups = count;
     },
     holdTokenResponses: () => {
       let held = () => undefined as void;
@@ -445,6 +458,23 @@ async function spoilIdToken(ctx: KoaContextWithOIDC, fault: IdTokenFault, realKe
   body.id_token = await new SignJWT({ ...claims, ...lifetime })
     .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
     .sign(key);
+}
+
+/** Signs the ID token of a successful token response again with the real key, `count` group ids added. */
+async function addGroups(ctx: KoaContextWithOIDC, count: number, realKey: JWK): Promise<void> {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "token" || ctx.status !== 200 || typeof body?.id_token !== "string") return;
+  const header = decodeProtectedHeader(body.id_token);
+  const groups = Array.from({ length: count }, (_, i) => groupId(i));
+  body.id_token = await new SignJWT({ ...decodeJwt(body.id_token), groups })
+    .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
+    .sign(createPrivateKey({ key: realKey as unknown as JsonWebKey, format: "jwk" }));
+}
+
+/** The `i`th group's id: a GUID-shaped string, the same for the same `i`. */
+function groupId(i: number): string {
+  const hex = i.toString(16).padStart(12, "0");
+  return `00000000-0000-4000-8000-${hex}`;
 }
 
 /** Moves an ID token's time claims onto the provider's (offset) clock and signs it again with the real key. */
