@@ -12,8 +12,7 @@ import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
-import { discover, DiscoveryError } from "./discovery.js";
-import { ResponseTooLargeError } from "../http/bounded-body.js";
+import { discover } from "./discovery.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
 import { DISCARDED_TOKEN_ERROR, IdpUnreachableError, NetworkClient } from "./network-client.js";
@@ -107,7 +106,6 @@ export class DeviceCodeSignIn {
   private client: PublicClientApplication | undefined;
   private preparing: Promise<void> | undefined;
   private claimsCheck: ClaimsCheck | undefined;
-  private warnedTooLarge = false;
   /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
   private rfc8628: Rfc8628NetworkModule | undefined;
 
@@ -174,10 +172,7 @@ export class DeviceCodeSignIn {
       this.http,
       this.config.stateDir,
       { log: this.log },
-    ).catch((error: unknown) => {
-      this.warnOnce(error);
-      throw error;
-    });
+    );
     this.resolved = describedBy(this.resolved, discovery, this.config.verificationUri);
     this.log.debug(
       { source: discovery.source, issuer: discovery.document.issuer, kind: this.resolved.kind },
@@ -215,14 +210,6 @@ export class DeviceCodeSignIn {
         loggerOptions: { piiLoggingEnabled: false, logLevel: 0, loggerCallback: () => undefined },
       },
     });
-  }
-
-  /** A discovery document over its size bound is said once per run, not at every retry. */
-  private warnOnce(error: unknown): void {
-    if (!(error instanceof DiscoveryError) || !(error.cause instanceof ResponseTooLargeError)) return;
-    if (this.warnedTooLarge) return;
-    this.warnedTooLarge = true;
-    this.log.warn({ limitBytes: error.cause.limitBytes }, error.message);
   }
 
   /**
