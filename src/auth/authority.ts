@@ -73,15 +73,27 @@ export function discoveryCandidates(
   authority: ResolvedAuthority,
   dialect: "auto" | "entra" | "rfc8628",
 ): DiscoveryCandidate[] {
-  const own = { url: authority.discoveryUrl };
-  if (authority.kind !== "oidc" || dialect === "rfc8628" || authority.url.endsWith("/v2.0/")) return [own];
+  if (authority.kind !== "oidc" || dialect === "rfc8628" || authority.url.endsWith("/v2.0/"))
+    return [{ url: authority.discoveryUrl }];
   return [
     {
       url: `${authority.url}v2.0/.well-known/openid-configuration`,
       accept: (document) => issuerKind(document.issuer) !== undefined,
     },
-    own,
+    {
+      url: authority.discoveryUrl,
+      // Also drops such a document cached by an earlier version, which took it for an OpenID provider's.
+      accept: (document) => !isEntraV1Issuer(document.issuer),
+      refusal:
+        "it is Entra's v1 document (issuer sts.windows.net), whose /oauth2/devicecode refuses MSAL's requests, " +
+        `and ${authority.url}v2.0/.well-known/openid-configuration did not answer with Entra's v2.0 document`,
+    },
   ];
+}
+
+/** Entra's v1 issuer, `https://sts.windows.net/{tenantId}/`. */
+function isEntraV1Issuer(issuer: string): boolean {
+  return URL.canParse(issuer) && new URL(issuer).hostname.toLowerCase() === "sts.windows.net";
 }
 
 /**

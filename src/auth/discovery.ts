@@ -57,6 +57,8 @@ export class DiscoveryError extends Error {
 export interface DiscoveryCandidate {
   readonly url: string;
   readonly accept?: (document: DiscoveryDocument) => boolean;
+  /** Why a document `accept` refuses is no use, for the last candidate's error (and a cached copy is dropped). */
+  readonly refusal?: string;
 }
 
 export interface DiscoveryResult {
@@ -115,7 +117,11 @@ async function fetchFirst(
     const { status, body } = answer;
     if (!last && (status !== 200 || !looksLikeDocument(body) || !acceptable(candidate, body))) continue;
     const document = parse(candidate.url, status, body);
-    if (last || acceptable(candidate, document)) return { url: candidate.url, document };
+    if (acceptable(candidate, document)) return { url: candidate.url, document };
+    if (last)
+      throw new DiscoveryError(
+        `discovery document ${candidate.url} is not usable: ${candidate.refusal ?? "refused"}`,
+      );
   }
   throw new DiscoveryError("no discovery document location to try");
 }

@@ -1,4 +1,8 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { METADATA_FILE } from "../../src/auth/discovery.js";
+import { NetworkClient } from "../../src/auth/network-client.js";
 import type { EventPayload } from "../../src/mqtt/topics.js";
 import { approveSignIn } from "../../src/dev/person.js";
 import { useTestBed } from "../helpers/fixture.js";
@@ -63,5 +67,34 @@ describe("External ID on a custom URL domain (shipped bundle)", () => {
     });
     expect(bed.idp.requestCount(`GET /${TENANT_ID}/v2.0/.well-known/openid-configuration`)).toBe(1);
     expect(proxy.seen()).toStrictEqual([]);
+  });
+
+  it("drops Entra's v1 document cached by an earlier version and shows the tenant's code page", async () => {
+    const env = bed.env({ EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "auto" });
+    const stateDir = env["EDGE_SIGNIN_STATE_DIR"] ?? "";
+    const http = new NetworkClient({ ca: bed.idp.caPem, timeoutMs: 5_000 });
+    used.afterThisTest(() => http.close());
+    // What the agent used to cache for this authority: the document at {authority}.well-known, fresh.
+    const url = `${bed.idp.authority}.well-known/openid-configuration`;
+    const v1 = await http.getJson(url);
+    expect(v1.body).toMatchObject({ issuer: `https://sts.windows.net/${TENANT_ID}/` });
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await writeFile(
+      join(stateDir, METADATA_FILE),
+      JSON.stringify({ url, fetchedAt: Date.now(), document: v1.body }),
+      { mode: 0o600 },
+    );
+    const v1Codes = bed.idp.requestCount(`POST /${TENANT_ID}/oauth2/devicecode`);
+
+    const agent = await used.startAgent({
+      EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "auto",
+      EDGE_SIGNIN_DEVICE_ID: env["EDGE_SIGNIN_DEVICE_ID"] ?? "",
+      EDGE_SIGNIN_STATE_DIR: stateDir,
+    });
+    const prompt = await agent.prompt();
+    expect(prompt.verificationUri).toBe(
+      `https://${new URL(bed.idp.authority).host}/common/oauth2/deviceauth`,
+    );
+    expect(bed.idp.requestCount(`POST /${TENANT_ID}/oauth2/devicecode`)).toBe(v1Codes);
   });
 });

@@ -52,9 +52,10 @@ describe("authority resolution", () => {
     it("asks for Entra's v2.0 document first, and counts it only with an Entra family issuer", () => {
       const [first, second] = discoveryCandidates(custom, "auto");
       expect(first?.url).toBe(v2);
-      expect(second).toStrictEqual({
-        url: `https://login.contoso.com/${tenantId}/.well-known/openid-configuration`,
-      });
+      expect(second?.url).toBe(`https://login.contoso.com/${tenantId}/.well-known/openid-configuration`);
+      // Entra's v1 document there is never used, even when the v2.0 one is missing (nor a copy cached earlier).
+      expect(second?.accept?.({ issuer: `https://sts.windows.net/${tenantId}/` } as never)).toBe(false);
+      expect(second?.accept?.({ issuer: "https://login.contoso.com/realms/x" } as never)).toBe(true);
       expect(first?.accept?.(ciamIssuer as never)).toBe(true);
       expect(first?.accept?.({ issuer: `https://sts.windows.net/${tenantId}/` } as never)).toBe(false);
       expect(first?.accept?.({ issuer: "https://login.contoso.com/realms/x" } as never)).toBe(false);
