@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { acquireAccessToken, AccessTokenError, type AccessToken } from "./access-token.js";
-import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
+import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover } from "./discovery.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
@@ -101,7 +101,8 @@ export async function toSignInResult(
  * translated here into `SignInError` reasons, so the agent's state machine never sees MSAL's codes.
  */
 export class DeviceCodeSignIn {
-  readonly authority: ResolvedAuthority;
+  /** As configured until the discovery document is read; then as the document describes it (see describedBy). */
+  private resolved: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
   private preparing: Promise<void> | undefined;
@@ -115,7 +116,7 @@ export class DeviceCodeSignIn {
     /** Where MSAL's token cache lives between runs; without one the session ends with the process. */
     private readonly cachePlugin?: ICachePlugin,
   ) {
-    this.authority = resolveAuthority(config.authority, config.verificationUri);
+    this.resolved = resolveAuthority(config.authority, config.verificationUri);
     this.http = new NetworkClient({
       ca: config.idpCa,
       timeoutMs: config.httpTimeoutMs,
@@ -125,6 +126,10 @@ export class DeviceCodeSignIn {
       // A disagreement the verifier's own tolerance absorbs is not worth reporting.
       clock: new ProviderClock(Math.max(2_000, config.idTokenClockToleranceSeconds * 1000)),
     });
+  }
+
+  get authority(): ResolvedAuthority {
+    return this.resolved;
   }
 
   /** The provider's clock minus the device's in seconds, while they disagree beyond the tolerance (see ProviderClock). */
@@ -163,9 +168,15 @@ export class DeviceCodeSignIn {
 
   private async build(): Promise<void> {
     if (this.client) return;
-    const discovery = await discover(this.authority.discoveryUrl, this.http, this.config.stateDir);
+    const discovery = await discover(
+      discoveryCandidates(this.resolved, this.config.deviceFlowDialect),
+      this.http,
+      this.config.stateDir,
+      { log: this.log },
+    );
+    this.resolved = describedBy(this.resolved, discovery, this.config.verificationUri);
     this.log.debug(
-      { source: discovery.source, issuer: discovery.document.issuer },
+      { source: discovery.source, issuer: discovery.document.issuer, kind: this.resolved.kind },
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);

@@ -7,6 +7,12 @@ import type { ProxyConfig, RetryConfig } from "../config/index.js";
 import { isDeviceCodePoll, pending, PollGuard } from "./poll-guard.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 import { describeFetchError } from "../http/fetch-error.js";
+import {
+  MAX_DOCUMENT_BYTES,
+  MAX_TOKEN_RESPONSE_BYTES,
+  readBoundedText,
+  ResponseTooLargeError,
+} from "../http/bounded-body.js";
 import { ProviderClock } from "./provider-clock.js";
 import { parseRetryAfter } from "./retry-after.js";
 
@@ -213,8 +219,12 @@ export class NetworkClient implements INetworkModule {
       });
       status = response.statusCode;
       rawHeaders = response.headers;
-      text = await response.body.text();
+      // Documents (discovery, keys) are GETs, token answers POSTs: each read up to its own bound, never whole.
+      const limit = method === "GET" ? MAX_DOCUMENT_BYTES : MAX_TOKEN_RESPONSE_BYTES;
+      const what = `${method} ${target.origin}${target.pathname}`;
+      text = await readBoundedText(response.body, limit, what, response.headers["content-length"]);
     } catch (error) {
+      if (error instanceof ResponseTooLargeError) throw error;
       if (signal.aborted) this.timedOut(timeoutMs);
       throw new IdpUnreachableError(`${method} ${target.origin}: ${describeFetchError(error)}`, {
         cause: error,

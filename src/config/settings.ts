@@ -18,7 +18,7 @@ export const SETTING = declare({
   AUTHORITY: {
     schema: rules.authority,
     description:
-      "Full authority URL (https; http only for a development provider on loopback). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
+      "Full authority URL (https only). Overrides `TENANT`. Entra (`login.microsoftonline.com/...`), External ID (`{tenant}.ciamlogin.com`, or a custom URL domain), or any OpenID provider with the device grant (RFC 8628: Keycloak, Auth0, Okta, ...); see RFC 8628 mode below.",
   },
   CLIENT_ID: {
     schema: rules.clientId,
@@ -140,7 +140,7 @@ export const SETTING = declare({
     schema: rules.deviceFlowDialect,
     default: "auto",
     description:
-      "`auto`: Microsoft hosts (Entra, External ID) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
+      "`auto`: Entra and External ID (known by their host names, or on a custom URL domain by the issuer their discovery document names) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
   },
   IDP_CA_FILE: {
     schema: rules.text,

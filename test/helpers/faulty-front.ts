@@ -102,7 +102,8 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
         ca: idp.caPem,
       },
       (answer) => {
-        if (!isDiscovery) {
+        // Only a document is rewritten: a 404 for a location the provider does not serve passes as it is.
+        if (!isDiscovery || answer.statusCode !== 200) {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
           return;

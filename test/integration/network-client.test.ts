@@ -1,5 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import { generate } from "selfsigned";
+import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { IdpUnreachableError, NetworkClient } from "../../src/auth/network-client.js";
@@ -12,6 +14,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** A real HTTP server whose next answers the test scripts, counting what reached it. */
 async function scriptedServer(): Promise<{
   url: string;
+  /** The server's self-signed certificate, to trust (the agent speaks https only to a provider). */
+  ca: string;
   hits: () => number;
   connections: () => number;
   next: (...h: Handler[]) => void;
@@ -20,7 +24,12 @@ async function scriptedServer(): Promise<{
   const queue: Handler[] = [];
   let hits = 0;
   let connections = 0;
-  const server: Server = createServer((req, res) => {
+  const tls = await generate([{ name: "commonName", value: "127.0.0.1" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [{ name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] }],
+  });
+  const server: Server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => {
     hits += 1;
     req.resume();
     req.once("end", () => {
@@ -31,10 +40,11 @@ async function scriptedServer(): Promise<{
       handler(req, res);
     });
   });
-  server.on("connection", () => (connections += 1));
+  server.on("secureConnection", () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
+    ca: tls.cert,
     hits: () => hits,
     connections: () => connections,
     next: (...handlers) => queue.push(...handlers),
@@ -69,6 +79,7 @@ describe("the identity provider network client", () => {
 
   const newClient = () =>
     (client = new NetworkClient({
+      ca: server.ca,
       timeoutMs: 1_000,
       pollRetry: { initialDelayMs: 400, maxDelayMs: 800 },
       log: log.logger,
@@ -99,7 +110,8 @@ describe("the identity provider network client", () => {
 
   it("turns a connection reset and a timeout on a poll into 'authorization_pending' too", async () => {
     newClient();
-    server.next((req) => req.socket.resetAndDestroy());
+    // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
+    server.next((req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy());
     expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
       "authorization_pending",
     );
@@ -164,7 +176,8 @@ describe("the identity provider network client", () => {
     newClient();
     server.next(json(503, { error: "temporarily_unavailable" }));
     expect((await client.sendPostRequestAsync(server.url, refresh)).status).toBe(503);
-    server.next((req) => req.socket.resetAndDestroy());
+    // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
+    server.next((req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy());
     await expect(client.sendPostRequestAsync(server.url, refresh)).rejects.toBeInstanceOf(
       IdpUnreachableError,
     );

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeSealingKey, open, seal } from "../../src/crypto/seal.js";
-import { CACHE_FILE, CacheKeyError, TokenCacheStore } from "../../src/auth/cache-store.js";
+import { CACHE_FILE, CacheKeyError, MAX_CACHE_BYTES, TokenCacheStore } from "../../src/auth/cache-store.js";
 import { bootId, processStartTime } from "../../src/storage/process-identity.js";
 import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/storage/state-lock.js";
 import { captureLogger } from "../helpers/fixture.js";
@@ -83,6 +83,41 @@ describe("TokenCacheStore", () => {
     const { ctx, received } = context("", false);
     await second.beforeCacheAccess(ctx);
     expect(received).toStrictEqual([MSAL_CACHE]);
+  });
+
+  it("keeps a sealed cache of several MB (a person in tens of thousands of groups) across a restart", async () => {
+    const big = JSON.stringify({
+      Account: { a: { username: "alice" } },
+      IdToken: { i: { secret: "x".repeat(3_000_000) } },
+    });
+    const first = new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: captureLogger().logger });
+    await first.load();
+    await first.afterCacheAccess(context(big, true).ctx);
+    expect((await stat(join(dir, CACHE_FILE))).size).toBeGreaterThan(4_000_000);
+    const second = new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: captureLogger().logger });
+    await second.load();
+    const { ctx, received } = context("", false);
+    await second.beforeCacheAccess(ctx);
+    expect(received).toStrictEqual([big]);
+  });
+
+  it("does not write a cache the next start would refuse; one warning names the limit", async () => {
+    const log = captureLogger();
+    const outcomes: string[] = [];
+    const store = new TokenCacheStore({
+      stateDir: dir,
+      key: undefined,
+      log: log.logger,
+      onWrite: (outcome) => outcomes.push(outcome),
+    });
+    await store.load();
+    const huge = JSON.stringify({ IdToken: { i: { secret: "x".repeat(MAX_CACHE_BYTES) } } });
+    await store.afterCacheAccess(context(huge, true).ctx);
+    expect(await readdir(dir)).toStrictEqual([]);
+    expect(outcomes).toStrictEqual(["failed"]);
+    expect(log.lines().map((line) => [line["level"], line["msg"]])).toStrictEqual([
+      [40, "the token cache is larger than 16 MiB; not written, a restart will need a new sign-in"],
+    ]);
   });
 
   it("does not write when MSAL changed nothing", async () => {
