@@ -44,8 +44,9 @@ let agents: AgentContainers;
 beforeAll(async () => {
   await requireEngine();
   await requireEmulation("arm64");
-  // Present, pulled, or made (debootstrap --arch=arm64, whose second stage runs under qemu: a few minutes once).
-  await command("bash", ["docker/stand-ins/build.sh", "--arch", "arm64", "node"], { timeoutMs: 8 * 60_000 });
+  // Present, pulled, or made (debootstrap --arch=arm64, whose second stage runs under qemu): 2 min 20 s on a quiet
+  // two-core machine, 6 to 7 min at load average 15.
+  await command("bash", ["docker/stand-ins/build.sh", "--arch", "arm64", "node"], { timeoutMs: 12 * 60_000 });
   image = uniqueName("image-arm64");
   teardown.add(() => docker(["rmi", "-f", image]).catch(() => undefined));
   await buildImage(image, ARM64);
@@ -64,7 +65,7 @@ beforeAll(async () => {
     // The agent ends itself within 4.5 s of SIGTERM (image.test.ts holds it to 5 s); emulated timers may run late.
     stopGraceSeconds: 30,
   });
-}, 25 * 60_000);
+}, 30 * 60_000);
 
 afterAll(() => teardown.run(), 120_000);
 
