@@ -96,7 +96,9 @@ make_rootfs() {
     return
   fi
   local id
-  id="$(docker create "$MINBASE_IMAGE" /bin/true)"
+  local platform=()
+  [ "$ARCH" = "$HOST_ARCH" ] || platform=(--platform "linux/$PLATFORM_ARCH")
+  id="$(docker create "${platform[@]}" "$MINBASE_IMAGE" /bin/true)"
   docker export "$id" | tar -C "$WORK/rootfs" -x
   docker rm "$id" >/dev/null
 }
