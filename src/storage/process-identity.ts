@@ -1,14 +1,18 @@
 import { readFileSync } from "node:fs";
 
 /**
- * When process `pid` started, as Linux records it (field 22 of /proc/{pid}/stat, clock ticks since boot): with
- * the pid, it names one process for good, where a pid alone is reused after the process dies. Undefined when the
- * process does not exist or /proc is not there.
+ * When process `pid` started, as Linux records it (field 22 of its main thread's stat, clock ticks since boot):
+ * with the pid, it names one process for good, where a pid alone is reused after the process dies. Undefined when
+ * the process does not exist or /proc is not there.
+ * The main thread's /proc/{pid}/task/{pid}/stat, not /proc/{pid}/stat: the same start time, but an emulator
+ * (qemu-user, running an image of another architecture) answers a process's reads of its own /proc/{pid}/stat with
+ * a start time of its own making, later than the kernel's that every other process reads, and the agent's health
+ * check would then take the agent for a stranger holding its pid.
  */
 export function processStartTime(pid: number): string | undefined {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
   } catch {
     return undefined;
   }
