@@ -197,7 +197,9 @@ describe("the web display, in Chromium, with a real agent", () => {
       const agent = await startAgent(bed, { EDGE_SIGNIN_DEVICE_ID: deviceId });
       await screen(page, "code");
 
-      await bed.broker.stop();
+      // Stopped as a restart stops it: Mosquitto first sends every client's will, the agent's `offline` among
+      // them. The device did not go offline; the broker did, and the screen must say so.
+      await bed.broker.stop("shutdown");
       await page.waitForSelector("#banner:not([hidden])", { timeout: RECOVERY_MS });
       // The code stays: a person can still sign in with it (the agent talks to the provider, not the broker).
       expect(await page.locator("#banner").textContent()).toBe("Can’t reach the message broker");
