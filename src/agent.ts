@@ -367,10 +367,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     return "idle";
   }
 
-  /** Device-code flows until someone signs in; expired codes and failures lead to new codes, with backoff. */
+  /** Device-code flows until someone signs in: a code that ends is replaced at once, a failing provider backed off. */
   private async signInWithCode(signal: AbortSignal): Promise<Phase> {
     let failures = 0;
-    let expiries = 0;
     while (!signal.aborted) {
       const gap = this.codeByCommand ? this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now() : 0;
       if (gap > 0 || this.auth.quietForMs > 0) {
@@ -400,10 +399,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         const expiredPrompt = this.prompt;
         let delay: number;
         if (failure.reason === "expired" && expiredPrompt) {
-          // A fresh code at once the first time; then slower and slower, so an unattended device stays quiet.
-          expiries += 1;
+          // A fresh code at once: a display always has a code up while the provider answers. An unattended
+          // device asks once per code lifetime (at most once per MIN_CODE_GAP_MS if codes live shorter).
           failures = 0;
-          delay = Math.max(backoffDelay(expiries - 1, this.config.retry), this.auth.quietForMs);
+          delay = this.nextCodeDelay();
           const nextCodeAt = at(delay);
           this.clearPrompt("expired");
           this.emit("code_expired", {
@@ -411,8 +410,22 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
             expiredAt: new Date().toISOString(),
             nextCodeAt,
           });
-          this.setState({ state: "signed_out", nextCodeAt });
+          if (delay > 0) this.setState({ state: "signed_out", nextCodeAt });
+        } else if (failure.reason === "declined" || failure.reason === "invalid_token") {
+          // A person acted (declined, or signed in with an ID token we refuse): the provider answered, so the
+          // next person gets a code at once. Each such end needs a person, which bounds the requests.
+          failures = 0;
+          delay = this.nextCodeDelay();
+          this.clearPrompt("failed");
+          this.emit("sign_in_failed", {
+            reason: failure.reason,
+            message: failure.message,
+            retryAt: at(delay),
+          });
+          this.log.debug({ err: failure.cause }, "sign-in attempt failed");
+          if (delay > 0) this.setState({ state: "signed_out", nextCodeAt: at(delay) });
         } else {
+          // The provider refused the device-code request or failed: slower and slower, never before Retry-After.
           failures += 1;
           delay = this.retryDelay(failures);
           this.clearPrompt("failed");
@@ -430,10 +443,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
               retryAt: at(delay),
             });
           } else {
-            // Declined, or an ID token refused: nobody is signed in and no code is shown until the next one.
+            // A code that expired before it was shown: no code until the next one.
             this.setState({ state: "signed_out", nextCodeAt: at(delay) });
           }
         }
+        if (delay <= 0) continue;
         this.pausing = true;
         await sleep(delay, undefined, { signal }).catch(() => undefined);
         this.pausing = false;
@@ -452,6 +466,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.pausing = true;
     await sleep(delay, undefined, { signal }).catch(() => undefined);
     this.pausing = false;
+  }
+
+  /** Until the next code after one ended: MIN_CODE_GAP_MS since the last request, and the provider's Retry-After. */
+  private nextCodeDelay(): number {
+    return Math.max(0, this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now(), this.auth.quietForMs);
   }
 
   /** Backoff after the n-th failure in a row, but never before the provider's Retry-After has passed. */
@@ -604,8 +623,9 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Least time between two device-code requests when the second was asked for by a `sign-in` command (after
- * `cancel`, or during a pause): a loop of cancel + sign-in gets one code per 5 s at most, not one each.
+ * Least time between two device-code requests when the second replaces a code that ended (expired, declined,
+ * refused) or was asked for by a `sign-in` command (after `cancel`, or during a pause): a provider that issues
+ * codes living 1 s, or a loop of cancel + sign-in, gets one request per 5 s at most.
  */
 export const MIN_CODE_GAP_MS = 5_000;
 

@@ -264,12 +264,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "RETRY_INITIAL_SECONDS",
     default: "1",
     description:
-      "First pause after a failed attempt (network, server, declined); doubles each time, with jitter.",
+      "First pause after a failed attempt (provider unreachable or failing); doubles each time, with jitter. An expired, declined or refused code is replaced at once.",
   },
   {
     name: "RETRY_MAX_SECONDS",
     default: "300",
-    description: "Longest pause between attempts, also between new codes when codes keep expiring unused.",
+    description: "Longest pause between attempts while the provider is unreachable or failing.",
   },
   {
     name: "CACHE_KEY",
