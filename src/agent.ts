@@ -226,7 +226,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.interrupt("idle");
     // Clear at once rather than when the loop gets round to it: the answer should find the display empty.
     this.clearPrompt("cancelled");
-    this.setState({ state: "signed_out" });
+    this.setState({ state: "signed_out", idle: true });
     return this.status();
   }
 
@@ -377,7 +377,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         continue;
       }
       this.codeByCommand = false;
-      if (this.current.state !== "signed_out" || this.current.nextCodeAt !== undefined)
+      if (
+        this.current.state !== "signed_out" ||
+        this.current.nextCodeAt !== undefined ||
+        this.current.idle !== undefined
+      )
         this.setState({ state: "signed_out" });
       this.lastCodeRequestAt = Date.now();
       try {
@@ -481,7 +485,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   /** After `cancel`: signed out, no code, until a `sign-in` command (which interrupts this wait). */
   private async idle(signal: AbortSignal): Promise<Phase> {
     this.clearPrompt("cancelled");
-    if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
+    if (this.current.state !== "signed_out" || this.current.idle !== true)
+      this.setState({ state: "signed_out", idle: true });
     await untilAborted(signal);
     return "idle";
   }

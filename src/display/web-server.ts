@@ -177,7 +177,7 @@ export class WebDisplayServer {
         res,
         200,
         "text/html; charset=utf-8",
-        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product(deviceId) }),
+        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product() ?? deviceId }),
       );
   }
 
@@ -238,7 +238,7 @@ export class WebDisplayServer {
   private frame(snapshot: DeviceSnapshot, locale: Locale): Buffer {
     const context: ScreenContext = {
       locale,
-      product: this.product(snapshot.deviceId),
+      product: this.product(),
       shortUrl: this.options.presentation?.shortUrl,
       watchingSince: this.startedAt,
       neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? 30_000,
@@ -247,8 +247,9 @@ export class WebDisplayServer {
     return Buffer.from(`event: snapshot\ndata: ${JSON.stringify({ ...snapshot, screen })}\n\n`);
   }
 
-  private product(deviceId: string): string {
-    return this.options.presentation?.productName ?? deviceId;
+  /** The product named in the headline; none configured: a plain "Sign in" (the header shows the device id). */
+  private product(): string | undefined {
+    return this.options.presentation?.productName;
   }
 
   private get themeCss(): string {

@@ -56,6 +56,8 @@ export interface StatePayload {
   readonly message?: string;
   readonly retryAt?: string;
   readonly nextCodeAt?: string;
+  /** `signed_out` after `cancel`: no code until a `sign-in` command. */
+  readonly idle?: boolean;
   readonly clockSkewSeconds?: number;
   readonly storage?: "full";
 }
