@@ -374,7 +374,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "DISPLAY_LANGUAGE",
     default: "auto",
     description:
-      "Displays' language: `auto` follows each browser's `Accept-Language` (a page's `?lang=` wins), or one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`, `pl`, `ja`, `zh-Hans`, `ar` (right to left); the terminal display's `auto` follows `LANG`. Also the agent's `message` for providers that send none.",
+      "Displays' language: `auto` follows each browser's `Accept-Language` (a page's `?lang=` wins), or one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`, `pl`, `ja`, `zh-Hans`, `zh-Hant`, `ar` (right to left); the terminal display's `auto` follows `LANG`. Also the agent's `message` for providers that send none.",
   },
   {
     name: "DISPLAY_PRODUCT_NAME",

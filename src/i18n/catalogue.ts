@@ -6,7 +6,20 @@
  */
 
 /** The languages the displays speak, as BCP 47 tags. `ar` is laid out right to left. */
-export const LOCALES = ["en", "de", "fr", "es", "it", "nl", "pt", "pl", "ja", "zh-Hans", "ar"] as const;
+export const LOCALES = [
+  "en",
+  "de",
+  "fr",
+  "es",
+  "it",
+  "nl",
+  "pt",
+  "pl",
+  "ja",
+  "zh-Hans",
+  "zh-Hant",
+  "ar",
+] as const;
 export type Locale = (typeof LOCALES)[number];
 
 /** Languages written right to left: the page gets `dir="rtl"`. */
@@ -480,6 +493,51 @@ export const CATALOGUES: Readonly<Record<Locale, Catalogue>> = {
     errorOther: "目前无法登录",
     retryIn: "重试倒计时",
     retrying: "正在重试…",
+  },
+  "zh-Hant": {
+    indexHeadline: "裝置",
+    notFoundHeadline: "這裡沒有這個裝置",
+    notFoundDetail: "此顯示伺服器顯示：",
+    promptMessage: "如要登入，請在網頁瀏覽器中開啟 {url} 並輸入代碼 {code}。",
+    pageTitle: "登入 · {device}",
+    codeHeadline: "登入 {product}",
+    codeOpen: "在手機或電腦上開啟",
+    codeEnter: "並輸入代碼",
+    codeExpiresIn: "代碼到期還剩",
+    codeScan: "或掃描 QR 圖碼",
+    codeNoQr: "請在瀏覽器中輸入這個網址",
+    codeNew: "新代碼",
+    announceCode: "登入代碼 {code}。請開啟 {url}。代碼將在 {minutes} 分鐘後過期。",
+    connecting: "正在連線…",
+    reconnecting: "正在重新連線到顯示伺服器…",
+    waitingHeadline: "正在取得登入代碼…",
+    expiredHeadline: "代碼已過期",
+    nextCodeIn: "新代碼將在",
+    nextCodeSoon: "新代碼即將顯示。",
+    neverHeardHeadline: "尚未收到這個裝置的訊息",
+    neverHeardDetail:
+      "請檢查裝置 ID「{device}」是否正確、edge-signin 代理程式是否正在執行，以及它是否與此螢幕使用同一個訊息代理。",
+    brokerHeadline: "此螢幕未連線",
+    brokerDetail: "它會自動重新連線，然後顯示裝置的狀態。",
+    offlineHeadline: "此裝置已離線",
+    offlineDetail: "裝置恢復後，此螢幕會自動更新。",
+    signedInAs: "已以 {name} 的身分登入",
+    signedIn: "已登入",
+    signedInDetail: "此裝置已就緒。",
+    codeHeadlineDefault: "登入",
+    codeScanOpens: "或掃描 QR 圖碼開啟頁面",
+    brokerBanner: "此螢幕正在重新連線。代碼仍然有效。",
+    idleHeadline: "登入已暫停",
+    idleDetail: "如要取得登入代碼，請在裝置上重新開始登入。",
+    signedOut: "已登出",
+    signedOutDetail: "新的登入代碼即將顯示。",
+    errorNetwork: "無法連線到登入服務",
+    errorServer: "登入服務發生問題",
+    errorDeclined: "登入已被拒絕",
+    errorInvalid: "無法驗證這次登入",
+    errorOther: "目前無法登入",
+    retryIn: "重試倒數",
+    retrying: "正在重試…",
   },
   ar: {
     indexHeadline: "الأجهزة",
