@@ -12,6 +12,7 @@ import { deviceTopics, type DisplayPayload, type StatePayload } from "../../src/
 import { gotoPage, launchChromium } from "../helpers/browser.js";
 import { LONG_URI, USER_CODE } from "../helpers/display-scenes.js";
 import { captureLogger, useTestBed } from "../helpers/fixture.js";
+import { startTcpGate } from "../helpers/tcp-gate.js";
 
 let browser: Browser;
 beforeAll(async () => {
@@ -185,6 +186,10 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
           expect(
             boxes.filter((b) => b.right > size.width + 1 || b.bottom > size.height + 1).map((b) => b.name),
           ).toStrictEqual([]);
+          // A screen that may stay up for hours dims and drifts (after two minutes), against burn-in.
+          expect(
+            await page.evaluate<string>('getComputedStyle(document.querySelector("main")).animationName'),
+          ).toBe("burn-in-dim, burn-in-drift");
         } finally {
           await close();
         }
@@ -193,6 +198,35 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
       }
     });
   }
+
+  it("keeps a valid code under a plain banner when the screen loses the broker, in German at 320x568", async () => {
+    const deviceId = `${tag}-banner`;
+    await online(deviceId);
+    await state(deviceId, { state: "awaiting_user", since: iso(0), expiresAt: iso(900_000) });
+    await prompt(deviceId);
+    const gate = await startTcpGate(bed.broker.url);
+    const running = await display([deviceId], { EDGE_SIGNIN_MQTT_URL: gate.url });
+    try {
+      const { page, close } = await open(running.url, { width: 320, height: 568 }, "de");
+      try {
+        await gotoPage(page, `${running.url}/devices/${deviceId}?lang=de`);
+        await onScreen(page, "code");
+        // The broker goes out of reach of this screen (the agent, and the code, are fine).
+        await gate.close();
+        await page.waitForSelector("#banner:not([hidden])", { timeout: 15_000 });
+        expect(await page.locator("#banner").textContent()).toBe(
+          "Die Anzeige verbindet sich neu. Der Code gilt weiter.",
+        );
+        expect(await page.getAttribute("body", "data-screen")).toBe("code");
+        expect(overlaps(await page.evaluate<Box[]>(BOXES))).toStrictEqual([]);
+      } finally {
+        await close();
+      }
+    } finally {
+      await running.stop();
+      await gate.close();
+    }
+  });
 
   it("links the address, says the QR code opens the page only, and keeps the code still under 'New code'", async () => {
     const deviceId = `${tag}-phone`;
