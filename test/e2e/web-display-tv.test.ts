@@ -4,6 +4,7 @@
  * after `cancel`, signed out); the address as a link, a QR caption that says what the QR code does, and a "New
  * code" cue that does not move the code.
  */
+import { mkdir, writeFile } from "node:fs/promises";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDisplayConfig } from "../../src/config/index.js";
@@ -14,10 +15,16 @@ import { LONG_URI, USER_CODE } from "../helpers/display-scenes.js";
 import { captureLogger, useTestBed } from "../helpers/fixture.js";
 import { startTcpGate } from "../helpers/tcp-gate.js";
 
+const ARTIFACTS = new URL("../../test-artifacts/tv/", import.meta.url);
 let browser: Browser;
 beforeAll(async () => {
+  await mkdir(ARTIFACTS, { recursive: true });
   browser = await launchChromium();
 });
+
+/** Kept for a person to look at (test-artifacts/tv/). */
+const keep = async (page: Page, name: string) =>
+  writeFile(new URL(`${name}.png`, ARTIFACTS), await page.screenshot({ fullPage: true }));
 afterAll(async () => {
   await browser?.close();
 });
@@ -113,6 +120,7 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
           body: parseFloat(getComputedStyle(document.body).fontSize),
         })`);
         // Before, such an engine got a 16 px code with no group spacing and a 162 px QR code.
+        await keep(page, "old-engine-1080p");
         expect(measured.code).toBeGreaterThanOrEqual(100);
         expect(measured.qr).toBeGreaterThanOrEqual(400);
         expect(measured.gap).toBeGreaterThan(measured.code * 0.3);
@@ -174,6 +182,7 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
         try {
           await gotoPage(page, `${running.url}/devices/${deviceId}?lang=${lang}`);
           await onScreen(page, "idle");
+          await keep(page, `idle-${size.width}x${size.height}-${lang}`);
           const headline = await page.locator("#headline").textContent();
           expect(headline).toBe(
             { de: "Die Anmeldung ist angehalten", en: "Sign-in is paused", ja: "サインインは一時停止中です" }[
@@ -218,6 +227,7 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
           "Die Anzeige verbindet sich neu. Der Code gilt weiter.",
         );
         expect(await page.getAttribute("body", "data-screen")).toBe("code");
+        await keep(page, "banner-320x568-de");
         expect(overlaps(await page.evaluate<Box[]>(BOXES))).toStrictEqual([]);
       } finally {
         await close();
@@ -295,6 +305,7 @@ describe("the web display on TVs, phones and small screens (Chromium)", () => {
         await prompt(deviceId, "WDJBMJHTX", { issuedAt: iso(100) });
         await onScreen(page, "signed-out");
         expect(await page.locator("#headline").textContent()).toBe("Abgemeldet");
+        await keep(page, "signed-out-320x568-de");
         expect(overlaps(await page.evaluate<Box[]>(BOXES))).toStrictEqual([]);
         await onScreen(page, "code");
         expect(await page.locator("#code").getAttribute("data-code")).toBe("WDJ BMJ HTX");
