@@ -302,7 +302,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.interrupt("idle");
     // Clear at once rather than when the loop gets round to it: the answer should find the display empty.
     this.clearPrompt("cancelled");
-    this.setState({ state: "signed_out" });
+    this.setState({ state: "signed_out", idle: true });
     return this.status();
   }
 
@@ -443,10 +443,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     return "idle";
   }
 
-  /** Device-code flows until someone signs in; expired codes and failures lead to new codes, with backoff. */
+  /** Device-code flows until someone signs in: a code that ends is replaced at once, a failing provider backed off. */
   private async signInWithCode(signal: AbortSignal): Promise<Phase> {
     let failures = 0;
-    let expiries = 0;
     while (!signal.aborted) {
       const gap = this.codeByCommand ? this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now() : 0;
       if (gap > 0 || this.auth.quietForMs > 0) {
@@ -454,7 +453,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         continue;
       }
       this.codeByCommand = false;
-      if (this.current.state !== "signed_out" || this.current.nextCodeAt !== undefined)
+      if (
+        this.current.state !== "signed_out" ||
+        this.current.nextCodeAt !== undefined ||
+        this.current.idle !== undefined
+      )
         this.setState({ state: "signed_out" });
       this.lastCodeRequestAt = Date.now();
       try {
@@ -476,10 +479,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         const expiredPrompt = this.prompt;
         let delay: number;
         if (failure.reason === "expired" && expiredPrompt) {
-          // A fresh code at once the first time; then slower and slower, so an unattended device stays quiet.
-          expiries += 1;
+          // A fresh code at once: a display always has a code up while the provider answers. An unattended
+          // device asks once per code lifetime (at most once per MIN_CODE_GAP_MS if codes live shorter).
           failures = 0;
-          delay = Math.max(backoffDelay(expiries - 1, this.config.retry), this.auth.quietForMs);
+          delay = this.nextCodeDelay();
           const nextCodeAt = at(delay);
           this.clearPrompt("expired");
           this.emit("code_expired", {
@@ -487,8 +490,22 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
             expiredAt: new Date().toISOString(),
             nextCodeAt,
           });
-          this.setState({ state: "signed_out", nextCodeAt });
+          if (delay > 0) this.setState({ state: "signed_out", nextCodeAt });
+        } else if (failure.reason === "declined" || failure.reason === "invalid_token") {
+          // A person acted (declined, or signed in with an ID token we refuse): the provider answered, so the
+          // next person gets a code at once. Each such end needs a person, which bounds the requests.
+          failures = 0;
+          delay = this.nextCodeDelay();
+          this.clearPrompt("failed");
+          this.emit("sign_in_failed", {
+            reason: failure.reason,
+            message: failure.message,
+            retryAt: at(delay),
+          });
+          this.log.debug({ err: failure.cause }, "sign-in attempt failed");
+          if (delay > 0) this.setState({ state: "signed_out", nextCodeAt: at(delay) });
         } else {
+          // The provider refused the device-code request or failed: slower and slower, never before Retry-After.
           failures += 1;
           delay = this.retryDelay(failures);
           this.clearPrompt("failed");
@@ -506,10 +523,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
               retryAt: at(delay),
             });
           } else {
-            // Declined, or an ID token refused: nobody is signed in and no code is shown until the next one.
+            // A code that expired before it was shown: no code until the next one.
             this.setState({ state: "signed_out", nextCodeAt: at(delay) });
           }
         }
+        if (delay <= 0) continue;
         this.pausing = true;
         await sleep(delay, undefined, { signal }).catch(() => undefined);
         this.pausing = false;
@@ -530,6 +548,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     this.pausing = false;
   }
 
+  /** Until the next code after one ended: MIN_CODE_GAP_MS since the last request, and the provider's Retry-After. */
+  private nextCodeDelay(): number {
+    return Math.max(0, this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now(), this.auth.quietForMs);
+  }
+
   /** Backoff after the n-th failure in a row, but never before the provider's Retry-After has passed. */
   private retryDelay(failures: number): number {
     return Math.max(backoffDelay(failures, this.config.retry), this.auth.quietForMs);
@@ -538,7 +561,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   /** After `cancel`: signed out, no code, until a `sign-in` command (which interrupts this wait). */
   private async idle(signal: AbortSignal): Promise<Phase> {
     this.clearPrompt("cancelled");
-    if (this.current.state !== "signed_out") this.setState({ state: "signed_out" });
+    if (this.current.state !== "signed_out" || this.current.idle !== true)
+      this.setState({ state: "signed_out", idle: true });
     await untilAborted(signal);
     return "idle";
   }
@@ -680,8 +704,9 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Least time between two device-code requests when the second was asked for by a `sign-in` command (after
- * `cancel`, or during a pause): a loop of cancel + sign-in gets one code per 5 s at most, not one each.
+ * Least time between two device-code requests when the second replaces a code that ended (expired, declined,
+ * refused) or was asked for by a `sign-in` command (after `cancel`, or during a pause): a provider that issues
+ * codes living 1 s, or a loop of cancel + sign-in, gets one request per 5 s at most.
  */
 export const MIN_CODE_GAP_MS = 5_000;
 

@@ -54,6 +54,8 @@ export interface StateChange {
    * `sign-in` command that came too soon after the last code): no code is shown, the next comes at this time.
    */
   readonly nextCodeAt?: string;
+  /** Present (true) in `signed_out` after `cancel`: no code comes until a `sign-in` command. */
+  readonly idle?: boolean;
   /**
    * The provider's clock minus the device's, in seconds, from the `Date` of its last answer; present while they
    * disagree by more than the ID token clock tolerance (ID tokens are then judged by the provider's clock).

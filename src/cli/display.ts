@@ -4,6 +4,8 @@ import { startWebDisplay } from "../display/web-display.js";
 import { createLogger } from "../util/logger.js";
 import { DeviceWatcher } from "../mqtt/device-watcher.js";
 import { deviceTopics } from "../mqtt/topics.js";
+import type { Locale } from "../i18n/catalogue.js";
+import { matchLocale } from "../i18n/translate.js";
 
 export interface DisplayOptions {
   /** Serve the TV page over HTTP instead of drawing on this terminal. */
@@ -47,6 +49,7 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
   const watcher = new DeviceWatcher(config.mqtt, deviceTopics(config.topicPrefix, deviceId));
   // The display owns stdout and says itself when a message is malformed; logs would only clutter the screen.
   const display = new TerminalDisplay(watcher, process.stdout, {
+    locale: terminalLocale(config.language, process.env),
     showUsername: config.showUsername,
     neverHeardAfterMs: config.neverHeardAfterMs,
   });
@@ -62,4 +65,12 @@ export async function runDisplay(options: DisplayOptions, env = process.env): Pr
     display.stop();
     await watcher.stop();
   }
+}
+
+/** `DISPLAY_LANGUAGE`, or with `auto` the terminal's own (LC_ALL, LC_MESSAGES, LANG: `de_DE.UTF-8`); else English. */
+export function terminalLocale(language: string, env: NodeJS.ProcessEnv): Locale {
+  if (language !== "auto") return matchLocale(language) ?? "en";
+  const posix = env["LC_ALL"] || env["LC_MESSAGES"] || env["LANG"] || "";
+  const tag = posix.split(".")[0]?.split("@")[0]?.replace("_", "-") ?? "";
+  return (tag && tag !== "C" && tag !== "POSIX" ? matchLocale(tag) : undefined) ?? "en";
 }

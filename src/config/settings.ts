@@ -153,11 +153,11 @@ export const SETTING = declare({
   RETRY_INITIAL_SECONDS: {
     ...inSeconds(0.01, 3600, 1),
     description:
-      "First pause after a failed attempt (network, server, declined); doubles each time, with jitter.",
+      "First pause after a failed attempt (provider unreachable or failing); doubles each time, with jitter. An expired, declined or refused code is replaced at once.",
   },
   RETRY_MAX_SECONDS: {
     ...inSeconds(0.01, 86400, 300),
-    description: "Longest pause between attempts, also between new codes when codes keep expiring unused.",
+    description: "Longest pause between attempts while the provider is unreachable or failing.",
   },
   CACHE_KEY: {
     schema: rules.text,
@@ -255,7 +255,7 @@ export const SETTING = declare({
     schema: rules.languageTag,
     default: "auto",
     description:
-      "Displays' language: `auto` follows each browser's `Accept-Language` (a page's `?lang=` wins), or one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`, `pl`, `ja`, `zh-Hans`, `ar` (right to left). Also the agent's `message` for providers that send none.",
+      "Displays' language: `auto` follows each browser's `Accept-Language` (a page's `?lang=` wins), or one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`, `pl`, `ja`, `zh-Hans`, `zh-Hant`, `ar` (right to left); the terminal display's `auto` follows `LANG`. Also the agent's `message` for providers that send none.",
   },
   DISPLAY_PRODUCT_NAME: {
     schema: rules.shortText(80),

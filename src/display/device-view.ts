@@ -42,6 +42,9 @@ export interface DevicePrivacy {
  */
 export const BROKER_GOODBYE_MS = 2_000;
 
+/** How long "Signed out" stays up after a sign-out before the next code shows. */
+export const SIGNED_OUT_MOMENT_MS = 5_000;
+
 /** A short moment for the person to see it worked; then the name leaves the screen. */
 export const DEFAULT_PRIVACY: DevicePrivacy = {
   signedInNameMs: DISPLAY_DEFAULTS.signedInNameMs,
@@ -70,6 +73,8 @@ export interface DeviceSnapshot {
    * when the agent asks for the next (`nextCodeAt`, `retryAt`). `null` once a code or a new state arrives.
    */
   readonly pause: { readonly reason: string; readonly until: string } | null;
+  /** Just after a sign-out (a `signed_out` event): a moment that says so, until `until`. */
+  readonly signedOut: { readonly until: string } | null;
   /** The display server's clock, so a page on a TV with a wrong clock still counts down correctly. */
   readonly serverTime: string;
 }
@@ -91,6 +96,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   private pause: DeviceSnapshot["pause"] = null;
   /** What an `offline` replaced, and when: undone if the connection drops right after (BROKER_GOODBYE_MS). */
   private beforeOffline: { readonly availability: Availability | "unknown"; readonly at: number } | undefined;
+  private signedOut: DeviceSnapshot["signedOut"] = null;
   private unsubscribe: () => void = () => undefined;
   private cancelStale: () => void = () => undefined;
   private hideName: NodeJS.Timeout | undefined;
@@ -123,11 +129,17 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       state: (state) => {
         this.state = this.withoutPrivateData(showState(state));
         if (state.state === "signed_in" || state.state === "error") this.pause = null;
+        if (state.state === "signed_in") this.signedOut = null;
         // A later state may hide the code on screen (signed in meanwhile): shownPrompt() reads both.
         this.changed();
       },
       // The two events that say when the next code comes: the screen counts down to it.
       event: (event) => {
+        if (event.type === "signed_out") {
+          this.signedOut = { until: new Date(Date.now() + SIGNED_OUT_MOMENT_MS).toISOString() };
+          this.changed();
+          return;
+        }
         if (event.type !== "code_expired" && event.type !== "sign_in_failed") return;
         const until = event.type === "code_expired" ? event["nextCodeAt"] : event["retryAt"];
         if (typeof until !== "string" || Number.isNaN(Date.parse(until))) return;
@@ -170,6 +182,7 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
       state: this.state,
       prompt: this.shownPrompt(),
       pause: this.pause,
+      signedOut: this.signedOut,
       serverTime: new Date().toISOString(),
     };
   }
@@ -217,6 +230,7 @@ function showState({
   reason,
   message,
   retryAt,
+  idle,
 }: StatePayload): ShownState {
   // Only state, since and deviceId are validated by the watcher; the rest is whatever the payload holds.
   const text = (value: unknown, max: number) =>
@@ -233,6 +247,7 @@ function showState({
     ...(reason !== undefined ? { reason: field(reason) as typeof reason } : {}),
     ...(message !== undefined ? { message: text(message, MAX_MESSAGE_CHARS) } : {}),
     ...(retryAt !== undefined ? { retryAt: field(retryAt) } : {}),
+    ...(idle === true ? { idle: true } : {}),
   };
 }
 

@@ -13,13 +13,20 @@ export const SCREEN_KINDS = [
   "offline",
   "signed-in",
   "signed-in-neutral",
+  "signed-out",
+  "idle",
   "error",
   "retrying",
 ] as const;
 export type ScreenKind = (typeof SCREEN_KINDS)[number];
 
-/** The screens the README pictures on a TV in English: all but `retrying`, which an error screen turns into when its retry is due. */
-export const PICTURED_SCREENS: readonly ScreenKind[] = SCREEN_KINDS.filter((kind) => kind !== "retrying");
+/**
+ * The screens the README pictures on a TV in English: all but `retrying`, which an error screen turns into when
+ * its retry is due, and `signed-out`, up for a few seconds after a sign-out event.
+ */
+export const PICTURED_SCREENS: readonly ScreenKind[] = SCREEN_KINDS.filter(
+  (kind) => kind !== "retrying" && kind !== "signed-out",
+);
 
 /**
  * One screen, in one language, ready to draw. `until` is when its countdown ends and `then` takes over, so a
@@ -38,14 +45,23 @@ export interface Screen {
   readonly announce: string;
   /** A strip above the screen: the code is still good, but the broker is not reachable. Empty for none. */
   readonly banner: string;
-  /** The code screen's parts: the code in reading groups, the address in pieces that may break apart. */
-  readonly code?: { readonly groups: readonly string[]; readonly urlParts: readonly string[] };
+  /**
+   * The code screen's parts: the code in reading groups, the address in pieces that may break apart, the https
+   * address to link to (empty for none), and the QR code's caption, which says what scanning does (opens the page with the code filled in,
+   * or only the page when the provider gives no complete URI, as Entra does).
+   */
+  readonly code?: {
+    readonly groups: readonly string[];
+    readonly urlParts: readonly string[];
+    readonly href: string;
+    readonly qrCaption: string;
+  };
 }
 
 export interface ScreenContext {
   readonly locale: Locale;
-  /** The product people sign in to (`DISPLAY_PRODUCT_NAME`). */
-  readonly product: string;
+  /** The product people sign in to (`DISPLAY_PRODUCT_NAME`); without one the headline is a plain "Sign in". */
+  readonly product: string | undefined;
   /** Shown instead of the verification URI's text when set (`DISPLAY_SHORT_URL`); the QR code is unchanged. */
   readonly shortUrl: string | undefined;
   /** When the display started watching the device (ms since the epoch). */
@@ -66,6 +82,26 @@ const ERROR_HEADLINES: Readonly<Record<string, MessageId>> = {
  * text never reaches the screen (it is in the agent's log): a TV says what happened in plain words.
  */
 export function screenFor(snapshot: DeviceSnapshot, context: ScreenContext, now = Date.now()): Screen {
+  const { signedOut } = snapshot;
+  if (!signedOut || Date.parse(signedOut.until) <= now || snapshot.state?.state === "signed_in")
+    return screenOf(snapshot, context, now);
+  // A moment to see the sign-out worked, then whatever comes next (the next code, without a "New code" cue).
+  const signedOutScreen = screenOf({ ...snapshot, signedOut: null }, context, now);
+  const headline = translate(context.locale, "signedOut");
+  const detail = translate(context.locale, "signedOutDetail");
+  return {
+    kind: "signed-out",
+    headline,
+    detail,
+    countdownLabel: "",
+    until: signedOut.until,
+    then: signedOutScreen,
+    announce: `${headline}. ${detail}`,
+    banner: "",
+  };
+}
+
+function screenOf(snapshot: DeviceSnapshot, context: ScreenContext, now: number): Screen {
   const t = (id: MessageId, values?: MessageValues) => translate(context.locale, id, values);
   const screen = (
     kind: ScreenKind,
@@ -92,8 +128,12 @@ export function screenFor(snapshot: DeviceSnapshot, context: ScreenContext, now 
   if (prompt && future(prompt.expiresAt)) {
     const shownUrl = context.shortUrl ?? prompt.verificationUri;
     const minutes = Math.max(1, Math.round((Date.parse(prompt.expiresAt) - now) / 60_000));
+    const headline =
+      context.product === undefined
+        ? t("codeHeadlineDefault")
+        : t("codeHeadline", { product: isolate(context.product) });
     return {
-      ...screen("code", t("codeHeadline", { product: isolate(context.product) }), "", {
+      ...screen("code", headline, "", {
         label: t("codeExpiresIn"),
         until: prompt.expiresAt,
         then: screen("expired", t("expiredHeadline"), t("nextCodeSoon")),
@@ -103,9 +143,18 @@ export function screenFor(snapshot: DeviceSnapshot, context: ScreenContext, now 
         url: urlParts(shownUrl).join(""),
         minutes,
       }),
-      code: { groups: codeGroups(prompt.userCode), urlParts: urlParts(shownUrl) },
+      code: {
+        groups: codeGroups(prompt.userCode),
+        urlParts: urlParts(shownUrl),
+        // Only an https address is a link (qrUrl is one, or null): a payload's `javascript:` is never one.
+        href: prompt.qrUrl ?? "",
+        qrCaption:
+          prompt.qrUrl !== null && prompt.qrUrl !== prompt.verificationUri
+            ? t("codeScan")
+            : t("codeScanOpens"),
+      },
       // A person may still sign in with the code on screen: the agent talks to the provider, not the broker.
-      banner: snapshot.brokerConnected ? "" : t("brokerHeadline"),
+      banner: snapshot.brokerConnected ? "" : t("brokerBanner"),
     };
   }
   if (!snapshot.brokerConnected) return screen("broker-unreachable", t("brokerHeadline"), t("brokerDetail"));
@@ -137,6 +186,8 @@ export function screenFor(snapshot: DeviceSnapshot, context: ScreenContext, now 
     });
   }
   if (prompt) return screen("expired", t("expiredHeadline"), t("nextCodeSoon"));
+  if (state?.state === "signed_out" && state.idle === true)
+    return screen("idle", t("idleHeadline"), t("idleDetail"));
   if (snapshot.availability === "unknown" && state === null) {
     const neverHeard = screen(
       "never-heard",

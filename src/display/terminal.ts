@@ -13,6 +13,9 @@ import {
   safeLines,
 } from "../util/bounded.js";
 import { promptQrUrl, qrText } from "../util/qr.js";
+import type { Locale, MessageId } from "../i18n/catalogue.js";
+import { translate } from "../i18n/translate.js";
+import { promptLines, wrapWords, type TerminalSize } from "./terminal-layout.js";
 
 export interface TerminalDisplayOptions {
   /**
@@ -22,7 +25,19 @@ export interface TerminalDisplayOptions {
   readonly showUsername?: boolean;
   /** After this long (ms) without a message from the device, print what to check. Default: DISPLAY_NEVER_HEARD_SECONDS's. */
   readonly neverHeardAfterMs?: number;
+  /** The language of what a person reads (the code screen, the state); English by default. */
+  readonly locale?: Locale;
+  /** The terminal's size; default: the output's own when it is a terminal, else 80 columns and no row limit. */
+  readonly size?: () => TerminalSize;
 }
+
+/** The plain words for why a sign-in failed, as the web display says them. */
+const FAILURE_WORDS: Readonly<Record<string, MessageId>> = {
+  network: "errorNetwork",
+  server: "errorServer",
+  declined: "errorDeclined",
+  invalid_token: "errorInvalid",
+};
 
 /**
  * Renders one device's display, state and events as plain lines on a terminal: what a person in front
@@ -55,12 +70,17 @@ export class TerminalDisplay {
       state: (state) => {
         heard();
         this.state = state;
-        this.line(`state: ${describeState(state, this.options.showUsername === true)}`);
+        // While the code is up, it says what "awaiting_user" would: no line to push it up the screen.
+        if (state.state !== "awaiting_user" || !this.showing)
+          this.line(describeState(state, this.options.showUsername === true, this.t));
         if (this.showing && this.received && isPromptSuperseded(this.received, state))
           this.renderPrompt(null);
       },
       event: (event) => (heard(), this.renderEvent(event)),
-      availability: (availability) => (heard(), this.line(`device is ${availability}`)),
+      availability: (availability) => (
+        heard(),
+        this.line(availability === "offline" ? this.t("offlineHeadline") : `device is ${availability}`)
+      ),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
       subscriptionRefused: ({ filter, reasonCode }) =>
         this.line(
@@ -102,31 +122,35 @@ export class TerminalDisplay {
     }
     this.showing = true;
     const seconds = Math.max(0, Math.round((Date.parse(prompt.expiresAt) - Date.now()) / 1000) || 0);
-    const expiry = seconds >= 120 ? `about ${Math.round(seconds / 60)} min` : `${seconds} s`;
-    const uri = boundedText(prompt.verificationUri, MAX_URL_CHARS);
     // The QR code holds the URL with the code in it when the provider gives one, so a phone needs no typing;
-    // none at all when neither URL may be one (not https, or too long): then the address above is the way.
+    // none at all when neither URL may be one (not https, or too long): then the address is the way.
     const qrUrl = promptQrUrl(prompt);
-    const qr = qrUrl === undefined ? undefined : qrText(qrUrl);
-    this.write(
-      [
-        "",
-        "  ┌──────────────────────────────────────────────",
-        `  │  To sign in, open  ${uri}`,
-        `  │  and enter the code`,
-        `  │`,
-        `  │      ${boundedText(prompt.userCode, MAX_USER_CODE_CHARS)}`,
-        `  │`,
-        `  │  The code expires in ${expiry} (${boundedText(prompt.expiresAt, MAX_FIELD_CHARS)}).`,
-        qr === undefined || qrUrl === undefined
-          ? `  │  (No QR code for this address: type it in.)`
-          : `  │  Or scan the QR code below (it opens ${qrUrl}).`,
-        "  └──────────────────────────────────────────────",
-        ...(qr?.split("\n").map((row) => `  ${row}`) ?? []),
-        "",
-      ].join("\n") + "\n",
+    const lines = promptLines(
+      {
+        userCode: boundedText(prompt.userCode, MAX_USER_CODE_CHARS),
+        shownUrl: boundedText(prompt.verificationUri, MAX_URL_CHARS),
+        qrUrl,
+        qr: qrUrl === undefined ? undefined : qrText(qrUrl),
+        qrHasCode: qrUrl !== undefined && qrUrl !== prompt.verificationUri,
+        secondsLeft: seconds,
+        expiresAt: prompt.expiresAt,
+      },
+      this.size(),
+      this.options.locale ?? "en",
     );
+    this.write(`${lines.join("\n")}\n`);
   }
+
+  private size(): TerminalSize {
+    if (this.options.size) return this.options.size();
+    const tty = this.out as Writable & { isTTY?: boolean; columns?: number; rows?: number };
+    return tty.isTTY === true && tty.columns && tty.rows
+      ? { columns: tty.columns, rows: tty.rows }
+      : { columns: 80, rows: Number.POSITIVE_INFINITY };
+  }
+
+  private readonly t = (id: MessageId, values?: Record<string, string | number>) =>
+    translate(this.options.locale ?? "en", id, values);
 
   private renderEvent(event: WatchedEvent): void {
     if (event.type === "authenticated") {
@@ -141,12 +165,27 @@ export class TerminalDisplay {
       this.write(`  ID-token claims: ${JSON.stringify(event["claims"], null, 2).replace(/\n/g, "\n  ")}\n`);
       return;
     }
-    const detail = event.type === "sign_in_failed" ? ` (${shownName(event["reason"])})` : "";
-    this.line(`event ${boundedText(event.type, MAX_FIELD_CHARS)}${detail}`);
+    if (event.type === "sign_in_failed") {
+      // Network and server trouble is the error state's to say (once); a declined or refused sign-in has none.
+      const words = FAILURE_WORDS[String(event["reason"])];
+      if (words && event["reason"] !== "network" && event["reason"] !== "server") this.line(this.t(words));
+      return;
+    }
+    if (event.type === "code_expired") {
+      this.line(this.t("expiredHeadline"));
+      return;
+    }
+    this.line(`event ${boundedText(event.type, MAX_FIELD_CHARS)}`);
   }
 
   private line(text: string): void {
-    this.write(`[display] ${boundedText(text, MAX_MESSAGE_CHARS + 100)}\n`);
+    const line = `[display] ${boundedText(text, MAX_MESSAGE_CHARS + 100)}`;
+    const size = this.size();
+    // On a terminal, broken between words rather than wherever the terminal's edge falls; a log keeps one line.
+    const lines = Number.isFinite(size.rows)
+      ? wrapWords(line, size.columns, this.options.locale ?? "en")
+      : [line];
+    this.write(`${lines.join("\n")}\n`);
   }
 
   /**
@@ -162,19 +201,35 @@ function shownName(value: unknown): string {
   return typeof value === "string" && value !== "" ? boundedText(value, MAX_FIELD_CHARS) : "?";
 }
 
-function describeState(state: StatePayload, showUsername: boolean): string {
+function describeState(
+  state: StatePayload,
+  showUsername: boolean,
+  t: (id: MessageId, values?: Record<string, string | number>) => string,
+): string {
   switch (state.state) {
     case "signed_in": {
       const account = state.account as { name?: unknown; username?: unknown } | undefined;
       const username = typeof account?.username === "string" ? account.username : undefined;
       const name = typeof account?.name === "string" && account.name !== "" ? account.name : undefined;
-      return `signed in as ${boundedText(name ?? (showUsername ? username : undefined) ?? "someone", MAX_FIELD_CHARS)}`;
+      const shown = name ?? (showUsername ? username : undefined);
+      return shown === undefined
+        ? t("signedIn")
+        : t("signedInAs", { name: boundedText(shown, MAX_FIELD_CHARS) });
     }
     case "awaiting_user":
-      return "waiting for someone to sign in";
-    case "error":
-      return `error: ${boundedText(String(state.message ?? state.reason ?? "unknown"), MAX_MESSAGE_CHARS)}`;
+      return t("waitingHeadline");
+    case "error": {
+      // Plain words, never the raw error (it is in the agent's log), and when the next try comes.
+      const headline = t(FAILURE_WORDS[String(state.reason)] ?? "errorOther");
+      const retryAt = typeof state.retryAt === "string" ? Date.parse(state.retryAt) : Number.NaN;
+      if (!Number.isFinite(retryAt)) return headline;
+      const seconds = Math.max(0, Math.round((retryAt - Date.now()) / 1000));
+      return `${headline} · ${t("retryIn")} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+    }
+    case "signed_out":
+      if (state.idle === true) return `${t("idleHeadline")}. ${t("idleDetail")}`;
+      return typeof state.nextCodeAt === "string" ? t("nextCodeSoon") : t("waitingHeadline");
     default:
-      return state.state.replace("_", " ");
+      return t("connecting");
   }
 }

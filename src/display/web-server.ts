@@ -178,7 +178,7 @@ export class WebDisplayServer {
         res,
         200,
         "text/html; charset=utf-8",
-        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product(deviceId) }),
+        devicePage(deviceId, locale, { logo: logo !== undefined, product: this.product() ?? deviceId }),
       );
   }
 
@@ -239,7 +239,7 @@ export class WebDisplayServer {
   private frame(snapshot: DeviceSnapshot, locale: Locale): Buffer {
     const context: ScreenContext = {
       locale,
-      product: this.product(snapshot.deviceId),
+      product: this.product(),
       shortUrl: this.options.presentation?.shortUrl,
       watchingSince: this.startedAt,
       neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? DISPLAY_DEFAULTS.neverHeardAfterMs,
@@ -248,8 +248,9 @@ export class WebDisplayServer {
     return Buffer.from(`event: snapshot\ndata: ${JSON.stringify({ ...snapshot, screen })}\n\n`);
   }
 
-  private product(deviceId: string): string {
-    return this.options.presentation?.productName ?? deviceId;
+  /** The product named in the headline; none configured: a plain "Sign in" (the header shows the device id). */
+  private product(): string | undefined {
+    return this.options.presentation?.productName;
   }
 
   private get themeCss(): string {

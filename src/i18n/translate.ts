@@ -1,3 +1,4 @@
+import { match } from "@formatjs/intl-localematcher";
 import { IntlMessageFormat } from "intl-messageformat";
 import { CATALOGUES, LOCALES, type Locale, type MessageId } from "./catalogue.js";
 
@@ -30,8 +31,8 @@ function format(locale: Locale, id: MessageId, values: MessageValues): string {
 
 /**
  * The language to show: the configured one, or else the best of the browser's `Accept-Language` (RFC 9110
- * 12.5.4) that we have, by RFC 4647 lookup on the likely subtags (so `zh-CN` and `zh` find `zh-Hans`, `pt-BR`
- * finds `pt`, `de-AT` finds `de`); English when nothing matches.
+ * 12.5.4) that we have, by {@link matchLocale} (so `zh-CN` and `zh` find `zh-Hans`, `zh-TW` finds `zh-Hant`,
+ * `pt-BR` finds `pt`, `de-AT` finds `de`); English when nothing matches.
  * @param configured `DISPLAY_LANGUAGE` or a page's `?lang=`; `auto` or undefined to use `acceptLanguage`.
  */
 export function chooseLocale(configured: string | undefined, acceptLanguage: string | undefined): Locale {
@@ -53,22 +54,21 @@ export function chooseLocale(configured: string | undefined, acceptLanguage: str
   return "en";
 }
 
-/** The supported locale a language tag means, if any. */
+/**
+ * The supported locale a language tag means, if any: CLDR's language matching (the "best fit" of ECMA-402's
+ * Intl.LocaleMatcher, from @formatjs/intl-localematcher), so a region or script finds its language (`pt-BR` ->
+ * `pt`, `zh-TW` -> `zh-Hant`, `zh-CN` -> `zh-Hans`) and a language people there also read finds that one
+ * (`ca` -> `es`, `gsw` -> `de`). `undefined` when nothing is close enough, or the tag is no tag.
+ */
 export function matchLocale(tag: string): Locale | undefined {
-  let locale: Intl.Locale;
+  let found: string;
   try {
-    locale = new Intl.Locale(tag).maximize();
+    found = match([tag], LOCALES, NO_MATCH, { algorithm: "best fit" });
   } catch {
     return undefined;
   }
-  const exact = LOCALES.find((candidate) => candidate.toLowerCase() === tag.toLowerCase());
-  if (exact) return exact;
-  const script = `${locale.language}-${locale.script ?? ""}`;
-  return (
-    LOCALES.find((candidate) => candidate === script) ??
-    // A supported language with a script of its own (zh-Hans) is not the same language in another (zh-Hant).
-    LOCALES.find(
-      (candidate) => candidate === locale.language && !LOCALES.some((c) => c.startsWith(`${candidate}-`)),
-    )
-  );
+  return LOCALES.find((locale) => locale === found);
 }
+
+/** What the matcher answers when no supported locale is close: "undetermined", which is none of ours. */
+const NO_MATCH = "und";

@@ -6,7 +6,7 @@ import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config/index.js";
 import { promptQrUrl, qrSvg } from "../util/qr.js";
-import type { AgentEvents, SignInPrompt } from "../events.js";
+import { AGENT_STATES, type AgentEvents, type SignInPrompt } from "../events.js";
 import type { GatewayEvents, MqttGateway } from "../mqtt/gateway.js";
 import type { DeviceTopics } from "../mqtt/topics.js";
 import { subscribe, type Reporter } from "./reporter.js";
@@ -181,6 +181,16 @@ export interface DiscoveryDevice {
   readonly stateAccount?: boolean;
 }
 
+/** The state sensor's attributes: `[attribute, state payload field]`. */
+const STATE_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
+  ["since", "since"],
+  ["expires_at", "expiresAt"],
+  ["next_code_at", "nextCodeAt"],
+  ["retry_at", "retryAt"],
+  ["reason", "reason"],
+  ["idle", "idle"],
+];
+
 /** The `{component}/{key}` of every entity this agent ever publishes. */
 const ENTITY_KEYS = new Set([
   "sensor/state",
@@ -216,10 +226,14 @@ export function discoveryEntries({
 }: DiscoveryDevice): DiscoveryEntry[] {
   const node = discoveryNode(deviceId);
   const objectPrefix = node.replace(/-/g, "_").toLowerCase();
-  const common = {
-    availability_topic: topics.availability,
+  const prompt = homeAssistantTopics(topics).prompt;
+  /** Available while the agent is online; entities of the prompt (the QR code) also only while there is a code. */
+  const deviceOnline = {
+    topic: topics.availability,
     payload_available: "online",
     payload_not_available: "offline",
+  };
+  const common = {
     device: {
       identifiers: [`edge-signin_${deviceId}`],
       name: `edge-signin ${deviceId}`,
@@ -229,19 +243,37 @@ export function discoveryEntries({
     },
     origin: { name: "edge-signin", sw_version: version },
   };
-  const entity = (component: string, key: string, config: Record<string, unknown>): DiscoveryEntry => ({
+  const entity = (
+    component: string,
+    key: string,
+    config: Record<string, unknown>,
+    availability: ReadonlyArray<Record<string, string>> = [deviceOnline],
+  ): DiscoveryEntry => ({
     topic: `${prefix}/${component}/${node}/${key}/config`,
-    config: { ...config, unique_id: `${node}_${key}`, object_id: `${objectPrefix}_${key}`, ...common },
+    config: {
+      ...config,
+      unique_id: `${node}_${key}`,
+      // The entity id Home Assistant gives it at first (HA 2025.10 deprecated `object_id` for this).
+      default_entity_id: `${component}.${objectPrefix}_${key}`,
+      availability: [...availability],
+      ...(availability.length > 1 ? { availability_mode: "all" } : {}),
+      ...common,
+    },
   });
   return [
     entity("sensor", "state", {
       name: "Sign-in state",
       icon: "mdi:account-key",
       state_topic: topics.state,
+      // An enum: Home Assistant shows the states as choices (history, automations' pickers), never free text.
+      device_class: "enum",
+      options: [...AGENT_STATES],
       value_template: "{{ value_json.state }}",
       json_attributes_topic: topics.state,
-      json_attributes_template:
-        "{{ {'since': value_json.since, 'expires_at': value_json.expiresAt} | tojson }}",
+      // Each field only where the state has it: every state has `since`, only some the others.
+      json_attributes_template: `{{ {${STATE_ATTRIBUTES.map(
+        ([name, field]) => `'${name}': value_json.${field} if value_json.${field} is defined else none`,
+      ).join(", ")}} | tojson }}`,
     }),
     ...(stateAccount
       ? [
@@ -263,7 +295,7 @@ export function discoveryEntries({
       value_template: "{{ value_json.code if value_json.code else None }}",
       json_attributes_topic: homeAssistantTopics(topics).prompt,
       json_attributes_template:
-        "{{ {'verification_uri': value_json.verification_uri, 'expires_at': value_json.expires_at} | tojson }}",
+        "{{ {'verification_uri': value_json.verification_uri if value_json.verification_uri is defined else none, 'expires_at': value_json.expires_at if value_json.expires_at is defined else none} | tojson }}",
     }),
     entity("sensor", "code_expires", {
       name: "Sign-in code expires",
@@ -271,11 +303,25 @@ export function discoveryEntries({
       state_topic: homeAssistantTopics(topics).prompt,
       value_template: "{{ value_json.expires_at if value_json.expires_at else None }}",
     }),
-    entity("image", "qr", {
-      name: "Sign-in QR code",
-      image_topic: homeAssistantTopics(topics).qr,
-      content_type: "image/svg+xml",
-    }),
+    // Unavailable, not a white square, while there is no code.
+    entity(
+      "image",
+      "qr",
+      {
+        name: "Sign-in QR code",
+        image_topic: homeAssistantTopics(topics).qr,
+        content_type: "image/svg+xml",
+      },
+      [
+        deviceOnline,
+        {
+          topic: prompt,
+          value_template: "{{ 'online' if value_json.code is defined and value_json.code else 'offline' }}",
+          payload_available: "online",
+          payload_not_available: "offline",
+        },
+      ],
+    ),
     entity("button", "sign_in", {
       name: "Sign in",
       icon: "mdi:login",

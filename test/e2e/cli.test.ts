@@ -90,7 +90,7 @@ describe("the edge-signin command", () => {
   it("runs the demo end to end with a simulated person", async () => {
     const result = await runCli(["demo", "--approve-as", "alice"], {}, 60_000);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/│\s+[A-Z]{4}-[A-Z]{4}\n/);
+    expect(result.stdout).toMatch(/\n {4}[A-Z]{4}-[A-Z]{4}\n/);
     expect(result.stdout).toContain("event authenticated: signed in as Alice <alice@example.com>");
     expect(result.stdout).toContain('"sub": "alice"');
   });

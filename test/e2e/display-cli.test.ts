@@ -63,31 +63,29 @@ describe("edge-signin display", () => {
       () => running.stdout(),
       (out) => (out.includes(shown.userCode) && out.includes("▀") ? out : undefined),
     );
-    expect(screen).toContain(`│  To sign in, open  ${shown.verificationUri}\n`);
-    expect(screen).toContain(`│      ${shown.userCode}\n`);
-    expect(screen).toContain(`it opens ${shown.verificationUriComplete ?? shown.verificationUri})`);
-    expect(screen).toContain("[display] state: waiting for someone to sign in");
-    // The QR code: rows of half blocks between the box and the next message, all the same width.
-    const qrRows =
-      screen
-        .split("└")[1]
-        ?.split("\n")
-        .slice(1)
-        .filter((row) => /[█▀▄]/.test(row)) ?? [];
+    expect(screen).toContain(`open\n    ${shown.verificationUri.replace("https://", "")}\n`);
+    expect(screen).toContain(`\n    ${shown.userCode}\n`);
+    // The caption says what the QR code does: fill in the code (a complete URI), or open the page only.
+    expect(screen).toContain(
+      shown.verificationUriComplete ? "or scan the QR code\n" : "or scan the QR code to open the page\n",
+    );
+    // The QR code: rows of half blocks above the address and the code, all the same width.
+    const qrRows = screen.split("\n").filter((row) => /[█▀▄]/.test(row));
+    expect(screen.lastIndexOf("▀")).toBeLessThan(screen.lastIndexOf(shown.userCode));
     expect(qrRows.length).toBeGreaterThan(10);
     expect(new Set(qrRows.map((row) => [...row].length)).size).toBe(1);
 
     await approveSignIn(shown.verificationUri, shown.userCode, { ca: bed.idp.caPem, login: "dave" });
     await eventually(
       () => running.stdout(),
-      (out) => out.includes("[display] state: signed in as Dave"),
+      (out) => out.includes("[display] Signed in as Dave"),
     );
     expect(running.stdout()).toContain("[display] display cleared");
 
     await agent.stop();
     await eventually(
       () => running.stdout(),
-      (out) => out.includes("[display] device is offline"),
+      (out) => out.includes("[display] This device is offline"),
     );
     running.child.kill("SIGTERM");
     expect(await running.exited).toBe(0);

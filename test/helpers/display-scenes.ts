@@ -108,6 +108,10 @@ export function scenes(tag: string, now = Date.now()): Scene[] {
       ["availability", "online"],
       ["state", state(deviceId, { state: "signed_out", since: iso(0) })],
     ]),
+    scene("idle", (deviceId) => [
+      ["availability", "online"],
+      ["state", state(deviceId, { state: "signed_out", since: iso(0), idle: true })],
+    ]),
     scene("never-heard", () => []),
     scene("offline", (deviceId) => [
       ["availability", "offline"],

@@ -5,12 +5,12 @@ import { startAgentProcess } from "../helpers/agent-process.js";
 import { useTestBed } from "../helpers/fixture.js";
 
 describe("an honest state between codes (shipped bundle)", () => {
-  // Codes that live 3 s, and a pause of 5-10 s after the second expiry in a row.
-  const used = useTestBed({ idp: { deviceCodeTtlSeconds: 3 } });
+  // Codes that live 1 s: the next waits until 5 s after the last request (MIN_CODE_GAP_MS), about 4 s.
+  const used = useTestBed({ idp: { deviceCodeTtlSeconds: 1 } });
   const { bed, probe } = used;
 
   it("says signed_out with nextCodeAt while no code is shown, and health calls it healthy and waiting", async () => {
-    const env = bed.env({ EDGE_SIGNIN_RETRY_INITIAL_SECONDS: "10", EDGE_SIGNIN_RETRY_MAX_SECONDS: "20" });
+    const env = bed.env();
     const agent = startAgentProcess(used, env);
     const expired = await probe.next(agent.topics.event("code_expired"), undefined, 30_000);
     const second = (

@@ -85,13 +85,16 @@ describe("commands over MQTT (request / response)", () => {
 
     expect(await ask("cancel")).toMatchObject({ status: "ok", data: { state: "signed_out", idle: true } });
     expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
-    await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_out");
+    // The retained state says so too: a display can tell "paused" from "getting a code".
+    const paused = await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_out");
+    expect(paused.json<StatePayload>()).toMatchObject({ state: "signed_out", idle: true });
     expect(await ask("cancel")).toMatchObject({ status: "error", error: "no sign-in to cancel" });
     expect(await ask("status")).toMatchObject({ status: "ok", data: { state: "signed_out", idle: true } });
 
     expect(await ask("sign-in")).toMatchObject({ status: "ok", data: { idle: false } });
     const code = (await probe.next(topics.display, (m) => m.payload.length > 0)).json<DisplayPayload>();
     expect(code.userCode).not.toBe(firstCode.userCode);
+    expect(probe.all(topics.state).at(-1)?.json<StatePayload>().idle).toBeUndefined();
     await approveSignIn(code.verificationUri, code.userCode, { ca: bed.idp.caPem, login: "alice" });
     await probe.next(topics.state, (m) => m.json<StatePayload>().state === "signed_in");
 

@@ -9,6 +9,7 @@ import {
   type StatePayload,
 } from "../../src/mqtt/topics.js";
 import { useTestBed } from "../helpers/fixture.js";
+import { checkDiscoveryConfig } from "../helpers/home-assistant-schema.js";
 import { connectProbe, type ReceivedMessage } from "../helpers/mqtt-probe.js";
 
 type DiscoveryConfig = Record<string, unknown> & {
@@ -67,15 +68,18 @@ describe("Home Assistant MQTT discovery", () => {
     expect([...configs.keys()].sort()).toStrictEqual(expected.sort());
     const parsed = new Map([...configs].map(([topic, m]) => [topic, m.json<DiscoveryConfig>()]));
     const uniqueIds = new Set<unknown>();
-    for (const discovery of parsed.values()) {
+    for (const [topic, discovery] of parsed) {
+      // Each config as Home Assistant's schema for its entity type checks it (no deprecated or unknown keys).
+      expect(checkDiscoveryConfig(topic.split("/")[1] ?? "", discovery)).toStrictEqual([]);
       // What Home Assistant needs to create and group the entities, and to mark them unavailable.
+      expect(discovery).not.toHaveProperty("object_id");
       expect(discovery).toMatchObject({
         name: expect.any(String),
         unique_id: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
-        object_id: expect.stringMatching(/^[a-z0-9_]+$/),
-        availability_topic: topics.availability,
-        payload_available: "online",
-        payload_not_available: "offline",
+        default_entity_id: expect.stringMatching(/^(sensor|image|button)\.edge_signin_[a-z0-9_]+$/),
+        availability: expect.arrayContaining([
+          { topic: topics.availability, payload_available: "online", payload_not_available: "offline" },
+        ]),
         device: {
           identifiers: [`edge-signin_${config.deviceId}`],
           name: expect.any(String),
@@ -102,6 +106,9 @@ describe("Home Assistant MQTT discovery", () => {
     expect(parsed.get(`ha-test/image/${node}/qr/config`)).toMatchObject({
       image_topic: qrTopic,
       content_type: "image/svg+xml",
+      // Unavailable, not a blank square, while there is no code.
+      availability_mode: "all",
+      availability: expect.arrayContaining([expect.objectContaining({ topic: promptTopic })]),
     });
     // Empty until the code is there (published on connect), then the code.
     expect(
@@ -117,7 +124,15 @@ describe("Home Assistant MQTT discovery", () => {
     expect(parsed.get(`ha-test/sensor/${node}/state/config`)).toMatchObject({
       state_topic: topics.state,
       value_template: "{{ value_json.state }}",
+      device_class: "enum",
+      options: ["starting", "signed_out", "awaiting_user", "signed_in", "error"],
     });
+    // Every attribute template guards the fields a state may lack (expiresAt is only in awaiting_user).
+    const attributes = String(
+      parsed.get(`ha-test/sensor/${node}/state/config`)?.["json_attributes_template"],
+    );
+    for (const field of ["expiresAt", "nextCodeAt", "retryAt", "reason", "idle"])
+      expect(attributes).toContain(`value_json.${field} if value_json.${field} is defined else none`);
     expect(parsed.get(`ha-test/sensor/${node}/user/config`)).toMatchObject({
       state_topic: topics.state,
       value_template: expect.stringContaining("value_json.account.name"),

@@ -104,7 +104,7 @@ describe("loadDisplayConfig", () => {
     ).toStrictEqual([
       "EDGE_SIGNIN_DISPLAY_ALLOWED_HOSTS: expected host names (letters, digits, '.', '-') or *, space or comma separated",
       "EDGE_SIGNIN_DISPLAY_SHOW_USERNAME: expected true or false",
-      "EDGE_SIGNIN_DISPLAY_LANGUAGE: expected one of auto, en, de, fr, es, it, nl, pt, pl, ja, zh-Hans, ar",
+      "EDGE_SIGNIN_DISPLAY_LANGUAGE: expected one of auto, en, de, fr, es, it, nl, pt, pl, ja, zh-Hans, zh-Hant, ar",
       "EDGE_SIGNIN_DISPLAY_LOGO_FILE: cannot read file /nonexistent/logo.svg (ENOENT)",
       "EDGE_SIGNIN_DISPLAY_TEXT_COLOR: expected a colour as #rrggbb",
       "EDGE_SIGNIN_DISPLAY_ACCENT_COLOR: #333333 on the background #000000 has a contrast of 1.66:1; WCAG 2.2 AA asks for at least 4.5:1",

@@ -48,7 +48,12 @@ describe("choosing the language", () => {
     [undefined, "de-AT,de;q=0.9,en;q=0.8", "de"],
     [undefined, "en;q=0.5, fr-CA", "fr"],
     [undefined, "zh-CN,zh;q=0.9", "zh-Hans"],
-    [undefined, "zh-TW", "en"],
+    [undefined, "zh-TW", "zh-Hant"],
+    [undefined, "zh-HK", "zh-Hant"],
+    [undefined, "zh-SG", "zh-Hans"],
+    // No Catalan: the closest language people there read (CLDR's matching), not English.
+    [undefined, "ca", "es"],
+    [undefined, "sr, nb", "en"],
     [undefined, "pt-BR", "pt"],
     [undefined, "ar-EG", "ar"],
     [undefined, "ja-JP", "ja"],

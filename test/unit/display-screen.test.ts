@@ -18,6 +18,7 @@ const BASE: DeviceSnapshot = {
   state: null,
   prompt: null,
   pause: null,
+  signedOut: null,
   serverTime: at(0),
 };
 const PROMPT = {
@@ -56,9 +57,12 @@ describe("the screen a snapshot makes", () => {
   it("keeps a valid code when the broker is gone, under a banner; otherwise says the broker is unreachable", () => {
     expect(screen({ prompt: PROMPT, brokerConnected: false })).toMatchObject({
       kind: "code",
-      banner: "Can’t reach the message broker",
+      banner: "This screen is reconnecting. The code still works.",
     });
-    expect(screen({ brokerConnected: false }).kind).toBe("broker-unreachable");
+    expect(screen({ brokerConnected: false })).toMatchObject({
+      kind: "broker-unreachable",
+      headline: "This screen is not connected",
+    });
   });
 
   it("counts down to the next code after an expiry or a declined sign-in, then waits for it", () => {
@@ -129,6 +133,50 @@ describe("the screen a snapshot makes", () => {
 
   it("says the device is offline, whatever else it last said", () => {
     expect(screen({ availability: "offline", prompt: PROMPT }).kind).toBe("offline");
+  });
+
+  it("says 'Sign in' without a product name, never the device id", () => {
+    expect(screen({ prompt: PROMPT }, { product: undefined }).headline).toBe("Sign in");
+  });
+
+  it("links the https address, and says whether the QR code carries the code", () => {
+    // Entra: no complete URI, the QR code opens the page only.
+    expect(screen({ prompt: PROMPT }).code).toMatchObject({
+      href: "https://login.example.com/device",
+      qrCaption: "or scan the QR code to open the page",
+    });
+    const complete = "https://login.example.com/device?user_code=GTK8ZJ2LA";
+    expect(
+      screen({ prompt: { ...PROMPT, verificationUriComplete: complete, qrUrl: complete } }).code,
+    ).toMatchObject({ href: complete, qrCaption: "or scan the QR code" });
+    // No link to what is not https.
+    expect(
+      screen({ prompt: { ...PROMPT, verificationUri: "javascript:alert(1)", qrUrl: null, qrSvg: null } }).code
+        ?.href,
+    ).toBe("");
+  });
+
+  it("says sign-in is paused after a cancel, and how to start again", () => {
+    expect(
+      screen({ state: { state: "signed_out", since: at(0), deviceId: "tv", idle: true } }),
+    ).toMatchObject({
+      kind: "idle",
+      headline: "Sign-in is paused",
+      detail: "To get a sign-in code, start signing in on the device again.",
+    });
+    expect(screen({ state: { state: "signed_out", since: at(0), deviceId: "tv" } }).kind).toBe("waiting");
+  });
+
+  it("says 'Signed out' for a moment after a sign-out, then shows the next code", () => {
+    const moment = screen({ prompt: PROMPT, signedOut: { until: at(4_000) } });
+    expect(moment).toMatchObject({
+      kind: "signed-out",
+      headline: "Signed out",
+      countdownLabel: "",
+      until: at(4_000),
+      then: { kind: "code" },
+    });
+    expect(screen({ prompt: PROMPT, signedOut: { until: at(-1) } }).kind).toBe("code");
   });
 
   it("speaks the page's language", () => {

@@ -1,7 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { withSettingsTable } from "../../scripts/readme-settings.js";
+import { parse as parseYaml } from "yaml";
 import { PICTURED_SCREENS } from "../../src/display/screen.js";
+import { deviceTopics } from "../../src/mqtt/topics.js";
+import { discoveryEntries } from "../../src/reporters/home-assistant.js";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 
@@ -52,5 +55,27 @@ describe("README", () => {
   it("gives the two commands of the quick start", () => {
     expect(readme).toContain("npm install && npm run demo");
     expect(readme).toContain("npm test");
+  });
+
+  it("gives a Home Assistant dashboard card that parses and names only entities the agent announces", () => {
+    const block = /```yaml\n(type: vertical-stack\n[\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    const card = parseYaml(block ?? "") as { type: string; cards: unknown[] };
+    expect(card.type).toBe("vertical-stack");
+    const announced = discoveryEntries({
+      deviceId: "living-room-tv",
+      topics: deviceTopics("edge-signin", "living-room-tv"),
+      prefix: "homeassistant",
+      version: "0.1.0",
+    }).map((entry) => entry.config["default_entity_id"]);
+    // Every entity id the card uses, in its YAML keys and in its templates.
+    const used = [
+      ...new Set(JSON.stringify(card).match(/\b(?:sensor|image|button)\.edge_signin_[a-z0-9_]+/g)),
+    ];
+    expect(used.length).toBeGreaterThanOrEqual(5);
+    expect(used.filter((id) => !announced.includes(id))).toStrictEqual([]);
+    // The code, the countdown, the QR code and the state are all on it.
+    for (const id of ["code", "code_expires", "qr", "state"])
+      expect(used.some((entity) => entity.endsWith(`_${id}`))).toBe(true);
   });
 });

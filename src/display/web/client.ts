@@ -25,6 +25,7 @@ export const CLIENT_JS = String.raw`"use strict";
   var lastCode = null;
   var lastAnnounced = null;
   var newCodeUntil = 0;
+  var FRESH_START = { "signed-in": true, "signed-in-neutral": true, "signed-out": true, "idle": true, "offline": true };
 
   function el(id) { return document.getElementById(id); }
 
@@ -116,6 +117,11 @@ export const CLIENT_JS = String.raw`"use strict";
     el("code-screen").hidden = false;
     setText("code-headline", screen.headline);
     setUrl(screen.code.urlParts);
+    // A phone or touch panel showing the page opens the address with a tap (only ever an https one).
+    var link = el("url");
+    if (screen.code.href) { if (link.getAttribute("href") !== screen.code.href) link.setAttribute("href", screen.code.href); }
+    else link.removeAttribute("href");
+    setText("qr-caption", screen.code.qrCaption);
     setCode(screen.code.groups);
     // A new code replaces one a person may be typing: say so, and make it move (unless motion is unwelcome).
     if (lastCode !== null && lastCode !== prompt.userCode) {
@@ -161,6 +167,8 @@ export const CLIENT_JS = String.raw`"use strict";
     }
     announce(screen);
     if (screen.kind === "code" && snapshot.prompt) return showCode(screen, snapshot.prompt);
+    // Nobody is typing a code on these screens: the next code is a first one, not a "New code".
+    if (FRESH_START[screen.kind]) { lastCode = null; newCodeUntil = 0; }
     showMessage(screen.kind, screen.headline, screen.detail, screen.countdownLabel, screen.until);
   }
 

@@ -56,16 +56,15 @@ export function devicePage(deviceId: string, locale: Locale = "en", brand?: Page
     <div class="steps">
       <h1 id="code-headline"></h1>
       <p class="step">${t("codeOpen")}</p>
-      <p id="url" class="url" dir="ltr"></p>
+      <a id="url" class="url" dir="ltr"></a>
       <p class="step">${t("codeEnter")}</p>
-      <p id="new-code" class="new-code" hidden>${t("codeNew")}</p>
       <p id="code" class="code" dir="ltr"></p>
-      <p class="expiry"><span id="countdown-label"></span> <span id="countdown" class="countdown" dir="ltr"></span></p>
+      <p class="expiry"><span id="new-code" class="new-code" hidden>${t("codeNew")}</span> <span id="countdown-label"></span> <span id="countdown" class="countdown" dir="ltr"></span></p>
       <p id="no-qr" class="no-qr" hidden>${t("codeNoQr")}</p>
     </div>
     <figure id="qr-figure" class="qr">
       <img id="qr" alt="">
-      <figcaption>${t("codeScan")}</figcaption>
+      <figcaption id="qr-caption">${t("codeScan")}</figcaption>
     </figure>
   </section>
   <section id="message-screen" class="message-screen">
