@@ -6,6 +6,7 @@ import * as z from "zod/mini";
 import "../util/zod-messages.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 import { decodeSealingKey } from "../crypto/seal.js";
+import { decodeWebhookSecret, MIN_SECRET_BYTES } from "../crypto/webhook-secret.js";
 import { LOCALES } from "../i18n/catalogue.js";
 import { DEFAULT_STATE_DIR } from "../storage/state-dir.js";
 import { readStateFileSync, type StateFileRead } from "../storage/state-file.js";
@@ -76,7 +77,7 @@ export interface ProxyConfig {
 
 export interface WebhookConfig {
   readonly url: string;
-  /** HMAC-SHA256 key for the `X-Edge-Signin-Signature` header. */
+  /** The Standard Webhooks secret (`whsec_` and base64 of 32 bytes or more) of the `webhook-signature` header. */
   readonly secret: string;
   /** Timeout of one delivery, in ms. */
   readonly timeoutMs: number;
@@ -305,13 +306,21 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "WEBHOOK_URL",
     default: "",
-    description: "POST every event as signed JSON to this URL (http or https). Needs `WEBHOOK_SECRET`.",
+    description:
+      "POST every event as signed JSON to this URL: https, or http to loopback (elsewhere only with `WEBHOOK_ALLOW_HTTP`). Needs `WEBHOOK_SECRET`.",
   },
   {
     name: "WEBHOOK_SECRET",
     default: "",
-    description: "Key of the HMAC-SHA256 signature in the `X-Edge-Signin-Signature` header.",
+    description:
+      "Key of the Standard Webhooks signature (`webhook-signature` header): `whsec_` and the base64 of 32 or more random bytes (`echo whsec_$(openssl rand -base64 32)`).",
     fileVariant: true,
+  },
+  {
+    name: "WEBHOOK_ALLOW_HTTP",
+    default: "false",
+    description:
+      "`true` lets `WEBHOOK_URL` be plain `http://` to another host: events (claims, the ID token if published) then cross the network readable by anyone on the path. For a receiver on a network you trust.",
   },
   {
     name: "WEBHOOK_TIMEOUT_SECONDS",
@@ -552,11 +561,20 @@ export function loadConfig(env: Env = process.env): Config {
       .check(
         z.refine(
           (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol),
-          "expected an http:// or https:// URL",
+          "expected an https:// URL",
         ),
       ),
   );
+  const webhookAllowHttp = read.optional("WEBHOOK_ALLOW_HTTP", bool) ?? false;
+  if (webhookUrl && !webhookAllowHttp && !isSecureEndpoint(webhookUrl))
+    problems.push(
+      `${ENV_PREFIX}WEBHOOK_URL: expected an https:// URL (events carry the person's claims); http:// only to loopback, or with ${ENV_PREFIX}WEBHOOK_ALLOW_HTTP=true`,
+    );
   const webhookSecret = read.secret("WEBHOOK_SECRET");
+  if (webhookSecret && !decodeWebhookSecret(webhookSecret))
+    problems.push(
+      `${ENV_PREFIX}WEBHOOK_SECRET: expected whsec_ and the base64 of at least ${MIN_SECRET_BYTES} random bytes (echo whsec_$(openssl rand -base64 32)); a shorter key can be guessed from one signed request`,
+    );
   const webhookTimeout = read.optional("WEBHOOK_TIMEOUT_SECONDS", seconds(1, 600)) ?? 10;
   const webhookQueueMax = read.optional("WEBHOOK_QUEUE_MAX", positiveCount) ?? 10_000;
   if (webhookUrl && !webhookSecret)
