@@ -10,6 +10,14 @@ import {
   type MqttRefusedError,
 } from "./connection-policy.js";
 import { SESSION_TAKEN_OVER, TakeoverDetector, takeoverMessage } from "./quirks/takeover.js";
+import { MAX_MESSAGE_BYTES } from "./topics.js";
+
+/**
+ * The largest packet we take (MQTT 5 Maximum Packet Size, in every CONNECT): the largest message and room for its
+ * topic and properties. An MQTT 5 broker then drops anything larger for us instead of sending it (MQTT 5
+ * 3.1.2.11.4), so no client ever holds a hostile retained megabyte in memory.
+ */
+export const MAX_INCOMING_PACKET_BYTES = MAX_MESSAGE_BYTES + 16 * 1024;
 
 /** What the broker allows, from its MQTT 5 CONNACK (3.1.1 brokers say nothing: the protocol's own limits). */
 export interface ServerLimits {
@@ -148,6 +156,8 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       // mqtt.js otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the first packet: about
       // 6 MiB of heap and several milliseconds before the first code is on the display.
       writeCache: false,
+      // Sent with MQTT 5 only (mqtt-packet writes CONNECT properties for 5 alone).
+      properties: { maximumPacketSize: MAX_INCOMING_PACKET_BYTES },
       ...(this.options.will ? { will: this.options.will } : {}),
       // Set for every node (a node's URL may carry its own when the settings give none: see address()).
       ...(config.username !== undefined ? { username: config.username } : {}),

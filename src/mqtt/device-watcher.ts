@@ -5,21 +5,65 @@ import type { MqttConfig } from "../config/index.js";
 import { AGENT_STATES } from "../events.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
-import type { Availability, DeviceTopics, DisplayPayload, StatePayload } from "./topics.js";
+import {
+  MAX_MESSAGE_BYTES,
+  type Availability,
+  type DeviceTopics,
+  type DisplayPayload,
+  type StatePayload,
+} from "./topics.js";
 
+/**
+ * What a display takes from a device's topics. Every field it uses has a real limit: strings a length, times a
+ * date in range (an ISO 8601 time), durations a span a code can live. The screen cuts further (util/bounded.ts).
+ */
+const text = (max: number) => z.string().check(z.maxLength(max));
+/** An ISO 8601 time as agents write it (years 0000-9999, so always a valid Date). */
+const time = z.iso.datetime({ offset: true });
+/** Longest sentence taken (a provider's prompt, an error's message); the screen shows the first 1,024 characters. */
+const MAX_SENTENCE_CHARS = 16_384;
+/** Longest sign-in code life taken: 30 days (RFC 8628 codes live minutes; setTimeout holds 24.8 days). */
+export const MAX_CODE_LIFETIME_SECONDS = 30 * 24 * 3600;
 const Display = z.looseObject({
-  deviceId: z.string(),
-  userCode: z.string().check(z.minLength(1)),
-  verificationUri: z.string().check(z.minLength(1)),
-  verificationUriComplete: z.optional(z.string()),
-  message: z.string(),
-  issuedAt: z.string(),
-  expiresAt: z.string(),
-  expiresIn: z.optional(z.number().check(z.positive())),
+  deviceId: text(128),
+  userCode: text(64).check(z.minLength(1)),
+  verificationUri: text(2048).check(z.minLength(1)),
+  verificationUriComplete: z.optional(text(2048)),
+  message: text(MAX_SENTENCE_CHARS),
+  issuedAt: time,
+  expiresAt: time,
+  expiresIn: z.optional(z.number().check(z.positive(), z.lte(MAX_CODE_LIFETIME_SECONDS))),
 });
+const Account = z.looseObject({ name: z.optional(text(256)), username: z.optional(text(256)) });
 /** The retained `{base}/state` payload as the topic contract says (README: Topics); extra fields pass. */
-export const State = z.looseObject({ state: z.enum(AGENT_STATES), since: z.string(), deviceId: z.string() });
-const Event = z.looseObject({ id: z.string(), type: z.string(), deviceId: z.string(), at: z.string() });
+export const State = z.looseObject({
+  state: z.enum(AGENT_STATES),
+  since: text(64),
+  deviceId: text(128),
+  account: z.optional(Account),
+  expiresAt: z.optional(text(64)),
+  reason: z.optional(text(256)),
+  message: z.optional(text(MAX_SENTENCE_CHARS)),
+  retryAt: z.optional(text(64)),
+  nextCodeAt: z.optional(text(64)),
+});
+const Event = z.looseObject({
+  id: text(256),
+  type: text(256),
+  deviceId: text(128),
+  at: text(256),
+  account: z.optional(Account),
+  reason: z.optional(text(256)),
+  retryAt: z.optional(text(64)),
+  nextCodeAt: z.optional(text(64)),
+});
+
+/**
+ * Largest payload taken per topic, checked before it is decoded or parsed: a prompt or a state is a few hundred
+ * bytes, an `authenticated` event with the ID token a few KB; anything larger is dropped with one line. (The
+ * broker is asked not to send more than MAX_INCOMING_PACKET_BYTES at all: broker-link.ts.)
+ */
+export const MAX_STATE_BYTES = 64 * 1024;
 
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
@@ -95,6 +139,12 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
     payload: Buffer,
     packet: { retain?: boolean; properties?: { messageExpiryInterval?: number } } = {},
   ): void {
+    const limit =
+      topic === this.topics.display || topic === this.topics.state ? MAX_STATE_BYTES : MAX_MESSAGE_BYTES;
+    if (payload.length > limit) {
+      this.emit("invalid", topic, `${payload.length} bytes, more than the ${limit} a message there may have`);
+      return;
+    }
     const text = payload.toString("utf8");
     if (topic === this.topics.availability) {
       if (text === "online" || text === "offline") this.emit("availability", text);

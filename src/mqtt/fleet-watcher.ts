@@ -2,7 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import type { MqttConfig } from "../config/index.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
-import { State } from "./device-watcher.js";
+import { MAX_STATE_BYTES, State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -68,6 +68,15 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       this.emit("invalid", topic, "not a device id");
       return;
     }
+    // Checked before anything is decoded: a retained megabyte on one device's topic must not cost the view more.
+    if (payload.length > MAX_STATE_BYTES) {
+      this.emit(
+        "invalid",
+        topic,
+        `${payload.length} bytes, more than the ${MAX_STATE_BYTES} a message there may have`,
+      );
+      return;
+    }
     const text = payload.toString("utf8");
     if (leaf === "availability") {
       if (payload.length === 0) this.emit("availability", deviceId, null);
@@ -96,6 +105,6 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       this.emit("invalid", topic, "since: expected an ISO 8601 time");
       return;
     }
-    this.emit("state", deviceId, parsed.data);
+    this.emit("state", deviceId, parsed.data as StatePayload);
   }
 }
