@@ -61,6 +61,7 @@ export class TerminalDisplay {
       event: (event) => (heard(), this.renderEvent(event)),
       availability: (availability) => (heard(), this.line(`device is ${availability}`)),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
+      conflict: (message) => this.line(message),
       subscriptionRefused: ({ filter, reasonCode }) =>
         this.line(
           `the broker refused the subscription to ${filter} (reason code 0x${reasonCode.toString(16)}); trying again`,

@@ -9,7 +9,13 @@ import {
   versionAfterSilentClose,
   type MqttRefusedError,
 } from "./connection-policy.js";
-import { SESSION_TAKEN_OVER, TakeoverDetector, takeoverMessage } from "./quirks/takeover.js";
+import {
+  conflictDelay,
+  SESSION_TAKEN_OVER,
+  TAKEOVER_WINDOW_MS,
+  TakeoverDetector,
+  takeoverMessage,
+} from "./quirks/takeover.js";
 import { MAX_MESSAGE_BYTES } from "./topics.js";
 
 /**
@@ -53,8 +59,13 @@ export interface BrokerLinkEvents {
   down: [dropped: boolean];
   /** The broker refused us for good: the link stopped. */
   fatal: [error: MqttRefusedError];
-  /** Another client keeps taking our client id: the link stopped. */
+  /**
+   * Another client takes our client id (or, where the broker makes the user name the id, uses our user): said once
+   * per episode; the link keeps trying, with a backoff that grows while it lasts.
+   */
   conflict: [message: string];
+  /** A connection held past the conflict's backoff and TAKEOVER_WINDOW_MS: the other client is gone. */
+  conflictOver: [];
 }
 
 export interface BrokerLinkOptions {
@@ -68,6 +79,8 @@ export interface BrokerLinkOptions {
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly keepaliveSeconds: number;
   readonly log?: Logger;
+  /** Who we are, for the conflict's message: the agent (a device id) or a display / fleet view (a broker user). */
+  readonly role?: "agent" | "viewer";
 }
 
 const DEFAULT_RECEIVE_MAXIMUM = 65_535;
@@ -88,7 +101,7 @@ const DOWNGRADE_DELAY_MS = 50;
  * One connection to a broker, kept up across outages, for the agent's gateway and for every display: MQTT 5 or
  * 3.1.1 as the broker speaks (`auto`), retries after refusals that pass (mqtt.js on its own gives up after any
  * refused CONNACK), stops for good on a refusal that needs a setting changed, and notices another client taking
- * our client id again and again. With several broker nodes (a cluster), each reconnect goes to the next node in
+ * our client id again and again (said once; it then keeps trying with a growing backoff, never stops). With several broker nodes (a cluster), each reconnect goes to the next node in
  * turn (round robin from the first, the "home" node); the protocol version and its fallback are judged per node.
  */
 export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
@@ -106,6 +119,9 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   private readonly takeover = new TakeoverDetector();
   private current: LinkUp | undefined;
   private isUp = false;
+  /** Conflicts in the current episode (0: none); each one lengthens the wait before the next attempt. */
+  private conflicts = 0;
+  private holding: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BrokerLinkOptions) {
     super();
@@ -198,7 +214,11 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       // MQTT 5: the broker says why it ends the connection.
       if (packet.reasonCode === SESSION_TAKEN_OVER)
         this.conflict(
-          takeoverMessage(this.clientId(client), "the broker said: session taken over, reason 0x8E"),
+          takeoverMessage(
+            this.clientId(client),
+            "the broker said: session taken over, reason 0x8E",
+            this.options.role ?? "agent",
+          ),
         );
       else
         this.options.log?.warn(
@@ -224,6 +244,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   /** Stops watching and retrying; hands the client back for its owner to end (after a clean `offline`, say). */
   release(): MqttClient | undefined {
     this.stopped = true;
+    clearTimeout(this.holding);
     const client = this.client;
     this.client = undefined;
     return client;
@@ -252,7 +273,25 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     if (limits.assignedClientIdentifier) client.options.clientId = limits.assignedClientIdentifier;
     this.node.everConnected = true;
     this.failures = 0;
-    client.options.reconnectPeriod = this.options.reconnect.initialMs;
+    // While another client takes our id, the wait after being pushed off grows: the two must not trade places
+    // every second (each taking over the other's session, QoS 1 messages and all).
+    client.options.reconnectPeriod =
+      this.conflicts > 0
+        ? conflictDelay(this.conflicts, this.options.reconnect)
+        : this.options.reconnect.initialMs;
+    clearTimeout(this.holding);
+    if (this.conflicts > 0)
+      this.holding = setTimeout(
+        () => {
+          if (!client.connected || this.stopped) return;
+          this.conflicts = 0;
+          client.options.reconnectPeriod = this.options.reconnect.initialMs;
+          this.emit("conflictOver");
+          // Longer than the other client's wait (the same backoff, when it is another edge-signin): had it still
+          // been there, it would have taken over by now.
+        },
+        conflictDelay(this.conflicts, this.options.reconnect) + TAKEOVER_WINDOW_MS,
+      ).unref();
     this.takeover.connected();
     this.isUp = true;
     this.current = { url: this.node.url, protocolVersion: this.version, limits };
@@ -287,7 +326,11 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     }
     if (this.takeover.closed())
       this.conflict(
-        takeoverMessage(this.clientId(client), "the broker closed our connection again and again"),
+        takeoverMessage(
+          this.clientId(client),
+          "the broker closed our connection again and again",
+          this.options.role ?? "agent",
+        ),
       );
     if (!this.stopped) this.emit("down", dropped);
   }
@@ -341,9 +384,15 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
 
   private conflict(message: string): void {
     if (this.stopped) return;
-    this.stopped = true;
-    this.client?.end(true);
-    this.emit("conflict", message);
+    clearTimeout(this.holding);
+    this.conflicts += 1;
+    const client = this.client;
+    if (client) client.options.reconnectPeriod = conflictDelay(this.conflicts, this.options.reconnect);
+    this.options.log?.debug(
+      { conflicts: this.conflicts, nextAttemptInMs: client?.options.reconnectPeriod },
+      "client id taken again",
+    );
+    if (this.conflicts === 1) this.emit("conflict", message);
   }
 
   private clientId(client: MqttClient): string {

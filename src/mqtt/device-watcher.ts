@@ -86,6 +86,8 @@ export interface DeviceWatcherEvents {
   refused: [error: Error];
   /** The broker refused a subscription (its ACL, or a cluster electing a leader); tried again with backoff. */
   subscriptionRefused: [refusal: SubscriptionRefusal];
+  /** Another client takes our client id or uses our broker user: said once; the watcher keeps trying. */
+  conflict: [message: string];
 }
 
 /**
@@ -117,6 +119,7 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
         connection: (connected, protocolVersion) => this.emit("connection", connected, protocolVersion),
         refused: (error) => this.emit("refused", error),
         subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
+        conflict: (message) => this.emit("conflict", message),
       },
     );
     await this.link.connected;

@@ -21,6 +21,8 @@ export interface FleetWatcherEvents {
   refused: [error: Error];
   /** The broker refused a subscription (its ACL, or a cluster electing a leader); tried again with backoff. */
   subscriptionRefused: [refusal: SubscriptionRefusal];
+  /** Another client takes our client id or uses our broker user: said once; the watcher keeps trying. */
+  conflict: [message: string];
 }
 
 /**
@@ -51,6 +53,7 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
         connection: (connected) => this.emit("connection", connected),
         refused: (error) => this.emit("refused", error),
         subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
+        conflict: (message) => this.emit("conflict", message),
       },
     );
     await this.link.connected;
