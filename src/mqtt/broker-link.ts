@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from "mqtt";
 import type { Logger } from "pino";
@@ -17,6 +18,7 @@ import {
   takeoverMessage,
 } from "./quirks/takeover.js";
 import { MAX_MESSAGE_BYTES } from "./topics.js";
+import { guardIncoming, type DroppedPacket } from "./quirks/packet-guard.js";
 
 /**
  * The largest packet we take (MQTT 5 Maximum Packet Size, in every CONNECT): the largest message and room for its
@@ -66,6 +68,8 @@ export interface BrokerLinkEvents {
   conflict: [message: string];
   /** A connection held past the conflict's backoff and TAKEOVER_WINDOW_MS: the other client is gone. */
   conflictOver: [];
+  /** A message larger than MAX_INCOMING_PACKET_BYTES arrived and was skipped unread (packet-guard.ts). */
+  oversized: [dropped: DroppedPacket];
 }
 
 export interface BrokerLinkOptions {
@@ -181,7 +185,20 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       ...(config.ca !== undefined ? { ca: config.ca } : {}),
       ...(config.cert !== undefined ? { cert: config.cert } : {}),
       ...(config.key !== undefined ? { key: config.key } : {}),
+      // The stream is wrapped below before the first attempt.
+      manualConnect: true,
     });
+    // Every connection's incoming bytes pass the packet guard: a message larger than we take is skipped as it
+    // arrives, never collected whole (a 3.1.1 broker cannot hear our Maximum Packet Size).
+    // mqtt.js has no public hook for its stream; `streamBuilder` is what it calls on every attempt (typed private).
+    const internal = client as unknown as { streamBuilder: (self: MqttClient) => Duplex };
+    const build = internal.streamBuilder.bind(client);
+    internal.streamBuilder = (self) => {
+      const stream = build(self);
+      guardIncoming(stream, MAX_INCOMING_PACKET_BYTES, (dropped) => this.emit("oversized", dropped));
+      return stream;
+    };
+    client.connect();
     this.client = client;
     client.on("packetreceive", (packet: Packet) => {
       if (packet.cmd === "connack") this.connackSeen = true;

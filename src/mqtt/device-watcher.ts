@@ -5,6 +5,7 @@ import type { MqttConfig } from "../config/index.js";
 import { AGENT_STATES } from "../events.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
+import { MAX_INCOMING_PACKET_BYTES } from "./broker-link.js";
 import {
   MAX_MESSAGE_BYTES,
   type Availability,
@@ -120,6 +121,12 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
         refused: (error) => this.emit("refused", error),
         subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
         conflict: (message) => this.emit("conflict", message),
+        oversized: (topic, bytes) =>
+          this.emit(
+            "invalid",
+            topic,
+            `${bytes} bytes, more than the ${MAX_INCOMING_PACKET_BYTES} a message may have`,
+          ),
       },
     );
     await this.link.connected;

@@ -2,6 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import type { MqttConfig } from "../config/index.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
+import { MAX_INCOMING_PACKET_BYTES } from "./broker-link.js";
 import { MAX_STATE_BYTES, State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
 
@@ -54,6 +55,12 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
         refused: (error) => this.emit("refused", error),
         subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
         conflict: (message) => this.emit("conflict", message),
+        oversized: (topic, bytes) =>
+          this.emit(
+            "invalid",
+            topic,
+            `${bytes} bytes, more than the ${MAX_INCOMING_PACKET_BYTES} a message may have`,
+          ),
       },
     );
     await this.link.connected;

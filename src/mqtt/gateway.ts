@@ -183,6 +183,9 @@ export class MqttGateway {
       this.log.warn({ clientId: this.config.clientId }, message);
       this.reportProblem({ kind: "client_id_conflict", message });
     });
+    link.on("oversized", ({ topic, bytes }) =>
+      this.log.warn({ topic, bytes }, "skipped a message too large to take, unread"),
+    );
     link.on("conflictOver", () => {
       this.log.info(
         { clientId: this.config.clientId },

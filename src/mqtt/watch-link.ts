@@ -16,6 +16,8 @@ export interface WatchLinkHandlers {
   subscriptionRefused(refusal: SubscriptionRefusal): void;
   /** Another client takes our client id or uses our user (said once; the link keeps trying, with backoff). */
   conflict(message: string): void;
+  /** A message too large to take was skipped as it arrived, unread. */
+  oversized(topic: string, bytes: number): void;
 }
 
 export interface WatchLink {
@@ -56,6 +58,7 @@ export function openWatchLink(config: MqttConfig, clientId: string, handlers: Wa
   client.on("message", (topic, payload, packet) => handlers.message(topic, payload, packet));
   link.on("up", (up) => handlers.connection(true, up.protocolVersion));
   link.on("conflict", (message) => handlers.conflict(message));
+  link.on("oversized", ({ topic, bytes }) => handlers.oversized(topic, bytes));
   client.on("offline", () => handlers.connection(false));
   let connected = false;
   link.on("fatal", (error) => {

@@ -3,6 +3,7 @@
  * the shipped bundle (`edge-signin display`, terminal and web) on real Mosquitto, with payloads that follow the
  * topic contract's shape but not its limits.
  */
+import { readFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
@@ -119,27 +120,60 @@ describe("displays bound what they take (shipped bundle)", () => {
   });
 
   it.each([4, 5] as const)(
-    "drops a retained message over the size limit with one warning, never holding it (MQTT %s)",
+    "drops retained messages over the size limits with one warning each, never holding them (MQTT %s)",
     async (version) => {
       const deviceId = nextDevice();
       const topics = deviceTopics(PREFIX, deviceId);
-      // 3 MB on the state topic: the shape is right, only the size is not.
-      const huge = JSON.stringify({
-        state: "awaiting_user",
-        since: new Date().toISOString(),
-        deviceId,
-        padding: "p".repeat(3_000_000),
-      });
-      await publisher.publish(topics.state, huge, { retain: true, qos: 1 });
+      // The shape is right, only the size is not: 100 KB on the state topic (over its 64 KiB), 32 MB on an event
+      // topic (over what any message may be), both retained, so every start meets them again.
+      const state = (bytes: number) =>
+        JSON.stringify({
+          state: "awaiting_user",
+          since: new Date().toISOString(),
+          deviceId,
+          padding: "p".repeat(bytes),
+        });
+      await publisher.publish(topics.state, state(100_000), { retain: true, qos: 1 });
+      await publisher.publish(
+        topics.event("code_expired"),
+        JSON.stringify({
+          id: "1",
+          type: "code_expired",
+          deviceId,
+          at: "now",
+          padding: "p".repeat(32_000_000),
+        }),
+        { retain: true, qos: 1 },
+      );
       await publisher.publish(topics.display, JSON.stringify(prompt(deviceId)), { retain: true, qos: 1 });
       const term = display(deviceId, [], { EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: String(version) });
-      const out = await waitFor(term, (text) => (text.includes("GOOD-CODE") ? text : undefined));
-      // MQTT 5: the display's Maximum Packet Size made the broker drop it; 3.1.1: dropped unparsed, said once.
-      const warnings = out.match(/ignored a malformed message on [^\n]*state[^\n]*/g) ?? [];
-      if (version === 5) expect(warnings).toStrictEqual([]);
-      else expect(warnings).toStrictEqual([expect.stringMatching(/: \d+ bytes, more than the 65536 /)]);
+      await waitFor(term, (text) => text.includes("GOOD-CODE") || undefined);
+      // A live event after the retained ones: once it is shown, every retained message has been dealt with.
+      await publisher.publish(
+        topics.event("sign_in_failed"),
+        JSON.stringify({ id: "2", type: "sign_in_failed", deviceId, at: "now", reason: "server" }),
+        { qos: 1 },
+      );
+      const out = await waitFor(term, (text) => (text.includes("event sign_in_failed") ? text : undefined));
+      const warnings = (topic: string) =>
+        out.split("\n").filter((l) => l.startsWith(`[display] ignored a malformed message on ${topic}:`));
+      // MQTT 5: the display's Maximum Packet Size made the broker drop the event; 3.1.1: skipped as it arrived.
+      expect(warnings(topics.state)).toStrictEqual([
+        expect.stringMatching(/: \d+ bytes, more than the 65536 /),
+      ]);
+      expect(warnings(topics.event("code_expired"))).toStrictEqual(
+        version === 5 ? [] : [expect.stringMatching(/: \d+ bytes, more than the 278528 /)],
+      );
       expect(out).not.toContain("state: waiting for someone");
+      // Never held whole: the process's peak memory stayed far below one copy of the event.
+      const status = await readFile(`/proc/${term.child.pid}/status`, "utf8");
+      const peakMiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+      console.info(
+        `terminal display peak RSS ${peakMiB.toFixed(0)} MiB (MQTT ${version}) after a 32 MB message`,
+      );
+      expect(peakMiB).toBeLessThan(110);
       await publisher.publish(topics.state, "", { retain: true, qos: 1 });
+      await publisher.publish(topics.event("code_expired"), "", { retain: true, qos: 1 });
     },
   );
 });
