@@ -21,6 +21,8 @@ import {
 const text = (max: number) => z.string().check(z.maxLength(max));
 /** An ISO 8601 time as agents write it (years 0000-9999, so always a valid Date). */
 const time = z.iso.datetime({ offset: true });
+/** Longest URL taken: far past a QR code's 2,331 bytes (a longer one is shown as text to type), far below memory. */
+const MAX_URI_CHARS = 8192;
 /** Longest sentence taken (a provider's prompt, an error's message); the screen shows the first 1,024 characters. */
 const MAX_SENTENCE_CHARS = 16_384;
 /** Longest sign-in code life taken: 30 days (RFC 8628 codes live minutes; setTimeout holds 24.8 days). */
@@ -28,8 +30,8 @@ export const MAX_CODE_LIFETIME_SECONDS = 30 * 24 * 3600;
 const Display = z.looseObject({
   deviceId: text(128),
   userCode: text(64).check(z.minLength(1)),
-  verificationUri: text(2048).check(z.minLength(1)),
-  verificationUriComplete: z.optional(text(2048)),
+  verificationUri: text(MAX_URI_CHARS).check(z.minLength(1)),
+  verificationUriComplete: z.optional(text(MAX_URI_CHARS)),
   message: text(MAX_SENTENCE_CHARS),
   issuedAt: time,
   expiresAt: time,
