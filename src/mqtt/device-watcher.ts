@@ -68,6 +68,21 @@ const Event = z.looseObject({
  */
 export const MAX_STATE_BYTES = 64 * 1024;
 
+/** Deepest nesting taken: claims are a few levels deep; JSON.stringify of a much deeper value overflows the stack. */
+export const MAX_DEPTH = 32;
+
+/** Whether `value` nests no deeper than `max` levels (checked without recursion, so any depth is safe to ask). */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (typeof item !== "object" || item === null) continue;
+    if (depth >= max) return false;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
 export type WatchedEvent = z.infer<typeof Event> & Record<string, unknown>;
 
 export interface DeviceWatcherEvents {
@@ -172,6 +187,10 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
       json = JSON.parse(text);
     } catch {
       this.emit("invalid", topic, "not JSON");
+      return;
+    }
+    if (!nestsWithin(json, MAX_DEPTH)) {
+      this.emit("invalid", topic, `nested deeper than ${MAX_DEPTH} levels`);
       return;
     }
     const schema = topic === this.topics.display ? Display : topic === this.topics.state ? State : Event;

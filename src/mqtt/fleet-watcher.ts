@@ -3,7 +3,7 @@ import type { MqttConfig } from "../config/index.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
 import { MAX_INCOMING_PACKET_BYTES } from "./broker-link.js";
-import { MAX_STATE_BYTES, State } from "./device-watcher.js";
+import { MAX_DEPTH, MAX_STATE_BYTES, nestsWithin, State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -103,6 +103,10 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       json = JSON.parse(text);
     } catch {
       this.emit("invalid", topic, "not JSON");
+      return;
+    }
+    if (!nestsWithin(json, MAX_DEPTH)) {
+      this.emit("invalid", topic, `nested deeper than ${MAX_DEPTH} levels`);
       return;
     }
     const parsed = State.safeParse(json);

@@ -119,6 +119,30 @@ describe("displays bound what they take (shipped bundle)", () => {
     expect(web.child.exitCode).toBeNull();
   });
 
+  it("takes no payload nested deeper than a claim ever is, and stays up to show the next prompt", async () => {
+    const deviceId = nextDevice();
+    const topics = deviceTopics(PREFIX, deviceId);
+    const term = display(deviceId, [], { EDGE_SIGNIN_DISPLAY_SHOW_USERNAME: "true" });
+    await publisher.publish(topics.display, JSON.stringify(prompt(deviceId)), { retain: true, qos: 1 });
+    await waitFor(term, (out) => out.includes("GOOD-CODE") || undefined);
+    // 100,000 levels in 200 KB: parsed without trouble, but printing it (the claims, with the username shown)
+    // would overflow the stack.
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    await publisher.publish(
+      topics.event("authenticated"),
+      `{"id":"1","type":"authenticated","deviceId":"${deviceId}","at":"now","account":{"name":"Eve"},"claims":{"x":${deep}}}`,
+      { qos: 1 },
+    );
+    await publisher.publish(topics.display, JSON.stringify(prompt(deviceId, { userCode: "NEXT-CODE" })), {
+      retain: true,
+      qos: 1,
+    });
+    const out = await waitFor(term, (text) => (text.includes("NEXT-CODE") ? text : undefined));
+    expect(out).toContain("events/authenticated: nested deeper than 32 levels");
+    expect(term.child.exitCode).toBeNull();
+    await publisher.publish(topics.display, "", { retain: true, qos: 1 });
+  });
+
   it.each([4, 5] as const)(
     "drops retained messages over the size limits with one warning each, never holding them (MQTT %s)",
     async (version) => {
