@@ -30,6 +30,18 @@ usage() {
   exit 2
 }
 
+# The ACL grants by pattern (%u, %c): a device id is one topic level and one user name, so it holds letters,
+# digits, '_' and '-' only (no space, which would also make it several devices here, no '/', '+', '#', '.').
+refuse_id() {
+  echo "$0: $2 '$1' refused: a device id holds letters, digits, '_' or '-' only, starts with a letter or digit (no spaces, '/', '+', '#' or '.')" >&2
+  exit 2
+}
+check_id() {
+  case "$1" in
+    "" | *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*) refuse_id "$1" "${2:-device id}" ;;
+  esac
+}
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_tools=false
 count=0
@@ -55,11 +67,18 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     -*) usage ;;
-    *) devices="$devices $1" ;;
+    *)
+      check_id "$1"
+      devices="$devices $1"
+      ;;
   esac
   shift
 done
 case "$count$consumers" in "" | *[!0-9]*) usage ;; esac
+# A prefix is the start of every id made from it (an empty one makes ids of digits only).
+case "$prefix" in
+  *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*) refuse_id "$prefix" "prefix" ;;
+esac
 i=1
 while [ "$i" -le "$count" ]; do
   devices="$devices $prefix$i"
@@ -67,12 +86,10 @@ while [ "$i" -le "$count" ]; do
 done
 if [ -z "$devices" ] && [ -f "$root/.env" ]; then
   devices=$(sed -n 's/^EDGE_SIGNIN_DEVICE_ID=//p' "$root/.env" | tail -n 1 | tr -d "\"'\r")
+  [ -z "$devices" ] || check_id "$devices" "EDGE_SIGNIN_DEVICE_ID in $root/.env"
 fi
 [ -n "$devices" ] || [ "$consumers" -gt 0 ] || usage
 for device_id in $devices; do
-  case "$device_id" in
-    *[!A-Za-z0-9_-]* | [!A-Za-z0-9]*) usage ;;
-  esac
   case "$device_id" in
     # Shared users' names, and the topic prefix: a display's user name is edge-signin/DEVICE_ID, so a device
     # called edge-signin would own the topics the ACL keeps every display's stray grants in.

@@ -48,10 +48,8 @@ export interface AgentOptions {
  * - `sign_in`: device-code flows until someone signs in (codes, expiries, pauses after failures).
  * - `idle`: signed out after `cancel`; nothing happens until `sign-in`.
  * - `signed_in`: keep the session alive with a silent refresh every `REFRESH_INTERVAL_SECONDS`.
- * - `halted`: the broker link stopped for good (another client keeps taking our client id): nothing more until
- *   a restart; state `error` says why.
  */
-type Phase = "resume" | "sign_in" | "idle" | "signed_in" | "halted";
+type Phase = "resume" | "sign_in" | "idle" | "signed_in";
 
 /**
  * The composition root and the sign-in state machine. The constructor only wires parts;
@@ -125,9 +123,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       connect: (up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }),
       disconnect: () => this.emit("broker", { connected: false }),
       problem: (problem) => {
+        // A conflict is no halt: the link keeps trying with backoff, and health says why meanwhile.
+        if (problem.kind === "client_id_conflict_over") {
+          this.emit("broker", { connected: true, problemOver: "client_id_conflict" });
+          return;
+        }
         const message = problem.kind === "refused" ? problem.error.message : problem.message;
         this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
-        if (problem.kind === "client_id_conflict") this.halt(message);
       },
     });
     this.tokens = new AccessTokens((scopes) => this.accessTokenFromProvider(scopes));
@@ -353,8 +355,6 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
 
   private assertRunning(): void {
     if (!this.loop || this.stopping.signal.aborted) throw new CommandRefusedError("the agent is not running");
-    if (this.phase === "halted")
-      throw new CommandRefusedError(this.current.message ?? "the agent has halted");
   }
 
   /** Ends the running phase early and names the next one. */
@@ -390,28 +390,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     sign_in: (signal) => this.signInWithCode(signal),
     idle: (signal) => this.idle(signal),
     signed_in: (signal) => this.keepAlive(signal),
-    halted: (signal) => this.halted(signal),
   };
-
-  /** Stops signing in for good: no code can reach a display while another client holds our connection. */
-  private halt(message: string): void {
-    this.clearPrompt("failed");
-    this.interrupt("halted");
-    this.setState({ state: "error", reason: "broker", message });
-  }
-
-  /** Waits for stop(); the state set by halt() stays. */
-  private async halted(signal: AbortSignal): Promise<Phase> {
-    // The broker link has stopped, so nothing else holds the process up: stay (health says unhealthy, and why)
-    // until stopped, rather than exit and have a restart policy start the fight over the client id again.
-    const keepAlive = setInterval(() => undefined, 60_000);
-    try {
-      await untilAborted(signal);
-    } finally {
-      clearInterval(keepAlive);
-    }
-    return "halted";
-  }
 
   /** A session is cached: renew it without bothering anyone. Trouble reaching the provider is no sign-out. */
   private async resume(signal: AbortSignal): Promise<Phase> {

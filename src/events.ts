@@ -117,9 +117,11 @@ export interface BrokerStatus {
   /**
    * Why the agent stopped connecting for good: `refused` (bad credentials, not authorised, banned, an untrusted
    * certificate; the `agent` command exits with code 4) or `client_id_conflict` (another client keeps taking our
-   * client id; the agent stays, unhealthy). `message` is one line naming the setting to fix.
+   * client id; the agent keeps trying with backoff, unhealthy until `problemOver`). `message` is one line naming the setting to fix.
    */
   readonly problem?: { readonly kind: "refused" | "client_id_conflict"; readonly message: string };
+  /** The problem of this kind is over (the other client that took our id has gone). */
+  readonly problemOver?: "client_id_conflict";
 }
 
 export type PromptClearReason = "used" | "expired" | "cancelled" | "failed";

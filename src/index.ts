@@ -26,10 +26,13 @@ export { CacheKeyError } from "./auth/cache-store.js";
 export { AccessTokenError, type AccessToken, type AccessTokenErrorCode } from "./auth/access-token.js";
 export type * from "./events.js";
 export { subscribe, type Reporter } from "./reporters/reporter.js";
-/** For webhook receivers written in Node: check the `X-Edge-Signin-Signature` header. */
+/** For webhook receivers written in Node: check a delivery's Standard Webhooks headers. */
 export {
   verifyWebhook,
   signWebhook,
+  webhookHeaders,
+  ID_HEADER,
+  TIMESTAMP_HEADER,
   SIGNATURE_HEADER,
   type VerifyOptions,
 } from "./reporters/webhook-signature.js";

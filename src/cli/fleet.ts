@@ -66,6 +66,7 @@ export async function runFleet(options: FleetOptions, env = process.env): Promis
     changed();
   });
   watcher.on("invalid", (topic, problem) => log.warn({ topic, problem }, "ignored a malformed message"));
+  watcher.on("conflict", (message) => log.warn(message));
   watcher.on("connection", (connected) =>
     log.info(connected ? "connected to broker" : "broker connection lost"),
   );

@@ -5,6 +5,7 @@ import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.
 import { configuredStateDir } from "../storage/state-dir.js";
 import { processStartTime } from "../storage/process-identity.js";
 import { readStateFile } from "../storage/state-file.js";
+import { escapeControls, MAX_MESSAGE_CHARS } from "../util/bounded.js";
 
 /** A health file is a few hundred bytes; anything far larger is not one. */
 const MAX_HEALTH_FILE_BYTES = 64 * 1024;
@@ -75,7 +76,8 @@ export function judgeHealth(
       `last heartbeat ${ago(heartbeatAge)} (expected every ${health.heartbeatSeconds} s): the agent is stuck`,
     );
   }
-  if (health.problem) return unhealthy(health.problem);
+  // The file is bounded (64 KiB); the line printed is kept to one screenful.
+  if (health.problem) return unhealthy(health.problem.slice(0, MAX_MESSAGE_CHARS));
   const brokerDown = now - Date.parse(health.brokerSince);
   if (health.broker === "disconnected" && brokerDown > limitMs) {
     return unhealthy(`the broker has been unreachable for ${seconds(brokerDown)} s`);
@@ -92,9 +94,10 @@ export function judgeHealth(
   ].filter((note) => note !== undefined);
   return {
     healthy: true,
-    reason:
+    reason: escapeControls(
       `healthy: state ${health.state} since ${health.since}, broker ${health.broker}${health.protocolVersion ? ` (MQTT ${health.protocolVersion === 5 ? "5" : "3.1.1"})` : ""}, heartbeat ${ago(heartbeatAge)}` +
-      notes.map((note) => `; ${note}`).join(""),
+        notes.map((note) => `; ${note}`).join(""),
+    ),
   };
 }
 
@@ -141,8 +144,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The reason is printed to a terminal or `docker inspect`: what came from the file (or its path) is shown, not obeyed. */
 function unhealthy(reason: string): HealthVerdict {
-  return { healthy: false, reason: `unhealthy: ${reason}` };
+  return { healthy: false, reason: escapeControls(`unhealthy: ${reason}`) };
 }
 
 function seconds(ms: number): number {

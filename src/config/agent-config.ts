@@ -1,5 +1,7 @@
 import { hostname } from "node:os";
 import { decodeSealingKey } from "../crypto/seal.js";
+import { decodeWebhookSecret, MIN_SECRET_BYTES } from "../crypto/webhook-secret.js";
+import { isLoopbackHost, isSecureEndpoint } from "../http/secure-endpoint.js";
 import { readMqtt, readLogLevel, readTopicPrefix, type MqttConfig } from "./common.js";
 import { EnvReader, type Env } from "./env.js";
 import { sanitiseHostname, type DeviceFlowDialect, type LogLevel } from "./rules.js";
@@ -134,7 +136,21 @@ export function loadConfig(env: Env = process.env): Config {
     );
 
   const webhookUrl = read.get(SETTING.WEBHOOK_URL);
+  const webhookAllowHttp = read.get(SETTING.WEBHOOK_ALLOW_HTTP);
+  if (
+    webhookUrl &&
+    !webhookAllowHttp &&
+    !isSecureEndpoint(webhookUrl) &&
+    !isLoopbackHost(new URL(webhookUrl).hostname)
+  )
+    read.problem(
+      `${ENV_PREFIX}WEBHOOK_URL: expected an https:// URL (events carry the person's claims); http:// only to loopback, or with ${ENV_PREFIX}WEBHOOK_ALLOW_HTTP=true`,
+    );
   const webhookSecret = read.secret(SETTING.WEBHOOK_SECRET);
+  if (webhookSecret && !decodeWebhookSecret(webhookSecret))
+    read.problem(
+      `${ENV_PREFIX}WEBHOOK_SECRET: expected whsec_ and the base64 of at least ${MIN_SECRET_BYTES} random bytes (echo whsec_$(openssl rand -base64 32)); a shorter key can be guessed from one signed request`,
+    );
   const webhookTimeoutMs = read.ms(SETTING.WEBHOOK_TIMEOUT_SECONDS);
   const webhookQueueMax = read.get(SETTING.WEBHOOK_QUEUE_MAX);
   if (webhookUrl && !webhookSecret)

@@ -60,7 +60,7 @@ export const httpUrl = z
   .check(
     z.refine(
       (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol),
-      "expected an http:// or https:// URL",
+      "expected an https:// URL",
     ),
   );
 

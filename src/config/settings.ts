@@ -189,12 +189,20 @@ export const SETTING = declare({
   },
   WEBHOOK_URL: {
     schema: rules.httpUrl,
-    description: "POST every event as signed JSON to this URL (http or https). Needs `WEBHOOK_SECRET`.",
+    description:
+      "POST every event as signed JSON to this URL: https, or http to loopback (elsewhere only with `WEBHOOK_ALLOW_HTTP`). Needs `WEBHOOK_SECRET`.",
   },
   WEBHOOK_SECRET: {
     schema: rules.text,
     fileVariant: true,
-    description: "Key of the HMAC-SHA256 signature in the `X-Edge-Signin-Signature` header.",
+    description:
+      "Key of the Standard Webhooks signature (`webhook-signature` header): `whsec_` and the base64 of 32 or more random bytes (`echo whsec_$(openssl rand -base64 32)`).",
+  },
+  WEBHOOK_ALLOW_HTTP: {
+    schema: rules.bool,
+    default: false,
+    description:
+      "`true` lets `WEBHOOK_URL` be plain `http://` to another host: events (claims, the ID token if published) then cross the network readable by anyone on the path. For a receiver on a network you trust.",
   },
   WEBHOOK_TIMEOUT_SECONDS: {
     ...inSeconds(1, 600, 10),

@@ -78,13 +78,20 @@ export type OpenResult =
   | { readonly ok: true; readonly plaintext: string }
   | { readonly ok: false; readonly problem: "wrong_key" | "damaged" | "unsupported" };
 
-/** Opens an envelope made by {@link seal}. Never throws: a tag that is not 16 bytes is `damaged`. */
+/**
+ * Opens an envelope made by {@link seal}. Never throws: a tag that is not 16 bytes is `damaged`.
+ *
+ * `wrong_key` is said only when the key check value is whole and another key's: the ciphertext does not open
+ * under this key, and the stored value is 16 hex digits differing from this key's in most places (another
+ * key's value agrees with ours in one digit of 16 on average; a damaged one differs in a few). A check value
+ * that is malformed, a few digits off, or beside a ciphertext this key does open was damaged, not made by
+ * another key: a wrong key stops the agent, damage only signs it out.
+ */
 export function open(envelope: Partial<Envelope>, key: Buffer): OpenResult {
   if (envelope.version !== ENVELOPE_VERSION || envelope.alg !== "A256GCM")
     return { ok: false, problem: "unsupported" };
-  if (typeof envelope.kcv !== "string" || envelope.kcv !== keyCheckValue(key))
-    return { ok: false, problem: typeof envelope.kcv === "string" ? "wrong_key" : "damaged" };
   if (
+    typeof envelope.kcv !== "string" ||
     typeof envelope.iv !== "string" ||
     typeof envelope.tag !== "string" ||
     typeof envelope.ciphertext !== "string"
@@ -92,18 +99,41 @@ export function open(envelope: Partial<Envelope>, key: Buffer): OpenResult {
     return { ok: false, problem: "damaged" };
   const iv = Buffer.from(envelope.iv, "base64");
   const tag = Buffer.from(envelope.tag, "base64");
-  if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) return { ok: false, problem: "damaged" };
+  const plaintext =
+    iv.length === IV_BYTES && tag.length === TAG_BYTES
+      ? decrypt(key, iv, tag, envelope.ciphertext)
+      : undefined;
+  const expected = keyCheckValue(key);
+  if (envelope.kcv === expected)
+    // The key is right, so a failed tag means the bytes were damaged.
+    return plaintext === undefined ? { ok: false, problem: "damaged" } : { ok: true, plaintext };
+  if (plaintext !== undefined || !/^[0-9a-f]{16}$/.test(envelope.kcv))
+    return { ok: false, problem: "damaged" };
+  return differingDigits(envelope.kcv, expected) <= MAX_DAMAGED_DIGITS
+    ? { ok: false, problem: "damaged" }
+    : { ok: false, problem: "wrong_key" };
+}
+
+/**
+ * At most this many digits off is damage: a random other key's check value is this close to ours with a
+ * chance of about 5 in 10^12 (the sum over k <= 4 of C(16, k) 15^k / 16^16).
+ */
+const MAX_DAMAGED_DIGITS = 4;
+
+function differingDigits(a: string, b: string): number {
+  let count = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) count++;
+  return count;
+}
+
+function decrypt(key: Buffer, iv: Buffer, tag: Buffer, ciphertext: string): string | undefined {
   try {
     const decipher = createDecipheriv(ALGORITHM, key, iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(AAD);
     decipher.setAuthTag(tag);
-    const plaintext = Buffer.concat([
-      decipher.update(Buffer.from(envelope.ciphertext, "base64")),
-      decipher.final(),
-    ]);
-    return { ok: true, plaintext: plaintext.toString("utf8") };
+    const plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertext, "base64")), decipher.final()]);
+    return plaintext.toString("utf8");
   } catch {
-    // The key is right (the check value matched), so a failed tag means the bytes were damaged.
-    return { ok: false, problem: "damaged" };
+    return undefined;
   }
 }

@@ -82,6 +82,7 @@ export class TerminalDisplay {
         this.line(availability === "offline" ? this.t("offlineHeadline") : `device is ${availability}`)
       ),
       invalid: (topic, problem) => this.line(`ignored a malformed message on ${topic}: ${problem}`),
+      conflict: (message) => this.line(message),
       subscriptionRefused: ({ filter, reasonCode }) =>
         this.line(
           `the broker refused the subscription to ${filter} (reason code 0x${reasonCode.toString(16)}); trying again`,

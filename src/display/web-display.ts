@@ -30,6 +30,7 @@ export async function startWebDisplay(config: DisplayConfig, logger: Logger): Pr
         : config.mqtt;
     const watcher = new DeviceWatcher(mqtt, deviceTopics(config.topicPrefix, id));
     watcher.on("invalid", (topic, problem) => log.warn({ topic, problem }, "ignored a malformed message"));
+    watcher.on("conflict", (message) => log.warn(message));
     watcher.on("subscriptionRefused", ({ filter, reasonCode, retryInMs }) =>
       log.warn({ filter, reasonCode, retryInMs }, "the broker refused a subscription; trying again"),
     );

@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from "pino";
 import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
+import type { Socket } from "node:net";
 import { AllowedHosts } from "../http/allowed-hosts.js";
+import { clientKey, FairShare } from "../http/fair-share.js";
 import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
 import { refusedMethod, send, SECURITY_HEADERS } from "../http/respond.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
@@ -31,8 +33,15 @@ export interface WebDisplayOptions {
    * stream and never reads) is dropped beyond it; a live page catches up on its next connect. Default 1 MiB.
    */
   readonly maxBufferedBytes?: number;
-  /** Most open event streams, all devices together; beyond it a new one gets 503. Default 256. */
+  /** Most open event streams, all devices together (see {@link FairShare}). Default 256. */
   readonly maxStreams?: number;
+  /**
+   * Most open event streams of one client (an IPv4 address, or an IPv6 /64); its oldest is closed for a new one.
+   * Default 16: a TV needs one per device page it shows.
+   */
+  readonly maxStreamsPerClient?: number;
+  /** Most open connections of one client; beyond it its oldest is closed for the new one. Default 32. */
+  readonly maxConnectionsPerClient?: number;
   /** Language, brand and wording; defaults: the browser's language, the device id as the product. */
   readonly presentation?: Presentation;
 }
@@ -70,6 +79,10 @@ export class WebDisplayServer {
   private readonly allowedHosts: AllowedHosts;
   private readonly maxBufferedBytes: number;
   private readonly maxStreams: number;
+  /** Event streams and TCP connections, shared fairly between clients: none can take every place from the TV. */
+  private readonly streamShares: FairShare<ServerResponse>;
+  private readonly connectionShares: FairShare<Socket>;
+  private refusedConnections = 0;
   private dropped = 0;
   private refusedStreams = 0;
   private readonly refusedHosts = new Set<string>();
@@ -79,10 +92,46 @@ export class WebDisplayServer {
     this.allowedHosts = new AllowedHosts(options.allowedHosts ?? [], options.host);
     this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
     this.maxStreams = options.maxStreams ?? 256;
+    this.streamShares = new FairShare(options.maxStreamsPerClient ?? 16, this.maxStreams);
+    // Room for every page's stream and as many page and asset loads.
+    this.connectionShares = new FairShare(
+      options.maxConnectionsPerClient ?? 32,
+      Math.max(64, this.maxStreams * 2),
+    );
     this.server = createServer((req, res) => this.handle(req, res));
-    // Room for every page's stream and as many page and asset loads; beyond it Node closes new connections
-    // at once, so idle or half-open ones cannot pile up (Node's own header and request timeouts end those).
-    this.server.maxConnections = (options.maxStreams ?? 256) * 2;
+    this.server.on("connection", (socket) => this.admitConnection(socket));
+    // A request's headers within 10 s, the whole request within 30 s: an idle or dripping connection goes.
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  /**
+   * Every TCP connection counts against its client's share: one at its cap gives up its own oldest, and when all
+   * places are taken the client holding most gives up its oldest (src/http/fair-share.ts).
+   */
+  private admitConnection(socket: Socket): void {
+    const client = clientKey(socket.remoteAddress);
+    const decision = this.connectionShares.admit(client, socket);
+    if (decision.outcome === "refuse") {
+      this.refused("connection", client);
+      socket.destroy();
+      return;
+    }
+    if (decision.outcome === "evict") {
+      this.refused("connection", client);
+      decision.evict.destroy();
+    }
+    socket.once("close", () => this.connectionShares.release(client, socket));
+  }
+
+  /** The first, then every hundredth: a client that keeps coming back cannot fill the log. */
+  private refused(what: "connection" | "page", client: string): void {
+    this.refusedConnections += 1;
+    if (this.refusedConnections === 1 || this.refusedConnections % 100 === 0)
+      this.log.warn(
+        { client, refused: this.refusedConnections, what },
+        `closed a ${what}: that client holds more than its share (EDGE_SIGNIN_DISPLAY_HOST can keep the display off other networks)`,
+      );
   }
 
   /** `http://host:port` the server listens on; valid after start(). */
@@ -191,7 +240,9 @@ export class WebDisplayServer {
   ): void {
     const streams = this.streams.get(deviceId);
     if (!streams) return void res.writeHead(503).end();
-    if (this.openStreams() >= this.maxStreams) {
+    const client = clientKey(req.socket.remoteAddress);
+    const decision = this.streamShares.admit(client, res);
+    if (decision.outcome === "refuse") {
       this.refusedStreams += 1;
       if (this.refusedStreams === 1 || this.refusedStreams % 100 === 0)
         this.log.warn(
@@ -201,6 +252,12 @@ export class WebDisplayServer {
       res.writeHead(503, { "retry-after": "10" }).end();
       return;
     }
+    // Its own oldest page, or the oldest of the client that holds the most: closed, its place is this one's.
+    if (decision.outcome === "evict") {
+      this.refused("page", client);
+      decision.evict.destroy();
+    }
+    res.once("close", () => this.streamShares.release(client, res));
     req.socket.setNoDelay(true);
     req.socket.setTimeout(0);
     res.writeHead(200, {
@@ -255,12 +312,6 @@ export class WebDisplayServer {
 
   private get themeCss(): string {
     return themeCss(this.options.presentation?.theme);
-  }
-
-  private openStreams(): number {
-    let open = 0;
-    for (const streams of this.streams.values()) open += streams.size;
-    return open;
   }
 
   private health(): { devices: Record<string, { brokerConnected: boolean; pages: number }> } {

@@ -11,3 +11,17 @@ export function isSecureEndpoint(url: string): boolean {
 
 /** The explanation shared by every refusal. */
 export const SECURE_ENDPOINT_RULE = "expected an https:// URL";
+
+/**
+ * `localhost` (and its subdomains, RFC 6761 6.3), 127.0.0.0/8, or `[::1]`: where a plain-HTTP webhook receiver
+ * may listen, since events to it never leave the host.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return (
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    host === "[::1]" ||
+    /^127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(host)
+  );
+}

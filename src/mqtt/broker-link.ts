@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from "mqtt";
 import type { Logger } from "pino";
@@ -11,7 +12,22 @@ import {
   versionForFreshConnection,
   type MqttRefusedError,
 } from "./connection-policy.js";
-import { SESSION_TAKEN_OVER, TakeoverDetector, takeoverMessage } from "./quirks/takeover.js";
+import {
+  conflictDelay,
+  SESSION_TAKEN_OVER,
+  TAKEOVER_WINDOW_MS,
+  TakeoverDetector,
+  takeoverMessage,
+} from "./quirks/takeover.js";
+import { MAX_MESSAGE_BYTES } from "./topics.js";
+import { guardIncoming, type DroppedPacket } from "./quirks/packet-guard.js";
+
+/**
+ * The largest packet we take (MQTT 5 Maximum Packet Size, in every CONNECT): the largest message and room for its
+ * topic and properties. An MQTT 5 broker then drops anything larger for us instead of sending it (MQTT 5
+ * 3.1.2.11.4), so no client ever holds a hostile retained megabyte in memory.
+ */
+export const MAX_INCOMING_PACKET_BYTES = MAX_MESSAGE_BYTES + 16 * 1024;
 
 /** What the broker allows, from its MQTT 5 CONNACK (3.1.1 brokers say nothing: the protocol's own limits). */
 export interface ServerLimits {
@@ -47,8 +63,15 @@ export interface BrokerLinkEvents {
   down: [dropped: boolean];
   /** The broker refused us for good: the link stopped. */
   fatal: [error: MqttRefusedError];
-  /** Another client keeps taking our client id: the link stopped. */
+  /**
+   * Another client takes our client id (or, where the broker makes the user name the id, uses our user): said once
+   * per episode; the link keeps trying, with a backoff that grows while it lasts.
+   */
   conflict: [message: string];
+  /** A connection held past the conflict's backoff and TAKEOVER_WINDOW_MS: the other client is gone. */
+  conflictOver: [];
+  /** A message larger than MAX_INCOMING_PACKET_BYTES arrived and was skipped unread (packet-guard.ts). */
+  oversized: [dropped: DroppedPacket];
 }
 
 export interface BrokerLinkOptions {
@@ -62,6 +85,8 @@ export interface BrokerLinkOptions {
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly keepaliveSeconds: number;
   readonly log?: Logger;
+  /** Who we are, for the conflict's message: the agent (a device id) or a display / fleet view (a broker user). */
+  readonly role?: "agent" | "viewer";
 }
 
 const DEFAULT_RECEIVE_MAXIMUM = 65_535;
@@ -84,7 +109,7 @@ const DOWNGRADE_DELAY_MS = 50;
  * One connection to a broker, kept up across outages, for the agent's gateway and for every display: MQTT 5 or
  * 3.1.1 as the broker speaks (`auto`), retries after refusals that pass (mqtt.js on its own gives up after any
  * refused CONNACK), stops for good on a refusal that needs a setting changed, and notices another client taking
- * our client id again and again. With several broker nodes (a cluster), each reconnect goes to the next node in
+ * our client id again and again (said once; it then keeps trying with a growing backoff, never stops). With several broker nodes (a cluster), each reconnect goes to the next node in
  * turn (round robin from the first, the "home" node); the protocol version and its fallback are judged per node.
  */
 export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
@@ -106,6 +131,9 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   private readonly takeover = new TakeoverDetector();
   private current: LinkUp | undefined;
   private isUp = false;
+  /** Conflicts in the current episode (0: none); each one lengthens the wait before the next attempt. */
+  private conflicts = 0;
+  private holding: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BrokerLinkOptions) {
     super();
@@ -157,6 +185,8 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       // mqtt.js otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the first packet: about
       // 6 MiB of heap and several milliseconds before the first code is on the display.
       writeCache: false,
+      // Sent with MQTT 5 only (mqtt-packet writes CONNECT properties for 5 alone).
+      properties: { maximumPacketSize: MAX_INCOMING_PACKET_BYTES },
       ...(this.options.will ? { will: this.options.will } : {}),
       // Set for every node (a node's URL may carry its own when the settings give none: see address()).
       ...(config.username !== undefined ? { username: config.username } : {}),
@@ -164,7 +194,20 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       ...(config.ca !== undefined ? { ca: config.ca } : {}),
       ...(config.cert !== undefined ? { cert: config.cert } : {}),
       ...(config.key !== undefined ? { key: config.key } : {}),
+      // The stream is wrapped below before the first attempt.
+      manualConnect: true,
     });
+    // Every connection's incoming bytes pass the packet guard: a message larger than we take is skipped as it
+    // arrives, never collected whole (a 3.1.1 broker cannot hear our Maximum Packet Size).
+    // mqtt.js has no public hook for its stream; `streamBuilder` is what it calls on every attempt (typed private).
+    const internal = client as unknown as { streamBuilder: (self: MqttClient) => Duplex };
+    const build = internal.streamBuilder.bind(client);
+    internal.streamBuilder = (self) => {
+      const stream = build(self);
+      guardIncoming(stream, MAX_INCOMING_PACKET_BYTES, (dropped) => this.emit("oversized", dropped));
+      return stream;
+    };
+    client.connect();
     this.client = client;
     client.on("packetreceive", (packet: Packet) => {
       if (packet.cmd === "connack") this.connackSeen = true;
@@ -198,7 +241,11 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       // MQTT 5: the broker says why it ends the connection.
       if (packet.reasonCode === SESSION_TAKEN_OVER)
         this.conflict(
-          takeoverMessage(this.clientId(client), "the broker said: session taken over, reason 0x8E"),
+          takeoverMessage(
+            this.clientId(client),
+            "the broker said: session taken over, reason 0x8E",
+            this.options.role ?? "agent",
+          ),
         );
       else
         this.options.log?.warn(
@@ -224,6 +271,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   /** Stops watching and retrying; hands the client back for its owner to end (after a clean `offline`, say). */
   release(): MqttClient | undefined {
     this.stopped = true;
+    clearTimeout(this.holding);
     const client = this.client;
     this.client = undefined;
     return client;
@@ -253,7 +301,25 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     this.node.everConnected = true;
     this.node.accepted.add(this.version);
     this.failures = 0;
-    client.options.reconnectPeriod = this.options.reconnect.initialMs;
+    // While another client takes our id, the wait after being pushed off grows: the two must not trade places
+    // every second (each taking over the other's session, QoS 1 messages and all).
+    client.options.reconnectPeriod =
+      this.conflicts > 0
+        ? conflictDelay(this.conflicts, this.options.reconnect)
+        : this.options.reconnect.initialMs;
+    clearTimeout(this.holding);
+    if (this.conflicts > 0)
+      this.holding = setTimeout(
+        () => {
+          if (!client.connected || this.stopped) return;
+          this.conflicts = 0;
+          client.options.reconnectPeriod = this.options.reconnect.initialMs;
+          this.emit("conflictOver");
+          // Longer than the other client's wait (the same backoff, when it is another edge-signin): had it still
+          // been there, it would have taken over by now.
+        },
+        conflictDelay(this.conflicts, this.options.reconnect) + TAKEOVER_WINDOW_MS,
+      ).unref();
     this.takeover.connected();
     this.isUp = true;
     this.current = { url: this.node.url, protocolVersion: this.version, limits };
@@ -296,7 +362,11 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     }
     if (this.takeover.closed())
       this.conflict(
-        takeoverMessage(this.clientId(client), "the broker closed our connection again and again"),
+        takeoverMessage(
+          this.clientId(client),
+          "the broker closed our connection again and again",
+          this.options.role ?? "agent",
+        ),
       );
     if (!this.stopped) this.emit("down", dropped);
   }
@@ -370,9 +440,15 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
 
   private conflict(message: string): void {
     if (this.stopped) return;
-    this.stopped = true;
-    this.client?.end(true);
-    this.emit("conflict", message);
+    clearTimeout(this.holding);
+    this.conflicts += 1;
+    const client = this.client;
+    if (client) client.options.reconnectPeriod = conflictDelay(this.conflicts, this.options.reconnect);
+    this.options.log?.debug(
+      { conflicts: this.conflicts, nextAttemptInMs: client?.options.reconnectPeriod },
+      "client id taken again",
+    );
+    if (this.conflicts === 1) this.emit("conflict", message);
   }
 
   private clientId(client: MqttClient): string {

@@ -2,7 +2,8 @@ import { EventEmitter } from "eventemitter3";
 import type { MqttConfig } from "../config/index.js";
 import type { SubscriptionRefusal } from "./quirks/kept-subscriptions.js";
 import { openWatchLink, type WatchLink } from "./watch-link.js";
-import { State } from "./device-watcher.js";
+import { MAX_INCOMING_PACKET_BYTES } from "./broker-link.js";
+import { MAX_DEPTH, MAX_STATE_BYTES, nestsWithin, State } from "./device-watcher.js";
 import type { Availability, StatePayload } from "./topics.js";
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -21,6 +22,8 @@ export interface FleetWatcherEvents {
   refused: [error: Error];
   /** The broker refused a subscription (its ACL, or a cluster electing a leader); tried again with backoff. */
   subscriptionRefused: [refusal: SubscriptionRefusal];
+  /** Another client takes our client id or uses our broker user: said once; the watcher keeps trying. */
+  conflict: [message: string];
 }
 
 /**
@@ -51,6 +54,13 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
         connection: (connected) => this.emit("connection", connected),
         refused: (error) => this.emit("refused", error),
         subscriptionRefused: (refusal) => this.emit("subscriptionRefused", refusal),
+        conflict: (message) => this.emit("conflict", message),
+        oversized: (topic, bytes) =>
+          this.emit(
+            "invalid",
+            topic,
+            `${bytes} bytes, more than the ${MAX_INCOMING_PACKET_BYTES} a message may have`,
+          ),
       },
     );
     await this.link.connected;
@@ -66,6 +76,15 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
     const [deviceId, leaf] = topic.slice(this.prefix.length + 1).split("/");
     if (!deviceId || !DEVICE_ID.test(deviceId)) {
       this.emit("invalid", topic, "not a device id");
+      return;
+    }
+    // Checked before anything is decoded: a retained megabyte on one device's topic must not cost the view more.
+    if (payload.length > MAX_STATE_BYTES) {
+      this.emit(
+        "invalid",
+        topic,
+        `${payload.length} bytes, more than the ${MAX_STATE_BYTES} a message there may have`,
+      );
       return;
     }
     const text = payload.toString("utf8");
@@ -86,6 +105,10 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       this.emit("invalid", topic, "not JSON");
       return;
     }
+    if (!nestsWithin(json, MAX_DEPTH)) {
+      this.emit("invalid", topic, `nested deeper than ${MAX_DEPTH} levels`);
+      return;
+    }
     const parsed = State.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -96,6 +119,6 @@ export class FleetWatcher extends EventEmitter<FleetWatcherEvents> {
       this.emit("invalid", topic, "since: expected an ISO 8601 time");
       return;
     }
-    this.emit("state", deviceId, parsed.data);
+    this.emit("state", deviceId, parsed.data as StatePayload);
   }
 }

@@ -26,10 +26,15 @@ const KEEPALIVE_SECONDS = 30;
  */
 const DROP_AFTER_PUBLISH_MS = 2_000;
 
-/** Why the gateway stopped connecting for good; the agent reports it and `edge-signin health` shows it. */
+/**
+ * What keeps the gateway off the broker; the agent reports it and `edge-signin health` shows it. `refused`
+ * stops it for good; `client_id_conflict` lasts while another client takes our id (it keeps trying, with
+ * backoff) and `client_id_conflict_over` says it ended.
+ */
 export type BrokerProblem =
   | { readonly kind: "refused"; readonly error: MqttRefusedError }
-  | { readonly kind: "client_id_conflict"; readonly message: string };
+  | { readonly kind: "client_id_conflict"; readonly message: string }
+  | { readonly kind: "client_id_conflict_over" };
 
 /** The broker answered a publish with an error reason code (not authorised, quota, ...): resending is futile. */
 export class MqttPublishRefusedError extends Error {
@@ -205,8 +210,18 @@ export class MqttGateway extends EventEmitter<GatewayEvents> {
       this.reportProblem({ kind: "refused", error });
     });
     link.on("conflict", (message) => {
-      this.log.error({ clientId: this.config.clientId }, message);
+      this.log.warn({ clientId: this.config.clientId }, message);
       this.reportProblem({ kind: "client_id_conflict", message });
+    });
+    link.on("oversized", ({ topic, bytes }) =>
+      this.log.warn({ topic, bytes }, "skipped a message too large to take, unread"),
+    );
+    link.on("conflictOver", () => {
+      this.log.info(
+        { clientId: this.config.clientId },
+        "the client id is ours again: the other client has gone",
+      );
+      this.reportProblem({ kind: "client_id_conflict_over" });
     });
     let offlineWarned = false;
     client.on("offline", () => {

@@ -43,6 +43,13 @@ export function deviceTopics(prefix: string, deviceId: string): DeviceTopics {
   };
 }
 
+/**
+ * The largest message any edge-signin client takes from the broker (and the most the shipped Mosquitto passes:
+ * docker/mosquitto/mosquitto.conf): an `authenticated` event with every claim and the ID token is a few KB; the
+ * agent keeps no event larger on disk either (storage/outbox.ts, MAX_ENTRY_BYTES).
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
 export type Availability = "online" | "offline";
 
 /**

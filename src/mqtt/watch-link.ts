@@ -14,6 +14,10 @@ export interface WatchLinkHandlers {
   refused(error: Error): void;
   /** The broker refused a subscription; it is tried again with backoff (kept-subscriptions.ts). */
   subscriptionRefused(refusal: SubscriptionRefusal): void;
+  /** Another client takes our client id or uses our user (said once; the link keeps trying, with backoff). */
+  conflict(message: string): void;
+  /** A message too large to take was skipped as it arrived, unread. */
+  oversized(topic: string, bytes: number): void;
 }
 
 export interface WatchLink {
@@ -39,7 +43,13 @@ export interface WatchLink {
 export function openWatchLink(config: MqttConfig, clientId: string, handlers: WatchLinkHandlers): WatchLink {
   // 15 s: a display must say "can't reach the message broker" soon, and a broker behind a port proxy that does not
   // close the client's connection when the broker dies is noticed only by keep-alive (after 1.5 times it).
-  const link = new BrokerLink({ config, clientId, reconnect: RECONNECT, keepaliveSeconds: 15 });
+  const link = new BrokerLink({
+    config,
+    clientId,
+    reconnect: RECONNECT,
+    keepaliveSeconds: 15,
+    role: "viewer",
+  });
   const started = link.start();
   const client = link.mqtt as MqttClient;
   const kept = new KeptSubscriptions(client, {
@@ -47,6 +57,8 @@ export function openWatchLink(config: MqttConfig, clientId: string, handlers: Wa
   });
   client.on("message", (topic, payload, packet) => handlers.message(topic, payload, packet));
   link.on("up", (up) => handlers.connection(true, up.protocolVersion));
+  link.on("conflict", (message) => handlers.conflict(message));
+  link.on("oversized", ({ topic, bytes }) => handlers.oversized(topic, bytes));
   client.on("offline", () => handlers.connection(false));
   let connected = false;
   link.on("fatal", (error) => {

@@ -53,6 +53,8 @@ export class HealthReporter implements Reporter {
   private writes: Promise<void> = Promise.resolve();
   private warned = false;
   private status: Omit<HealthFile, "heartbeatAt">;
+  /** The kind of the problem in `status`, so only its own end clears it. */
+  private problemKind: string | undefined;
 
   constructor(
     private readonly stateDir: string,
@@ -101,8 +103,14 @@ export class HealthReporter implements Reporter {
       subscribe(
         events,
         "broker",
-        ({ connected, protocolVersion, problem }) => {
-          if (problem) this.update({ problem: problem.message });
+        ({ connected, protocolVersion, problem, problemOver }) => {
+          if (problem) {
+            this.problemKind = problem.kind;
+            this.update({ problem: problem.message });
+          } else if (problemOver !== undefined && problemOver === this.problemKind) {
+            this.problemKind = undefined;
+            this.update({ problem: undefined });
+          }
           if (protocolVersion && protocolVersion !== this.status.protocolVersion)
             this.update({ protocolVersion });
           const broker = connected ? "connected" : "disconnected";

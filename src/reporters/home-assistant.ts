@@ -6,6 +6,7 @@ import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config/index.js";
 import { promptQrUrl, qrSvg } from "../util/qr.js";
+import { boundedText, MAX_URL_CHARS, MAX_USER_CODE_CHARS } from "../util/bounded.js";
 import { AGENT_STATES, type AgentEvents, type SignInPrompt } from "../events.js";
 import type { GatewayEvents, MqttGateway } from "../mqtt/gateway.js";
 import type { DeviceTopics } from "../mqtt/topics.js";
@@ -83,9 +84,10 @@ export class HomeAssistantReporter implements Reporter {
     this.gateway.publishJson(
       topics.prompt,
       {
-        code: prompt?.userCode ?? "",
+        // Cut as every display cuts them (the provider chose them): Home Assistant shows them as they come.
+        code: boundedText(prompt?.userCode ?? "", MAX_USER_CODE_CHARS),
         expires_at: prompt?.expiresAt ?? null,
-        verification_uri: prompt?.verificationUri ?? "",
+        verification_uri: boundedText(prompt?.verificationUri ?? "", MAX_URL_CHARS),
       },
       { retain: true, onlyIfConnected: true },
     );
@@ -282,7 +284,10 @@ export function discoveryEntries({
             icon: "mdi:account",
             state_topic: topics.state,
             // Empty while nobody is signed in: the state payload carries `account` only in `signed_in`.
-            value_template: "{{ value_json.account.name if value_json.account is defined else '' }}",
+            // A sensor's state holds at most 255 characters: a longer name (it comes from the identity provider)
+            // would leave the sensor "unknown", and a name that is no string is none.
+            value_template:
+              "{{ value_json.account.name[:255] if value_json.account is defined and value_json.account.name is string else '' }}",
           }),
         ]
       : []),

@@ -90,4 +90,11 @@ export function createReporters(config: Config, deps: ReporterDeps): Reporter[] 
 
 export type { Reporter } from "./reporter.js";
 export { subscribe } from "./reporter.js";
-export { verifyWebhook, signWebhook, SIGNATURE_HEADER } from "./webhook-signature.js";
+export {
+  verifyWebhook,
+  signWebhook,
+  webhookHeaders,
+  ID_HEADER,
+  TIMESTAMP_HEADER,
+  SIGNATURE_HEADER,
+} from "./webhook-signature.js";

@@ -12,12 +12,12 @@ import { Outbox, type OutboxEntry } from "../storage/outbox.js";
 import { isEventType, type EventPayloads, type EventType } from "../mqtt/topics.js";
 import { codeIssued, eventEnvelope } from "./envelope.js";
 import { subscribe, type Reporter } from "./reporter.js";
-import { SIGNATURE_HEADER, signWebhook } from "./webhook-signature.js";
+import { webhookHeaders } from "./webhook-signature.js";
 
 type Outcome = "delivered" | "rejected" | "retry";
 
 /**
- * POSTs every event, signed, to `EDGE_SIGNIN_WEBHOOK_URL`. Events are written to `STATE_DIR/webhook-queue/`
+ * POSTs every event, signed as Standard Webhooks asks, to `EDGE_SIGNIN_WEBHOOK_URL`. Events are written to `STATE_DIR/webhook-queue/`
  * before anything is sent and removed only once the receiver answered 2xx (or refused them for good with a
  * 4xx), so a receiver that is down for an hour, or an agent restart meanwhile, loses nothing. One request at a
  * time, oldest first: receivers get events in the order they happened, each at least once, with a stable `id`.
@@ -43,7 +43,7 @@ export class WebhookReporter implements Reporter {
   ) {
     this.queue = new Outbox(
       join(stateDir, "webhook-queue"),
-      // The queue's "topic" is the event type, sent as the X-Edge-Signin-Event-Type header.
+      // The queue's "topic" is the event type (the body's `type`).
       { maxEvents: config.queueMax, key: queueKey, accepts: isEventType },
       log,
     );
@@ -114,8 +114,9 @@ export class WebhookReporter implements Reporter {
 
   private async deliver(entry: OutboxEntry, signal: AbortSignal): Promise<Outcome> {
     const body = JSON.stringify(entry.payload);
-    // Signed when sent, not when queued: the receiver's replay window counts from the delivery attempt.
-    const signature = signWebhook(this.config.secret, body, Math.floor(Date.now() / 1000));
+    // Signed when sent, not when queued: the receiver's replay window counts from the delivery attempt. The
+    // id and the time are in the signed content, the event's type in the signed body (its `type`).
+    const signed = webhookHeaders(this.config.secret, entry.payload.id, Math.floor(Date.now() / 1000), body);
     const context = { id: entry.payload.id, type: entry.topic };
     const attempt = boundedSignal(signal, this.config.timeoutMs);
     try {
@@ -128,9 +129,7 @@ export class WebhookReporter implements Reporter {
         headers: {
           "content-type": "application/json",
           "user-agent": "edge-signin",
-          [SIGNATURE_HEADER]: signature,
-          "x-edge-signin-event-id": entry.payload.id,
-          "x-edge-signin-event-type": entry.topic,
+          ...signed,
         },
         body,
         signal: attempt.signal,

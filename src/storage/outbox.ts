@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import * as z from "zod/mini";
@@ -42,6 +42,11 @@ export const MAX_ENTRY_BYTES = 256 * 1024;
 /** A month-long broker outage must not fill the disk; 10 MB is thousands of the largest events. */
 const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
 const ENTRY = /^(\d{16})\.json$/;
+/**
+ * The highest sequence number this agent ever writes: a trillion events, far beyond any device's life, far
+ * below 2^53 (where `seq + 1` stops being a new number). A file name beyond it was not written by this agent.
+ */
+export const MAX_SEQ = 999_999_999_999;
 /**
  * How long a written entry waits before it is forced onto the disk. Most are acknowledged by the broker (and
  * deleted) well within it and never cost an fsync; in a sign-in storm, hundreds of fsyncs would otherwise fill
@@ -114,19 +119,46 @@ export class Outbox {
         continue;
       }
       const seq = Number(match[1]);
-      this.nextSeq = Math.max(this.nextSeq, seq + 1);
-      const entry = this.read(name, seq);
+      const entry =
+        seq >= 1 && seq <= MAX_SEQ
+          ? this.read(name, seq)
+          : this.setAside(name, "sequence number outside the range this agent writes");
       if (entry) {
         this.entries.push(entry);
         this.bytes += entry.bytes;
       }
     }
+    this.renumber();
     if (this.entries.length > 0)
       this.log.info(
         { events: this.entries.length },
         "outbox holds events not yet acknowledged by the broker",
       );
     this.enforceBounds();
+  }
+
+  /**
+   * The sequence is the outbox's own: the entries read back keep their order and take the numbers 1..n (each
+   * file moved down onto a name nothing holds, in ascending order, so a crash halfway keeps the order),
+   * and new events follow from n + 1. Whatever names were found, the next number is small and unused.
+   */
+  private renumber(): void {
+    for (const [index, entry] of this.entries.entries()) {
+      const seq = index + 1;
+      if (entry.seq === seq) continue;
+      try {
+        // A hard link, then the old name removed: unlike a rename, the link fails on a name that is taken.
+        linkSync(join(this.dir, fileName(entry.seq)), join(this.dir, fileName(seq)));
+        unlinkSync(join(this.dir, fileName(entry.seq)));
+        this.entries[index] = { ...entry, seq };
+      } catch (error) {
+        // Left under its old name (it is still delivered and removed by it); numbering goes on above it.
+        this.log.warn({ file: fileName(entry.seq), err: error }, "cannot renumber an outbox entry");
+        this.nextSeq = Math.max(this.nextSeq, entry.seq + 1);
+        return;
+      }
+    }
+    this.nextSeq = Math.max(this.nextSeq, this.entries.length + 1);
   }
 
   /** Stores an event durably; returns its entry. Beyond the bounds the oldest entries are dropped. */
@@ -136,7 +168,12 @@ export class Outbox {
     const text = this.options.key ? seal(plain, this.options.key) : plain;
     const entry: OutboxEntry = { seq, topic, payload, bytes: Buffer.byteLength(text) };
     // Never write what the next start would refuse to read back (MAX_ENTRY_BYTES): it goes out from memory.
-    if (entry.bytes > MAX_ENTRY_BYTES)
+    if (seq > MAX_SEQ)
+      this.log.warn(
+        { id: payload.id, seq },
+        "outbox sequence exhausted; the event is delivered from memory only until the agent restarts",
+      );
+    else if (entry.bytes > MAX_ENTRY_BYTES)
       this.log.warn(
         { id: payload.id, bytes: entry.bytes },
         "event too large to keep on disk; it is delivered from memory only",
@@ -229,6 +266,10 @@ export class Outbox {
       // Unreadable, a symbolic link (ELOOP), or not JSON.
       problem = (error as NodeJS.ErrnoException).code ?? "not JSON";
     }
+    return this.setAside(name, problem);
+  }
+
+  private setAside(name: string, problem: string): undefined {
     this.log.warn({ file: name, problem }, "outbox entry is corrupt; skipping it (kept aside as .corrupt)");
     try {
       renameSync(join(this.dir, name), join(this.dir, `${name}.corrupt`));

@@ -88,3 +88,16 @@ export function qrTarget(url: string): string | undefined {
   if (parsed.protocol !== "https:" || parsed.username !== "" || parsed.password !== "") return undefined;
   return url;
 }
+
+/**
+ * Text for a log line or a command's output, with every control character shown instead of obeyed: `\x1b`,
+ * `\x9b`, `\u202e`. Unlike {@link boundedText} nothing is removed, so a person sees that something odd was there.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.codePointAt(0) ?? 0;
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}

@@ -7,6 +7,8 @@ import { parse } from "yaml";
 import { renderEnvExample } from "../../scripts/env-example.js";
 import { ENV_PREFIX, SETTINGS } from "../../src/config/index.js";
 import { REPO } from "./compose-broker.js";
+import { MAX_INCOMING_PACKET_BYTES } from "../../src/mqtt/broker-link.js";
+import { MAX_MESSAGE_BYTES } from "../../src/mqtt/topics.js";
 
 /** compose.yaml and its companions, checked without a container engine. */
 const COMPOSE_PATH = join(REPO, "compose.yaml");
@@ -27,6 +29,7 @@ interface Service {
   init?: boolean;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test?: string[]; disable?: boolean };
+  mem_limit?: string;
 }
 interface Compose {
   services: Record<"mosquitto" | "agent" | "display" | "app", Service>;
@@ -124,6 +127,22 @@ describe("compose.yaml", () => {
     const passwordFile = /^password_file (\S+)$/m.exec(conf)?.[1];
     expect(secretTargets(broker).get("mosquitto_passwd")).toBe(passwordFile);
     expect(broker.healthcheck?.test?.[0]).toBe("CMD-SHELL");
+  });
+
+  it("bounds memory: every service a mem_limit, the broker's packets, queues and heap below it", () => {
+    const mebibytes = (limit: string | undefined) => Number(/^(\d+)m$/.exec(limit ?? "")?.[1] ?? NaN);
+    for (const [name, service] of Object.entries(compose.services))
+      expect(mebibytes(service.mem_limit), `${name}: mem_limit`).toBeGreaterThanOrEqual(64);
+    const conf = readFileSync(join(REPO, "docker/mosquitto/mosquitto.conf"), "utf8");
+    const setting = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(conf)?.[1] ?? NaN);
+    // Sized to the largest legitimate message: what every edge-signin client asks the broker not to exceed.
+    expect(setting("max_packet_size")).toBe(MAX_INCOMING_PACKET_BYTES);
+    expect(setting("max_packet_size")).toBeGreaterThan(MAX_MESSAGE_BYTES);
+    expect(setting("max_queued_bytes")).toBeGreaterThanOrEqual(8 * MAX_INCOMING_PACKET_BYTES);
+    expect(setting("memory_limit")).toBeLessThan(
+      mebibytes(compose.services.mosquitto.mem_limit) * 1024 * 1024,
+    );
+    expect(setting("memory_limit")).toBeGreaterThan(setting("max_queued_bytes"));
   });
 
   it("runs the agent with its secrets as files, a state volume, a read-only root and a healthy broker first", () => {

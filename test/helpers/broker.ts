@@ -420,6 +420,8 @@ async function waitUntilAcceptingMqtt(
     signal?.throwIfAborted();
     const client = mqtt.connect(url, {
       clientId: `edge-signin-ready-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
+      // A user name too: a broker told `use_username_as_clientid` refuses clients without one.
+      username: `edge-signin-ready-${process.pid}`,
       reconnectPeriod: 0,
       connectTimeout: Math.max(500, Math.min(2_000, deadline - Date.now())),
     });

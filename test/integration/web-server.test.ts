@@ -3,6 +3,7 @@
  * that is never started is just an event emitter, so the test emits what the broker would deliver.
  * (test/e2e/web-display.test.ts runs the whole thing against Mosquitto in Chromium.)
  */
+import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DeviceSnapshot } from "../../src/display/device-view.js";
 import { DeviceView } from "../../src/display/device-view.js";
@@ -203,5 +204,93 @@ describe("the web display server", () => {
       ),
     );
     await second.stop();
+  });
+});
+
+/** A raw HTTP client from one loopback address (Linux answers all of 127.0.0.0/8): one "machine" on the LAN. */
+function rawClient(url: string, from: string) {
+  const { port } = new URL(url);
+  const sockets: Socket[] = [];
+  const open = (request?: string) =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port: Number(port), localAddress: from }, () => {
+        if (request) socket.write(request);
+        // Reading, so a close from the server is seen.
+        socket.resume();
+        resolve(socket);
+      });
+      socket.on("error", () => undefined);
+      socket.once("error", reject);
+      sockets.push(socket);
+    });
+  return {
+    sockets,
+    /** An event stream that reads everything it is sent (a page that works). */
+    stream: (path: string) => open(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`),
+    /** A connection that says nothing at all. */
+    idle: () => open(),
+    live: () => sockets.filter((s) => !s.destroyed && s.readyState === "open").length,
+    close: () => sockets.forEach((s) => s.destroy()),
+  };
+}
+
+describe("fair shares: one client on the network cannot take the display from the TV", () => {
+  it("keeps a place for the TV while one machine holds streams and another idle connections", async () => {
+    const watcher = new DeviceWatcher(
+      {
+        urls: ["mqtt://127.0.0.1:1"],
+        clientId: "t",
+        protocolVersion: 5,
+        connectTimeoutMs: 10_000,
+        username: undefined,
+        password: undefined,
+        ca: undefined,
+        cert: undefined,
+        key: undefined,
+      },
+      deviceTopics("edge-signin", DEVICE),
+    );
+    const view = new DeviceView(DEVICE, watcher);
+    view.start();
+    // Small caps so the test stays small; the defaults have the same proportions (16 and 32 per client).
+    server = new WebDisplayServer({
+      host: "127.0.0.1",
+      port: 0,
+      views: new Map([[DEVICE, view]]),
+      logger: captureLogger().logger,
+      maxStreams: 24,
+    });
+    await server.start();
+    const url = server.url;
+    const streams = rawClient(url, "127.0.0.2");
+    const idlers = rawClient(url, "127.0.0.4");
+    try {
+      for (let i = 0; i < 40; i++) await streams.stream(`/devices/${DEVICE}/events`);
+      for (let i = 0; i < 120; i++) await idlers.idle().catch(() => undefined);
+      const pages = async () =>
+        ((await (await fetch(`${url}/healthz`)).json()) as { devices: Record<string, { pages: number }> })
+          .devices[DEVICE]?.pages;
+      await expect.poll(pages).toBe(16);
+      // The TV, from its own address: its page and its stream, at once.
+      const tv = rawClient(url, "127.0.0.3");
+      const socket = await tv.stream(`/devices/${DEVICE}/events`);
+      const first = await new Promise<string>((resolve, reject) => {
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("utf8");
+          if (text.includes("event: snapshot")) resolve(text);
+        });
+        socket.once("close", () => reject(new Error(`closed: ${text}`)));
+      });
+      expect(first).toMatch(/^HTTP\/1\.1 200 /);
+      expect(await pages()).toBe(17);
+      // Neither other machine holds more than its share.
+      await expect.poll(() => streams.live()).toBeLessThanOrEqual(16);
+      await expect.poll(() => idlers.live()).toBeLessThanOrEqual(32);
+      tv.close();
+    } finally {
+      streams.close();
+      idlers.close();
+    }
   });
 });

@@ -174,6 +174,51 @@ describe("TokenCacheStore", () => {
   });
 });
 
+describe("a damaged key check value", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "edge-signin-kcv-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const key = decodeSealingKey(KEY_B64) as Buffer;
+  const sealed = JSON.parse(seal(MSAL_CACHE, key)) as Record<string, string>;
+  const kcv = sealed["kcv"] ?? "";
+  const swap = (text: string, i: number) => `${text.slice(0, i)}${text[i + 1]}${text[i]}${text.slice(i + 2)}`;
+
+  it.each([
+    ["cut short", kcv.slice(0, -1)],
+    ["two digits swapped", swap(kcv, 3)],
+    ["upper case", kcv.toUpperCase()],
+    ["a number", 42],
+    ["replaced whole, beside a ciphertext this key opens", "0123456789abcdef"],
+  ])("is damage, not a wrong key, when %s: moved aside with a warning", async (_, value) => {
+    const path = join(dir, CACHE_FILE);
+    await writeFile(path, JSON.stringify({ ...sealed, kcv: value }));
+    const log = captureLogger();
+    await new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: log.logger }).load();
+    expect((await readdir(dir)).filter((f) => f.includes(".corrupt-"))).toHaveLength(1);
+    expect(log.lines().map((l) => [l["msg"], l["problem"]])).toStrictEqual([
+      ["token cache unreadable; moved aside, starting signed out", "encrypted contents damaged"],
+    ]);
+  });
+
+  it("is still a wrong key (exit 2) when another key wrote the file, damaged or not", async () => {
+    const other = seal(MSAL_CACHE, decodeSealingKey(KEY_HEX) as Buffer);
+    const path = join(dir, CACHE_FILE);
+    const load = () =>
+      new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: captureLogger().logger }).load();
+    await writeFile(path, other);
+    await expect(load()).rejects.toMatchObject({ name: "CacheKeyError", exitCode: 2 });
+    const parsed = JSON.parse(other) as Record<string, string>;
+    await writeFile(path, JSON.stringify({ ...parsed, tag: Buffer.alloc(16).toString("base64") }));
+    await expect(load()).rejects.toMatchObject({ name: "CacheKeyError", exitCode: 2 });
+    expect(await readdir(dir)).toStrictEqual([CACHE_FILE]);
+  });
+});
+
 describe("StateDirLock", () => {
   let dir: string;
   beforeEach(async () => {

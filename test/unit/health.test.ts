@@ -45,6 +45,22 @@ describe("judgeHealth", () => {
     }
   });
 
+  it("shows, never obeys, control characters from the file and its path", () => {
+    // A window title (OSC ended by BEL), an 8-bit CSI that clears the screen, a bidi override, a bare CR.
+    const hostile = "broker \u001b]0;owned\u0007down\u009b2J\u202eevil\rfake: healthy";
+    const path = "/tmp/\u001b[31mred/health.json";
+    const verdicts = [
+      judgeHealth(file({ problem: hostile }), path, NOW, alive),
+      judgeHealth(file({ problem: hostile }), path, NOW, () => "other"),
+      judgeHealth("{", path, NOW, alive),
+    ];
+    for (const { reason } of verdicts) expect(reason).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    expect(verdicts[0]?.reason).toBe(
+      "unhealthy: broker \\x1b]0;owned\\x07down\\x9b2J\\u202eevil\\x0dfake: healthy",
+    );
+    expect(verdicts[1]?.reason).toContain("/tmp/\\x1b[31mred/health.json");
+  });
+
   it("is unhealthy when the process that wrote the file is gone", () => {
     expect(judgeHealth(file(), PATH, NOW, (pid) => (pid !== 4242 ? "agent" : "gone"))).toStrictEqual({
       healthy: false,

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { seal } from "../../src/crypto/seal.js";
-import { MAX_ENTRY_BYTES, Outbox } from "../../src/storage/outbox.js";
+import { MAX_ENTRY_BYTES, MAX_SEQ, Outbox } from "../../src/storage/outbox.js";
 import { captureLogger } from "../helpers/fixture.js";
 
 /** These tests are about order, bounds and durability: any topic will do (the checks have their own tests). */
@@ -111,8 +111,8 @@ describe("the durable outbox", () => {
       "0000000000000002.json.corrupt",
       "0000000000000009.json.corrupt",
     ]);
-    // Sequence numbers never go back, so nothing new sorts before what is already there.
-    expect(outbox.append("t/events/x", event("new")).seq).toBe(10);
+    // New events follow the entries kept; what was set aside holds no number.
+    expect(outbox.append("t/events/x", event("new")).seq).toBe(2);
   });
 
   it("seals its entries with the cache key, and skips what it cannot open", async () => {
@@ -204,6 +204,34 @@ describe("the durable outbox", () => {
       ],
       ["0000000000000005.json", "unreadable (ELOOP)"],
     ]);
+  });
+
+  it("keeps its own sequence whatever names are planted: each new event its own file, in order", async () => {
+    const planted = (id: string) => JSON.stringify({ v: 1, topic: "t/events/x", payload: event(id) });
+    // One name past 2^53 (where seq + 1 is seq again), one far up the range, one at the top of the 16 digits.
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "9007199254740993.json"), planted("past-2^53"));
+    await writeFile(join(dir, "0000765432109876.json"), planted("high"));
+    await writeFile(join(dir, `${String(MAX_SEQ).padStart(16, "0")}.json`), planted("top"));
+    const log = captureLogger();
+    const outbox = new Outbox(dir, { accepts: ANY, maxEvents: 100 }, log.logger);
+    outbox.open();
+    for (const id of ["e1", "e2", "e3", "e4"]) outbox.append("t/events/x", event(id));
+    // No flush: what a SIGKILL leaves is what the next run finds.
+    const reopened = new Outbox(dir, { accepts: ANY, maxEvents: 100 }, captureLogger().logger);
+    reopened.open();
+    const ids: string[] = [];
+    for (let entry = reopened.first(); entry && ids.length < 10; entry = reopened.first()) {
+      ids.push(entry.payload.id);
+      expect(entry.seq).toBeLessThanOrEqual(ids.length + 1);
+      reopened.remove(entry.seq);
+    }
+    // The name no agent writes is set aside, not renumbered onto another; the rest keep their order.
+    expect(ids).toStrictEqual(["high", "top", "e1", "e2", "e3", "e4"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["9007199254740993.json.corrupt"]);
+    expect(log.lines().find((l) => l["file"] === "9007199254740993.json")?.["problem"]).toBe(
+      "sequence number outside the range this agent writes",
+    );
   });
 
   it("never writes an entry larger than it would read back; the event stays in memory", async () => {

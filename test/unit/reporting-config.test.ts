@@ -4,6 +4,7 @@ import { configProblems } from "../helpers/config.js";
 import { applyClaimsPolicy } from "../../src/auth/claims-policy.js";
 
 const base = { EDGE_SIGNIN_TENANT: "contoso", EDGE_SIGNIN_CLIENT_ID: "client" };
+const SECRET = `whsec_${Buffer.alloc(32, 5).toString("base64")}`;
 
 function problems(env: Record<string, string>): readonly string[] {
   return configProblems(() => loadConfig({ ...base, ...env }));
@@ -23,7 +24,7 @@ describe("reporting settings", () => {
     const config = loadConfig({
       ...base,
       EDGE_SIGNIN_WEBHOOK_URL: "https://hooks.example.com/edge",
-      EDGE_SIGNIN_WEBHOOK_SECRET: "s3cret",
+      EDGE_SIGNIN_WEBHOOK_SECRET: SECRET,
       EDGE_SIGNIN_WEBHOOK_TIMEOUT_SECONDS: "5",
       EDGE_SIGNIN_WEBHOOK_QUEUE_MAX: "50",
       EDGE_SIGNIN_CLAIMS: "sub, name,preferred_username",
@@ -33,7 +34,7 @@ describe("reporting settings", () => {
     });
     expect(config.webhook).toStrictEqual({
       url: "https://hooks.example.com/edge",
-      secret: "s3cret",
+      secret: SECRET,
       timeoutMs: 5000,
       queueMax: 50,
     });
@@ -50,7 +51,7 @@ describe("reporting settings", () => {
     expect(
       problems({
         EDGE_SIGNIN_WEBHOOK_URL: "ftp://x",
-        EDGE_SIGNIN_WEBHOOK_SECRET: "s",
+        EDGE_SIGNIN_WEBHOOK_SECRET: SECRET,
         EDGE_SIGNIN_HA_DISCOVERY: "yes",
         EDGE_SIGNIN_HA_DISCOVERY_PREFIX: "home/#",
         EDGE_SIGNIN_PUBLISH_ID_TOKEN: "1",
@@ -65,6 +66,54 @@ describe("reporting settings", () => {
       "EDGE_SIGNIN_PUBLISH_ID_TOKEN",
       "EDGE_SIGNIN_HA_DISCOVERY",
     ]);
+  });
+});
+
+describe("webhook transport and key", () => {
+  const webhook = (url: string, extra: Record<string, string> = {}) =>
+    problems({ EDGE_SIGNIN_WEBHOOK_URL: url, EDGE_SIGNIN_WEBHOOK_SECRET: SECRET, ...extra });
+
+  it("takes http:// only to this machine's loopback, elsewhere only when told to", () => {
+    for (const url of [
+      "https://hooks.example.com/e",
+      "http://127.0.0.1:8080/e",
+      "http://localhost/e",
+      "http://[::1]/e",
+    ])
+      expect(webhook(url)).toStrictEqual([]);
+    for (const url of [
+      "http://hooks.example.com/e",
+      "http://192.168.1.20:9000/e",
+      "http://127.0.0.1.nip.io/e",
+      "http://[::ffff:7f00:1]/e",
+    ]) {
+      expect(webhook(url)).toStrictEqual([
+        expect.stringMatching(
+          /^EDGE_SIGNIN_WEBHOOK_URL: expected an https:\/\/ URL .*EDGE_SIGNIN_WEBHOOK_ALLOW_HTTP=true$/,
+        ),
+      ]);
+      expect(webhook(url, { EDGE_SIGNIN_WEBHOOK_ALLOW_HTTP: "true" })).toStrictEqual([]);
+    }
+  });
+
+  it("refuses a key shorter than 32 bytes, or not in Standard Webhooks' form, without showing it", () => {
+    for (const secret of [
+      "k3y!",
+      `whsec_${Buffer.alloc(24, 7).toString("base64")}`,
+      Buffer.alloc(31, 7).toString("base64"),
+      "correct horse battery staple and then some more words",
+    ]) {
+      const found = problems({
+        EDGE_SIGNIN_WEBHOOK_URL: "https://h.example/",
+        EDGE_SIGNIN_WEBHOOK_SECRET: secret,
+      });
+      expect(found).toStrictEqual([
+        expect.stringMatching(
+          /^EDGE_SIGNIN_WEBHOOK_SECRET: expected whsec_ and the base64 of at least 32 random bytes/,
+        ),
+      ]);
+      expect(found.join()).not.toContain(secret);
+    }
   });
 });
 

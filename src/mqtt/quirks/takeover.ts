@@ -43,10 +43,23 @@ export class TakeoverDetector {
   }
 }
 
-/** The one line that names the conflict and the settings that end it. */
-export function takeoverMessage(clientId: string, how: string): string {
-  return (
-    `another client uses the MQTT client id "${clientId}" (${how}): two agents with the same device id? ` +
-    `Give each device its own ${v("DEVICE_ID")} (or ${v("MQTT_CLIENT_ID")}); not reconnecting until restarted`
-  );
+/**
+ * The wait before the next attempt after the `conflicts`-th takeover in a row: from 5 s (or the link's first
+ * wait, if longer), doubling, at most the link's longest wait.
+ */
+export function conflictDelay(
+  conflicts: number,
+  reconnect: { readonly initialMs: number; readonly maxMs: number },
+): number {
+  const first = Math.max(5_000, reconnect.initialMs);
+  return Math.min(Math.max(reconnect.maxMs, first), first * 2 ** Math.min(20, Math.max(0, conflicts - 1)));
+}
+
+/** The one line that names the conflict and what ends it. */
+export function takeoverMessage(clientId: string, how: string, role: "agent" | "viewer" = "agent"): string {
+  const fix =
+    role === "agent"
+      ? `two agents with the same device id, or someone logged in with this agent's broker user? Give each device its own ${v("DEVICE_ID")} (or ${v("MQTT_CLIENT_ID")}) and its own broker user`
+      : `another display or fleet view with the same broker user (a broker that makes the user name the client id, as the shipped Mosquitto does) or the same ${v("MQTT_CLIENT_ID")}? Give each its own broker user`;
+  return `another client uses the MQTT client id "${clientId}" or its user (${how}): ${fix}; retrying with a growing backoff meanwhile`;
 }
