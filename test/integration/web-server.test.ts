@@ -110,9 +110,11 @@ describe("the web display server", () => {
       state: null,
       prompt: { ...PROMPT, qrUrl: PROMPT.verificationUriComplete, qrSvg: expect.stringMatching(/^<svg /) },
       pause: null,
+      signedOut: null,
       serverTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
-      // The screen it makes, in the page's language (English: no Accept-Language): the code, still current.
-      screen: expect.objectContaining({ kind: "code", headline: "Sign in to \u2068tv-1\u2069" }),
+      // The screen it makes, in the page's language (English: no Accept-Language): the code, still current. With
+      // no product name set, the headline names none (the device id means nothing to a person).
+      screen: expect.objectContaining({ kind: "code", headline: "Sign in" }),
     });
 
     watcher.emit("state", {
