@@ -1,14 +1,15 @@
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import { TokenCacheStore } from "./auth/cache-store.js";
 import {
-  DeviceCodeSignIn,
+  IdentitySession,
   SessionRejectedError,
   SignInError,
-  translate,
+  toSignInError,
   type SignInResult,
-} from "./auth/device-code.js";
+} from "./auth/identity-session.js";
 import { StateDirLock } from "./storage/state-lock.js";
 import { backoffDelay } from "./util/backoff.js";
 import type { Config } from "./config/index.js";
@@ -57,7 +58,7 @@ type Phase = "resume" | "sign_in" | "idle" | "signed_in" | "halted";
 export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   readonly config: Config;
   private readonly log: Logger;
-  private readonly auth: DeviceCodeSignIn;
+  private readonly auth: IdentitySession;
   private readonly lock: StateDirLock;
   private readonly cache: TokenCacheStore;
   private readonly commands: CommandServer;
@@ -101,7 +102,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       log: this.log.child({ module: "cache" }),
       onWrite: (outcome) => this.storageChanged(outcome === "disk_full"),
     });
-    this.auth = new DeviceCodeSignIn(this.config, this.log.child({ module: "auth" }), this.cache);
+    this.auth = new IdentitySession(this.config, this.log.child({ module: "auth" }), this.cache);
     const topics = deviceTopics(this.config.topicPrefix, this.config.deviceId);
     const gateway = new MqttGateway(this.config.mqtt, topics, this.log.child({ module: "mqtt" }));
     this.commands = new CommandServer(
@@ -268,7 +269,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     } catch (error) {
       if (error instanceof SessionRejectedError)
         throw new CommandRefusedError(`${error.message}; signed out, a new code follows`);
-      const failure = translate(error);
+      const failure = toSignInError(error);
       if (failure.reason === "cancelled")
         throw new CommandRefusedError("signed out while the session was being renewed");
       throw new CommandRefusedError(`refresh failed, still signed in: ${failure.message}`);
@@ -349,7 +350,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         return "signed_in";
       } catch (error) {
         if (error instanceof SessionRejectedError) return "sign_in";
-        const failure = translate(error);
+        const failure = toSignInError(error);
         if (failure.reason === "cancelled" || signal.aborted) break;
         failures += 1;
         const delay = this.retryDelay(failures);
@@ -372,7 +373,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     let failures = 0;
     let expiries = 0;
     while (!signal.aborted) {
-      const gap = this.codeByCommand ? this.lastCodeRequestAt + MIN_CODE_GAP_MS - Date.now() : 0;
+      const gap = this.codeByCommand ? this.lastCodeRequestAt + MIN_CODE_GAP_MS - performance.now() : 0;
       if (gap > 0 || this.auth.quietForMs > 0) {
         await this.pauseBeforeCode(Math.max(gap, this.auth.quietForMs), signal);
         continue;
@@ -380,7 +381,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       this.codeByCommand = false;
       if (this.current.state !== "signed_out" || this.current.nextCodeAt !== undefined)
         this.setState({ state: "signed_out" });
-      this.lastCodeRequestAt = Date.now();
+      this.lastCodeRequestAt = performance.now();
       try {
         const result = await this.auth.signIn(signal, (prompt) => {
           // MSAL hands over a code whose request was already on its way when the flow was cancelled.
@@ -484,7 +485,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         this.log.debug("session refreshed");
       } catch (error) {
         if (error instanceof SessionRejectedError) return "sign_in";
-        const failure = translate(error);
+        const failure = toSignInError(error);
         // A sign-out ended this refresh: the phase is about to end, there is nothing to retry.
         if (signal.aborted || failure.reason === "cancelled") break;
         failures += 1;
