@@ -135,7 +135,12 @@ export default tseslint.config(
   {
     // Plain JavaScript outside the TypeScript project: the bench's baseline is the MSAL sample as users copy it;
     // the slim undici entry imports undici's untyped internals.
-    files: ["eslint.config.js", "bench/baseline.mjs", "scripts/undici-slim.mjs"],
+    files: [
+      "eslint.config.js",
+      "bench/baseline.mjs",
+      "scripts/undici-slim.mjs",
+      "test/helpers/stepped-clock.mjs",
+    ],
     ...tseslint.configs.disableTypeChecked,
   },
 );

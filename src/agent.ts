@@ -272,6 +272,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       const failure = toSignInError(error);
       if (failure.reason === "cancelled")
         throw new CommandRefusedError("signed out while the session was being renewed");
+      this.log.warn(
+        { reason: failure.reason },
+        `refresh on request failed, still signed in: ${failure.message}`,
+      );
       throw new CommandRefusedError(`refresh failed, still signed in: ${failure.message}`);
     }
   }

@@ -520,8 +520,10 @@ export function toSignInError(error: unknown): SignInError {
   if (error instanceof OAuthStepError) return new SignInError(error.reason, error.message, { cause: error });
   if (error instanceof IdpUnreachableError)
     return new SignInError("network", error.message, { cause: error });
-  if (error instanceof IdpAnswerError) return new SignInError("server", error.message, { cause: error });
-  if (error instanceof DiscardedAnswerError)
+  // By code, not class: MSAL may hand back a copy of an error it passed through.
+  if (error instanceof AuthError && error.errorCode === IdpAnswerError.code)
+    return new SignInError("server", error.message, { cause: error });
+  if (error instanceof AuthError && error.errorCode === DiscardedAnswerError.code)
     return new SignInError("cancelled", error.message, { cause: error });
   if (error instanceof IdTokenError) return new SignInError(error.reason, error.message, { cause: error });
   if (error instanceof AuthError) {

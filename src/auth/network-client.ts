@@ -46,12 +46,15 @@ export class IdpBusyError extends IdpUnreachableError {
  * (anything else it wraps in its own `network_error`).
  */
 export class IdpAnswerError extends AuthError {
+  static readonly code = "edge_signin_not_oauth";
   override readonly name = "IdpAnswerError";
   constructor(
-    message: string,
+    /** AuthError keeps no message of its own in MSAL's build; this is ours. */
+    readonly detail: string,
     readonly status: number,
   ) {
-    super("edge_signin_not_oauth", message);
+    super(IdpAnswerError.code, detail);
+    this.message = detail;
     // AuthError's constructor pins its own prototype; restore ours so `instanceof` works.
     Object.setPrototypeOf(this, new.target.prototype);
   }
@@ -59,9 +62,11 @@ export class IdpAnswerError extends AuthError {
 
 /** Tokens arrived for a flow that was cancelled or signed out: they were dropped unread (see discardTokensInFlight). */
 export class DiscardedAnswerError extends AuthError {
+  static readonly code = "edge_signin_discarded";
   override readonly name = "DiscardedAnswerError";
   constructor() {
-    super("edge_signin_discarded", "the flow ended while its token request was in flight");
+    super(DiscardedAnswerError.code, "the flow ended while its token request was in flight");
+    this.message = "the flow ended while its token request was in flight";
     Object.setPrototypeOf(this, new.target.prototype);
   }
 }
