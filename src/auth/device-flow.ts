@@ -61,15 +61,13 @@ export async function runDeviceFlow(
 ): Promise<TokenSet> {
   const { http, log } = options;
   const warn = (fields: Record<string, unknown>, message: string) => log.warn(fields, message);
+  // A refused answer is reported once, as the sign-in failure it causes (its message names the field).
   const code = await requestDeviceAuthorization(
     http,
     options.deviceAuthorizationEndpoint,
     options.client,
     warn,
-  ).catch((error: unknown) => {
-    if (error instanceof OAuthStepError && error.code === "invalid_field") log.warn(error.message);
-    throw error;
-  });
+  );
   throwIfAborted(signal);
   onCode(code);
   const expiresAt = code.receivedAt + code.expiresInSeconds * 1000;
