@@ -248,7 +248,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "DEVICE_FLOW_DIALECT",
     default: "auto",
     description:
-      "`auto`: Microsoft hosts (Entra, External ID) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
+      "`auto`: Microsoft hosts (Entra, External ID) speak Entra's dialect, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
   },
   {
     name: "IDP_CA_FILE",
