@@ -114,6 +114,18 @@ const RULES = [
       ),
     ],
   ],
+  [
+    "src/tokens/**",
+    [
+      MQTT_PACKAGE,
+      MSAL_PACKAGE,
+      DEV,
+      forbid(
+        ["mqtt", "reporters", "display", "fleet", "cli", "agent"],
+        "The token service knows tokens, not the broker or the displays.",
+      ),
+    ],
+  ],
   ["src/{agent,events,control,errors,index}.ts", [MQTT_PACKAGE, MSAL_PACKAGE, DEV]],
 ];
 function boundaries() {

@@ -24,7 +24,7 @@ export const UNBUNDLED_ENTRY = join(ROOT, "dist", "src", "main.js");
  */
 const REBOOT_FILES = [METADATA_FILE];
 
-export type SideName = "agent" | "baseline" | "agent-first-boot" | "agent-unbundled";
+export type SideName = "agent" | "baseline" | "agent-first-boot" | "agent-unbundled" | "agent-before";
 
 export interface Side {
   readonly name: SideName;
@@ -44,6 +44,11 @@ export const SIDES: Record<SideName, Side> = {
   "agent-first-boot": {
     name: "agent-first-boot",
     description: "the same with an empty STATE_DIR (first boot: discovery over the network)",
+  },
+  "agent-before": {
+    name: "agent-before",
+    description:
+      "the `agent` side built from an earlier commit (`--before REF`): the same start path before a change, in the same rounds",
   },
   "agent-unbundled": {
     name: "agent-unbundled",
@@ -71,6 +76,8 @@ export interface ColdStartOptions {
   readonly settleMs: number;
   /** The bundle's entry point; by default dist/bundle/edge-signin.mjs, what `npm start` runs. */
   readonly bundleEntry?: string;
+  /** The bundle's entry point built from `--before REF`, for the `agent-before` side. */
+  readonly beforeEntry?: string;
   /** Node options for the agent's process (experiments with V8 flags); none by default. */
   readonly agentNodeArgs?: readonly string[];
 }
@@ -125,7 +132,11 @@ async function runIn(
     ? spawnNode(
         [
           ...(options.agentNodeArgs ?? []),
-          side === "agent-unbundled" ? UNBUNDLED_ENTRY : (options.bundleEntry ?? BUNDLE_ENTRY),
+          side === "agent-unbundled"
+            ? UNBUNDLED_ENTRY
+            : side === "agent-before"
+              ? (options.beforeEntry ?? BUNDLE_ENTRY)
+              : (options.bundleEntry ?? BUNDLE_ENTRY),
           "agent",
         ],
         agentEnv(bed, deviceId, stateDir),

@@ -8,6 +8,7 @@ import { copyFile, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
+import type { ImagePlatform } from "../test/docker/engine.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -100,10 +101,8 @@ async function measureImage(): Promise<ImageFootprint> {
   const tag = `edge-signin-bench:${process.pid}`;
   try {
     const { engine, base } = await buildBenchImage(tag);
-    const size = async (image: string) =>
-      Number(await dockerCli(["image", "inspect", "--format", "{{.Size}}", image])) / 2 ** 20;
-    const [imageMiB, baseMiB] = [await size(tag), await size(base)];
-    return { engine, base, baseMiB, imageMiB, overBaseMiB: imageMiB - baseMiB };
+    const [image, baseMiB] = [await imageMiB(tag), await imageMiB(base)];
+    return { engine, base, baseMiB, imageMiB: image, overBaseMiB: image - baseMiB };
   } finally {
     await dockerCli(["rmi", "-f", tag]).catch(() => undefined);
   }
@@ -117,18 +116,37 @@ export function dockerCli(args: readonly string[], timeout = 60_000): Promise<st
 }
 
 /**
- * Builds docker/Dockerfile unchanged as `tag` (the caller removes it). Rejects with one line starting "not
+ * Builds docker/Dockerfile unchanged as `tag` (the caller removes it); for `platform`, another architecture's,
+ * with only its base named by NODE_IMAGE (test/docker/engine.ts says why). Rejects with one line starting "not
  * measured:" when no engine answers or the build fails, so the report can say so where the figure would be.
  */
-export async function buildBenchImage(tag: string): Promise<{ engine: string; base: string }> {
+export async function buildBenchImage(
+  tag: string,
+  platform?: ImagePlatform,
+): Promise<{ engine: string; base: string }> {
   const engine = await dockerCli(["version", "--format", "{{.Server.Version}}"], 20_000).catch(() => {
     throw new Error("not measured: no engine (`docker version` did not answer)");
   });
   const dockerfile = await readFile(join(ROOT, "docker/Dockerfile"), "utf8");
-  const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+  const base = platform?.nodeImage ?? /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
   if (!base) throw new Error("not measured: docker/Dockerfile has no `ARG NODE_IMAGE=` default");
+  const platformArgs = platform
+    ? ["--platform", platform.platform, "--build-arg", `NODE_IMAGE=${platform.nodeImage}`]
+    : [];
   await dockerCli(
-    ["build", "--force-rm", "--network", "host", "-q", "-f", "docker/Dockerfile", "-t", tag, "."],
+    [
+      "build",
+      "--force-rm",
+      "--network",
+      "host",
+      "-q",
+      ...platformArgs,
+      "-f",
+      "docker/Dockerfile",
+      "-t",
+      tag,
+      ".",
+    ],
     15 * 60_000,
   ).catch((error: { stderr?: string }) => {
     throw new Error(
@@ -136,6 +154,11 @@ export async function buildBenchImage(tag: string): Promise<{ engine: string; ba
     );
   });
   return { engine, base };
+}
+
+/** `docker image inspect`'s size of `image`, MiB. */
+export async function imageMiB(image: string): Promise<number> {
+  return Number(await dockerCli(["image", "inspect", "--format", "{{.Size}}", image])) / 2 ** 20;
 }
 
 async function du(path: string): Promise<number> {

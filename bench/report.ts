@@ -471,6 +471,37 @@ function imageStartLines(results: BenchResults): string[] {
     `| First start | ${cell(v.firstStartMs)} | ${processCell("agent-first-boot")} (agent-first-boot) |`,
     `| Restart | ${cell(v.restartMs)} | ${processCell("agent")} (agent, a reboot) |`,
     "",
+    ...arm64Lines(v),
+  );
+  return out;
+}
+
+/** The linux/arm64 image beside the machine's own of the same run: emulated, so only the ratio means anything. */
+function arm64Lines(own: ImageStartResult): string[] {
+  const out = ["#### The linux/arm64 image, beside this machine's", ""];
+  if (!own.arm64) return [...out, "Not measured in this report (it predates the figure).", ""];
+  if (!own.arm64.ok) return [...out, `Not measured: ${own.arm64.error}`, ""];
+  const arm = own.arm64.value;
+  const how = arm.emulated
+    ? `**emulated**: this machine is ${arm.hostArch === "x64" ? "amd64" : arm.hostArch}, so every arm64 instruction ran through ${arm.emulator}. ` +
+      "Only the ratio to this machine's own image in the same run means anything; it says nothing about how fast " +
+      "an arm64 board is"
+    : "run natively on this arm64 machine";
+  const median = (s: Summary) => `${fmt(s.median, 0)} (${fmt(s.p25, 0)}-${fmt(s.p75, 0)})`;
+  const ratio = (a: Summary, b: Summary) => `${fmt(a.median / b.median, 1)}x`;
+  const ownSize = own.overBaseMiB === undefined ? "n/a" : `${fmt(own.overBaseMiB, 2)} MiB`;
+  out.push(
+    `docker/Dockerfile built unchanged for ${arm.platform} (base ${arm.base}, named by \`NODE_IMAGE\`), its build ` +
+      `stage and code cache on arm64's Node, and started as above, ${how}. ${arm.firstStartMs.n} rounds after ` +
+      "one warm-up.",
+    "",
+    "| Image | Over its base | First start, ms: median (p25-p75) | Restart, ms: median (p25-p75) |",
+    "| --- | --- | --- | --- |",
+    `| This machine's (${own.base}) | ${ownSize} | ${median(own.firstStartMs)} | ${median(own.restartMs)} |`,
+    `| linux/arm64${arm.emulated ? ", emulated" : ""} (${arm.base}: ${fmt(arm.imageMiB, 1)} - ${fmt(arm.baseMiB, 1)} MiB) | ` +
+      `${fmt(arm.overBaseMiB, 2)} MiB | ${median(arm.firstStartMs)}, ${ratio(arm.firstStartMs, own.firstStartMs)} | ` +
+      `${median(arm.restartMs)}, ${ratio(arm.restartMs, own.restartMs)} |`,
+    "",
   );
   return out;
 }

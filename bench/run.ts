@@ -4,7 +4,7 @@
  * `--quick` runs tiny counts into a temp directory, for the smoke test: it never overwrites the results.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     soak: { type: "string" },
     out: { type: "string" },
     only: { type: "string" },
+    before: { type: "string" },
   },
 });
 
@@ -56,7 +57,15 @@ const options = {
   clusterAgents: count(values.cluster, quick ? 6 : 1_000, "--cluster"),
   soakCycles: count(values.soak, quick ? 5 : 1_000, "--soak"),
   soakPollIntervalSeconds: 0.05,
-  sides: quick ? ["agent", "baseline"] : ["agent", "baseline", "agent-first-boot", "agent-unbundled"],
+  sides: quick
+    ? ["agent", "baseline"]
+    : [
+        "agent",
+        ...(values.before ? (["agent-before"] as const) : []),
+        "baseline",
+        "agent-first-boot",
+        "agent-unbundled",
+      ],
 } satisfies BenchOptions;
 const only = new Set<Section>(
   values.only ? values.only.split(",").map((s) => section(s.trim())) : [...SECTIONS],
@@ -123,6 +132,20 @@ async function buildAgent(sides: readonly SideName[]): Promise<void> {
   }
 }
 
+/** Checks `ref` out beside the repository (node_modules shared) and bundles it there; returns its entry point. */
+async function buildBefore(ref: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "edge-signin-before-"));
+  const run = promisify(execFile);
+  log(`bundling ${ref} in ${dir} (the before side)`);
+  await run("git", ["worktree", "add", "--detach", dir, ref], { cwd: ROOT });
+  await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  await run(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/bundle.ts"], {
+    cwd: dir,
+    maxBuffer: 1 << 24,
+  });
+  return join(dir, "dist", "bundle", "edge-signin.mjs");
+}
+
 async function readPrevious(path: string): Promise<BenchResults | undefined> {
   try {
     return JSON.parse(await readFile(path, "utf8")) as BenchResults;
@@ -135,6 +158,8 @@ const began = performance.now();
 const machine = machineInfo();
 log(`writing to ${outDir}`);
 await buildAgent(only.has("cold") ? options.sides : []);
+// `--before REF`: the same start path built from an earlier commit, run alternately with `agent` in each round.
+const beforeEntry = values.before && only.has("cold") ? await buildBefore(values.before) : undefined;
 
 const bed = await startBed(options.pollIntervalSeconds);
 let results: Omit<BenchResults, "targets">;
@@ -148,6 +173,7 @@ try {
           sides: options.sides,
           settleMs: options.settleMs,
           bundleEntry: join(bundleDir, "edge-signin.mjs"),
+          ...(beforeEntry ? { beforeEntry } : {}),
         },
         log,
       ),
@@ -187,6 +213,10 @@ try {
   };
 } finally {
   await bed.close();
+  if (beforeEntry)
+    await promisify(execFile)("git", ["worktree", "remove", "--force", join(beforeEntry, "..", "..", "..")], {
+      cwd: ROOT,
+    }).catch(() => undefined);
 }
 
 // `--only` into a directory that holds a report: keep the figures of the sections not run this time.

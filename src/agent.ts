@@ -2,13 +2,17 @@ import { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import { TokenCacheStore } from "./auth/cache-store.js";
 import { IdentitySession } from "./auth/identity-session.js";
+import { AccessTokenError, type AccessToken } from "./auth/access-token.js";
 import { StateDirLock } from "./storage/state-lock.js";
+import { AccessTokens } from "./tokens/access-tokens.js";
+import { TokenService } from "./tokens/token-service.js";
 import type { Config } from "./config/index.js";
 import { CommandRefusedError, type AgentControl, type AgentStatus } from "./control.js";
 import type { AccountSummary, AgentEvents, AgentState, SignInPrompt, StateChange } from "./events.js";
+import { listen } from "./util/emitter.js";
 import { createLogger } from "./util/logger.js";
 import { CommandServer } from "./mqtt/command-server.js";
-import { MqttGateway } from "./mqtt/gateway.js";
+import { MqttGateway, type GatewayEvents } from "./mqtt/gateway.js";
 import { deviceTopics } from "./mqtt/topics.js";
 import { createReporters } from "./reporters/index.js";
 import { prepareStateDir } from "./storage/state-dir.js";
@@ -39,6 +43,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
   private readonly commands: CommandServer;
   private readonly reporters: readonly Reporter[];
   private readonly gateway: MqttGateway;
+  /** Access tokens for the device's apps, and the socket they ask on (src/tokens/). */
+  private readonly tokens: AccessTokens;
+  private readonly tokenService: TokenService | undefined;
+  private readonly unsubscribeGateway: () => void;
   private readonly stopping = new AbortController();
   private readonly signInLoop: SignInLoop;
   private current: StateChange = { state: "starting", since: new Date().toISOString() };
@@ -77,13 +85,34 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       () => this.reporters.some((reporter) => reporter.busy?.() === true),
     );
     this.gateway = gateway;
-    gateway.onConnect((up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }));
-    gateway.onDisconnect(() => this.emit("broker", { connected: false }));
-    gateway.onProblem((problem) => {
-      const message = problem.kind === "refused" ? problem.error.message : problem.message;
-      this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
-      if (problem.kind === "client_id_conflict") this.signInLoop.halt(message);
+    this.unsubscribeGateway = listen<GatewayEvents>(gateway, {
+      connect: (up) => this.emit("broker", { connected: true, protocolVersion: up.protocolVersion }),
+      disconnect: () => this.emit("broker", { connected: false }),
+      problem: (problem) => {
+        const message = problem.kind === "refused" ? problem.error.message : problem.message;
+        this.emit("broker", { connected: false, problem: { kind: problem.kind, message } });
+        if (problem.kind === "client_id_conflict") this.signInLoop.halt(message);
+      },
     });
+    this.tokens = new AccessTokens((scopes) => this.accessTokenFromProvider(scopes));
+    // Every token belongs to the person signed in when it was got: a sign-out, a rejected session or a new
+    // sign-in drops them all at once, so an app never acts as the wrong person.
+    this.on("signed_out", () => this.tokens.clear());
+    this.on("authenticated", (event) => {
+      if (event.method === "device_code") this.tokens.clear();
+    });
+    const tokenConfig = this.config.tokenService;
+    this.tokenService =
+      tokenConfig &&
+      new TokenService({
+        socketPath: tokenConfig.socketPath,
+        socketMode: tokenConfig.socketMode,
+        ...(tokenConfig.socketGroup === undefined ? {} : { socketGroup: tokenConfig.socketGroup }),
+        allowedScopes: tokenConfig.scopes,
+        defaultScopes: this.config.scopes,
+        tokens: this.tokens,
+        log: this.log.child({ module: "tokens" }),
+      });
     // Which reporters run is configuration (src/reporters/index.ts); the flow below only emits events.
     this.reporters = [
       ...createReporters(this.config, { log: this.log, gateway, topics }),
@@ -117,18 +146,24 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
       await this.cache.load();
       this.commands.start();
       for (const reporter of this.reporters) await reporter.start(this);
+      await this.startTokenService();
+      // Connected once every reporter listens: none misses the first connect, and their order does not matter.
+      await this.gateway.start();
     } catch (error) {
+      for (const reporter of [...this.reporters].reverse()) await reporter.stop().catch(() => undefined);
+      await this.gateway.stop().catch(() => undefined);
       this.commands.stop();
       this.lock.release();
       throw error;
     }
     this.setState({ state: "starting" });
-    this.loop = this.signInLoop.run(this.cache.isEmpty ? "sign_in" : "resume", this.stopping.signal);
-    this.loop = this.loop.catch((error: unknown) => {
-      // The loop handles its own failures; reaching here is a bug, reported rather than crashing the device.
-      this.log.error({ err: error }, "sign-in loop stopped unexpectedly");
-      this.setState({ state: "error", reason: "server", message: "internal error; restart the agent" });
-    });
+    this.loop = this.signInLoop
+      .run(this.cache.isEmpty ? "sign_in" : "resume", this.stopping.signal)
+      .catch((error: unknown) => {
+        // The loop handles its own failures; reaching here is a bug, reported rather than crashing the device.
+        this.log.error({ err: error }, "sign-in loop stopped unexpectedly");
+        this.setState({ state: "error", reason: "server", message: "internal error; restart the agent" });
+      });
   }
 
   /** Cancels a pending code, clears the display, announces `offline` and disconnects. */
@@ -144,9 +179,52 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
         this.log.warn({ err: error, reporter: reporter.name }, "reporter did not stop cleanly");
       }
     }
+    // Last: `offline` goes out after every reporter has sent what it had.
+    await this.gateway.stop();
+    this.unsubscribeGateway();
+    await this.tokenService?.stop();
     await this.auth.close();
     await this.cache.flush();
     this.lock.release();
+  }
+
+  /**
+   * An access token for the person signed in now, for `scopes` (the sign-in's own by default): what the token
+   * service hands the device's apps, for library users in the same process.
+   * @throws AccessTokenError: `signed_out`, `unavailable` (provider unreachable, or the agent still starting), or
+   *   the provider's refusal of the scope (`consent_required`, `interaction_required`, `invalid_scope`).
+   */
+  getAccessToken(options: { readonly scopes?: readonly string[] } = {}): Promise<AccessToken> {
+    return this.tokens.get(options.scopes && options.scopes.length > 0 ? options.scopes : this.config.scopes);
+  }
+
+  private async accessTokenFromProvider(scopes: readonly string[]): Promise<AccessToken> {
+    const account = this.signedInAccount();
+    const token = await this.auth.accessToken(scopes);
+    // The session may have ended while the provider answered.
+    if (this.signedInAccount().homeAccountId !== account.homeAccountId)
+      throw new AccessTokenError("signed_out", "the person signed in changed");
+    return token;
+  }
+
+  private signedInAccount(): AccountSummary {
+    const account = this.signInLoop.signedInAccount;
+    if (account) return account;
+    if (this.current.state === "starting")
+      throw new AccessTokenError("unavailable", "the agent is still renewing its session");
+    throw new AccessTokenError("signed_out", "nobody is signed in on this device");
+  }
+
+  /** The token service is for apps: when its socket cannot be had, one warning, and the sign-in goes on. */
+  private async startTokenService(): Promise<void> {
+    try {
+      await this.tokenService?.start();
+    } catch (error) {
+      this.log.warn(
+        { err: error, setting: "EDGE_SIGNIN_TOKEN_SOCKET" },
+        `no token service for apps: ${(error as Error).message} (EDGE_SIGNIN_TOKEN_SOCKET; off turns it off)`,
+      );
+    }
   }
 
   // ---- commands (AgentControl) -------------------------------------------------------------------

@@ -22,6 +22,8 @@ export { CommandRefusedError, type AgentControl, type AgentStatus } from "./cont
 export { StartupError } from "./errors.js";
 export { StateDirLockedError } from "./storage/state-lock.js";
 export { CacheKeyError } from "./auth/cache-store.js";
+/** What `agent.getAccessToken()` gives, and why it may refuse. */
+export { AccessTokenError, type AccessToken, type AccessTokenErrorCode } from "./auth/access-token.js";
 export type * from "./events.js";
 export { subscribe, type Reporter } from "./reporters/reporter.js";
 /** For webhook receivers written in Node: check the `X-Edge-Signin-Signature` header. */

@@ -99,6 +99,26 @@ program
     process.exitCode = await runHealth(options);
   });
 
+program
+  .command("token")
+  .description(
+    "Print an access token for the person signed in on this device, from the running agent's token service (as an app gets one).",
+  )
+  .addOption(
+    new Option(
+      "--scope <scope>",
+      "a scope the token is for (repeatable; default: the sign-in's own)",
+    ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  )
+  .addOption(
+    new Option("--json", "print the whole answer as JSON (accessToken, tokenType, expiresOn, scopes)"),
+  )
+  .addOption(new Option("--socket <path>", "the token service's socket (default $EDGE_SIGNIN_TOKEN_SOCKET)"))
+  .action(async (options: { scope?: string[]; json?: boolean; socket?: string }) => {
+    const { runToken } = await import("./cli/token.js");
+    process.exitCode = await runToken(options);
+  });
+
 const disarm = guardAgainstStall();
 try {
   await program.parseAsync();

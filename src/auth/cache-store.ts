@@ -7,10 +7,15 @@ import { StartupError } from "../errors.js";
 import { decodeSealingKey, looksSealed, open as openEnvelope, seal } from "../crypto/seal.js";
 import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
 import { moveAsideSync, readStateFile } from "../storage/state-file.js";
+import { describeBytes } from "../http/bounded-body.js";
 
 export const CACHE_FILE = "token-cache.json";
-/** A token cache for one device is a few KiB; anything past this is not one (and would not fit in a string). */
-export const MAX_CACHE_BYTES = 1024 * 1024;
+/**
+ * A token cache for one device is a few KiB, but a person in tens of thousands of groups brings ID and access
+ * tokens of a few MB each (a token response may be up to MAX_TOKEN_RESPONSE_BYTES, 8 MiB, and sealing adds a third
+ * for base64). Room for that, and still a bound: anything past this is not a token cache.
+ */
+export const MAX_CACHE_BYTES = 16 * 1024 * 1024;
 
 /** The configured cache key cannot open the cache (or none is set for an encrypted cache). */
 export class CacheKeyError extends StartupError {
@@ -130,8 +135,8 @@ export class TokenCacheStore implements ICachePlugin {
     this.contents = contents;
     try {
       // Synchronous, so two writes can never race to the rename.
-      this.write(contents);
-      this.options.onWrite?.("ok");
+      const written = this.write(contents);
+      this.options.onWrite?.(written ? "ok" : "failed");
     } catch (error) {
       // The session stays good in memory; only a restart would lose it. Say so, do not fail the sign-in.
       const full = isDiskFull(error);
@@ -157,12 +162,23 @@ export class TokenCacheStore implements ICachePlugin {
    * behind other work (in a sign-in storm, hundreds of fsyncs) while the sign-in waits for it. Forcing it onto
    * the disk (fsync of the file, then of the directory for the rename) follows in the background, so the
    * sign-in and its `authenticated` event do not wait ~10 ms for it; `flush()` waits.
+   * @returns false (after a warning) when the cache is over MAX_CACHE_BYTES and was not written.
    */
-  private write(contents: string): void {
+  private write(contents: string): boolean {
     const data = this.key ? seal(contents, this.key) : contents;
+    const bytes = Buffer.byteLength(data);
+    // Never write what the next start would move aside as damaged: the session lives on in memory only.
+    if (bytes > MAX_CACHE_BYTES) {
+      this.options.log.warn(
+        { path: this.path, bytes, limitBytes: MAX_CACHE_BYTES },
+        `the token cache is larger than ${describeBytes(MAX_CACHE_BYTES)}; not written, a restart will need a new sign-in`,
+      );
+      return false;
+    }
     writeFileAtomicSync(this.path, data, { mode: 0o600 });
     this.unsynced = true;
     this.syncing ??= this.syncToDisk().finally(() => (this.syncing = undefined));
+    return true;
   }
 
   /** Forces the file and its directory entry onto the disk, again while writes keep coming during it. */

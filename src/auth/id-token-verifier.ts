@@ -9,6 +9,7 @@ import {
 } from "jose";
 import type { Claims } from "../events.js";
 import { IdpUnreachableError } from "./network-client.js";
+import { ResponseTooLargeError } from "../http/bounded-body.js";
 
 /** Asymmetric algorithms only: a public JWKS can never vouch for a MAC, and `none` is no signature. */
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
@@ -244,6 +245,8 @@ function describe(error: unknown): IdTokenError {
   if (error instanceof IdTokenError) return error;
   if (error instanceof IdpUnreachableError)
     return new IdTokenError("network", `signing keys unreachable: ${error.message}`, { cause: error });
+  if (error instanceof ResponseTooLargeError)
+    return new IdTokenError("server", `signing keys unusable: ${error.message}`, { cause: error });
   // The keys come through the network client (IdpUnreachableError, or IdTokenError for an error page);
   // a document that is not a key set is jose's JWKSInvalid.
   if (error instanceof errors.JWKSInvalid)

@@ -10,7 +10,8 @@ import {
 import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
-import { resolveAuthority, type ResolvedAuthority } from "./authority.js";
+import { acquireAccessToken, AccessTokenError, type AccessToken } from "./access-token.js";
+import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover, type DiscoveryDocument } from "./discovery.js";
 import { DeviceFlowEnded, runDeviceFlow, type DeviceFlowOptions } from "./device-flow.js";
 import { OAuthStepError, type DeviceAuthorization, type TokenSet } from "./oauth-steps.js";
@@ -113,7 +114,8 @@ const SEED_ATTEMPTS = 3;
  * reasons here, so the agent's state machine never sees MSAL's codes.
  */
 export class IdentitySession {
-  readonly authority: ResolvedAuthority;
+  /** As configured until the discovery document is read; then as the document describes it (see describedBy). */
+  private resolved: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
   private preparing: Promise<void> | undefined;
@@ -126,7 +128,7 @@ export class IdentitySession {
     /** Where MSAL's token cache lives between runs; without one the session ends with the process. */
     private readonly cachePlugin?: ICachePlugin,
   ) {
-    this.authority = resolveAuthority(config.authority, config.verificationUri);
+    this.resolved = resolveAuthority(config.authority, config.verificationUri);
     this.http = new NetworkClient({
       ca: config.idpCa,
       timeoutMs: config.httpTimeoutMs,
@@ -135,6 +137,10 @@ export class IdentitySession {
       // A disagreement the verifier's own tolerance absorbs is not worth reporting.
       clock: new ProviderClock(Math.max(2_000, config.idTokenClockToleranceSeconds * 1000)),
     });
+  }
+
+  get authority(): ResolvedAuthority {
+    return this.resolved;
   }
 
   /** The provider's clock minus the device's in seconds, while they disagree beyond the tolerance (see ProviderClock). */
@@ -173,9 +179,15 @@ export class IdentitySession {
 
   private async build(): Promise<void> {
     if (this.client) return;
-    const discovery = await discover(this.authority.discoveryUrl, this.http, this.config.stateDir);
+    const discovery = await discover(
+      discoveryCandidates(this.resolved, this.config.deviceFlowDialect),
+      this.http,
+      this.config.stateDir,
+      { log: this.log },
+    );
+    this.resolved = describedBy(this.resolved, discovery, this.config.verificationUri);
     this.log.debug(
-      { source: discovery.source, issuer: discovery.document.issuer },
+      { source: discovery.source, issuer: discovery.document.issuer, kind: this.resolved.kind },
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
@@ -403,6 +415,23 @@ export class IdentitySession {
         });
       throw error;
     }
+  }
+
+  /**
+   * An access token for `scopes` of the person signed in now, for the device's apps (src/tokens/): never the
+   * refresh token or the ID token. Throws AccessTokenError (`signed_out` when nobody is).
+   */
+  async accessToken(scopes: readonly string[]): Promise<AccessToken> {
+    try {
+      await this.prepare();
+    } catch (error) {
+      throw new AccessTokenError("unavailable", "the identity provider could not be reached for a token", {
+        cause: error,
+      });
+    }
+    const account = await this.account();
+    if (!account) throw new AccessTokenError("signed_out", "nobody is signed in on this device");
+    return acquireAccessToken(this.client as PublicClientApplication, account, scopes);
   }
 
   /** Forgets the cached account and its tokens (the cache plugin writes the file). */

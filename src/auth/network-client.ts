@@ -12,6 +12,12 @@ import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import type { ProxyConfig } from "../config/index.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 import { describeFetchError } from "../http/fetch-error.js";
+import {
+  MAX_DOCUMENT_BYTES,
+  MAX_TOKEN_RESPONSE_BYTES,
+  readBoundedText,
+  ResponseTooLargeError,
+} from "../http/bounded-body.js";
 import { ProviderClock } from "./provider-clock.js";
 import { parseRetryAfter } from "./retry-after.js";
 
@@ -80,10 +86,10 @@ export interface ProviderAnswer {
 
 /** Largest bodies read, by kind of request; a larger one is cut off unread (IdpAnswerError). */
 export const MAX_BODY_BYTES = {
-  /** Discovery documents and signing keys: a few KiB. */
-  get: 1024 * 1024,
+  /** Discovery documents and signing keys. */
+  get: MAX_DOCUMENT_BYTES,
   /** Token answers: an ID token with tens of thousands of group claims runs to a few MiB. */
-  token: 16 * 1024 * 1024,
+  token: MAX_TOKEN_RESPONSE_BYTES,
   /** A device authorization answer: a few hundred bytes. */
   small: 64 * 1024,
 } as const;
@@ -131,6 +137,11 @@ export class NetworkClient implements INetworkModule {
   readonly clock: ProviderClock;
   /** Per origin: no request before this `performance.now()`, as the provider's Retry-After asked. */
   private readonly notBefore = new Map<string, number>();
+  /**
+   * The timeout of the next request, in ms: the setting, doubled after each request that timed out (a slow link
+   * is no dead provider), up to {@link MAX_TIMEOUT_GROWTH} times the setting.
+   */
+  private timeoutMs: number;
   /** Bumped by discardTokensInFlight(): a token answer to a request sent before the bump is not for us any more. */
   private tokenEpoch = 0;
   /**
@@ -143,6 +154,7 @@ export class NetworkClient implements INetworkModule {
   constructor(private readonly options: NetworkClientOptions) {
     this.dispatcher = createDispatcher(options.ca, options.proxy);
     this.clock = options.clock ?? new ProviderClock(2_000);
+    this.timeoutMs = options.timeoutMs;
   }
 
   /** A token answer to any request now in flight is dropped unread: its flow was cancelled or signed out. */
@@ -216,6 +228,17 @@ export class NetworkClient implements INetworkModule {
     return Math.max(0, wait);
   }
 
+  /** A request timed out after `waitedMs`: the next one waits longer, once per timeout, up to the bound. */
+  private timedOut(waitedMs: number): void {
+    const next = Math.min(waitedMs * 2, this.options.timeoutMs * MAX_TIMEOUT_GROWTH);
+    if (next <= this.timeoutMs) return;
+    this.timeoutMs = next;
+    this.options.log?.warn(
+      { waitedSeconds: waitedMs / 1000, nextTimeoutSeconds: next / 1000 },
+      "no answer from the identity provider in time (a slow link?); the next request waits longer (EDGE_SIGNIN_HTTP_TIMEOUT_SECONDS)",
+    );
+  }
+
   /** Fetches a JSON document (the discovery document, signing keys) with the same timeouts, CAs and bounds. */
   async getJson(url: string): Promise<{ status: number; body: unknown }> {
     const answer = await this.exchange(url, "GET");
@@ -241,8 +264,9 @@ export class NetworkClient implements INetworkModule {
       throw new IdpUnreachableError(`${method} ${target.origin}: refused, ${SECURE_ENDPOINT_RULE}`);
     const wait = this.waitFor(target.origin);
     if (wait > 0) throw new IdpBusyError(wait);
-    const signal = AbortSignal.timeout(Math.min(timeout ?? this.options.timeoutMs, this.options.timeoutMs));
-    let status: number;
+    const timeoutMs = Math.min(timeout ?? this.timeoutMs, this.timeoutMs);
+    const signal = AbortSignal.timeout(timeoutMs);
+    let status = 0;
     let rawHeaders: Record<string, string | string[] | undefined>;
     let text: string;
     try {
@@ -258,21 +282,14 @@ export class NetworkClient implements INetworkModule {
       });
       status = response.statusCode;
       rawHeaders = response.headers;
-      const read = await readCapped(response.body, maxBytes);
-      if (read === undefined)
-        throw new IdpAnswerError(
-          `${method} ${target.origin}${target.pathname}: the answer is over ${maxBytes} bytes; not read`,
-          status,
-        );
-      text = read;
+      const what = `${method} ${target.origin}${target.pathname}`;
+      text = await readBoundedText(response.body, maxBytes, what, response.headers["content-length"]);
     } catch (error) {
-      if (error instanceof IdpAnswerError) {
-        this.options.log?.warn(
-          { origin: target.origin, maxBytes },
-          "the identity provider's answer was over the size bound; cut off unread (a gateway or a wrong endpoint?)",
-        );
-        throw error;
-      }
+      // Discovery and the key set say so in their own words; a token endpoint's answer must reach MSAL as an
+      // AuthError, or MSAL reports it as a network error.
+      if (error instanceof ResponseTooLargeError)
+        throw method === "POST" ? new IdpAnswerError(error.message, status) : error;
+      if (signal.aborted) this.timedOut(timeoutMs);
       throw new IdpUnreachableError(`${method} ${target.origin}: ${describeFetchError(error)}`, {
         cause: error,
       });
@@ -302,23 +319,8 @@ export class NetworkClient implements INetworkModule {
   }
 }
 
-/** The body as text, or undefined once it passes `maxBytes` (the rest is not read: the stream is destroyed). */
-async function readCapped(
-  body: Dispatcher.ResponseData["body"],
-  maxBytes: number,
-): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
+/** A request timeout grows (doubling after each request that timed out) to at most this many times the setting. */
+const MAX_TIMEOUT_GROWTH = 4;
 
 /**
  * undici's EnvHttpProxyAgent with the proxy settings passed in explicitly ("" where unset: it would otherwise

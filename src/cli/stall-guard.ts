@@ -1,7 +1,7 @@
 /**
  * Exit code when a command's work ran out before it finished: a promise nobody will ever settle (README: Exit codes).
  * Without this guard Node ends such a process with code 13 ("unsettled top-level await") and, in the bundle,
- * nothing on stderr: the silent exit issue 14 found on 3.1.1-only brokers.
+ * nothing on stderr: the silent exit once seen on 3.1.1-only brokers.
  */
 export const STALLED_EXIT_CODE = 70;
 

@@ -2,7 +2,7 @@ import { createPrivateKey, generateKeyPair, randomUUID, type JsonWebKey } from "
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -15,7 +15,11 @@ import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 export interface DevIdentityProviderOptions {
   /** TCP port; 0 (default) picks a free one. */
   port?: number;
-  /** Address to listen on. Default 127.0.0.1; `0.0.0.0` inside a container that others reach by name. */
+  /**
+   * Address to listen on. Default 127.0.0.1; `0.0.0.0` inside a container that others reach by name; another
+   * loopback address (`127.0.0.2`) to stand for a second host name: the authority then carries it, and so does
+   * the certificate.
+   */
   host?: string;
   /**
    * The host name clients reach the provider by, when not this machine's loopback (a compose service name).
@@ -27,6 +31,8 @@ export interface DevIdentityProviderOptions {
   clientId?: string;
   /** Device code lifetime in seconds. Default 600. */
   deviceCodeTtlSeconds?: number;
+  /** Lifetime of access tokens, in seconds. Default 3600. */
+  accessTokenTtlSeconds?: number;
   /** `interval` added to the device authorization response (Entra always sends one). Default 5. Entra dialect only. */
   pollIntervalSeconds?: number;
   /**
@@ -44,6 +50,18 @@ export interface DevIdentityProviderOptions {
   clockOffsetSeconds?: number;
   /** Leave `id_token` out of refresh-token responses from the start (see {@link DevIdentityProvider.setOmitIdTokenOnRefresh}). */
   omitIdTokenOnRefresh?: boolean;
+  /**
+   * Emulates this Microsoft Entra External ID tenant (its id, a GUID) reached through a custom URL domain, as
+   * Entra serves one: the authority is `https://{host}/{tenantId}/`, the v2.0 document at
+   * `/{tenantId}/v2.0/.well-known/openid-configuration` names endpoints on the host it was asked on (`/{tenantId}/oauth2/v2.0/...`)
+   * but the issuer `https://{tenantId}.ciamlogin.com/{tenantId}/v2.0`; ID tokens carry that issuer and `tid`; the
+   * code page is `/common/oauth2/deviceauth`. Beside it, Entra's v1 document (`/{tenantId}/.well-known/openid-configuration`,
+   * issuer `https://sts.windows.net/{tenantId}/`) and a v1 `/{tenantId}/oauth2/devicecode` that refuses v2 requests
+   * (AADSTS900144, no `resource`). Entra dialect only.
+   */
+  externalIdTenantId?: string;
+  /** ID tokens carry this many group ids from the start (see {@link DevIdentityProvider.setIdTokenGroups}). */
+  idTokenGroups?: number;
 }
 
 export interface DevIdentityProvider {
@@ -89,6 +107,12 @@ export interface DevIdentityProvider {
   /** Test hook: refresh-token responses carry no `id_token` (OpenID Connect Core 12.2 allows it). */
   setOmitIdTokenOnRefresh(omit: boolean): void;
   /**
+   * Test hook: every ID token from now on carries a `groups` claim of `count` group ids (GUIDs, 36 characters
+   * each), as a provider without Entra's overage limit issues for a person in that many groups: 40,000 make an ID
+   * token of about 2 MB. 0 goes back to none.
+   */
+  setIdTokenGroups(count: number): void;
+  /**
    * Test hook: successful token responses (tokens in them) are held back, not sent, until the returned
    * `release()`; `held` resolves when the first one is waiting. One hold at a time.
    */
@@ -96,6 +120,7 @@ export interface DevIdentityProvider {
   /**
    * Test hook: the next `count` requests whose grant type is `grantType` (`refresh_token`, `device_code`...; `*`
    * for every request to the provider) are answered 503 `temporarily_unavailable` with `Retry-After: seconds`.
+   * A `count` of 0 takes back the failures still due for that grant type.
    */
   failWithRetryAfter(grantType: string, seconds: number, count: number): void;
   /** Requests seen so far, by kind: a token request's grant type as the client sent it, `device_authorization`, or `GET {path}`. */
@@ -113,6 +138,7 @@ export interface TokenResponseInfo {
 
 // MSAL derives the device code URL from token_endpoint by replacing /token with /devicecode.
 const TOKEN_PATH = "/oauth2/v2.0/token";
+const DISCOVERY_PATH = "/.well-known/openid-configuration";
 const SCOPES = ["openid", "profile", "email", "offline_access"];
 
 export async function startDevIdentityProvider(
@@ -120,7 +146,14 @@ export async function startDevIdentityProvider(
 ): Promise<DevIdentityProvider> {
   const clientId = options.clientId ?? "edge-signin-dev";
   const interval = options.pollIntervalSeconds ?? 5;
-  const [tls, jwk] = await Promise.all([generateCertificate(options.publicHost), generateSigningKey()]);
+  const listenHost = options.host ?? "127.0.0.1";
+  // A second loopback address stands for a second host name: clients reach the provider by it.
+  const ownHost = isIP(listenHost) !== 0 && !["127.0.0.1", "0.0.0.0", "::"].includes(listenHost);
+  const authorityHost = options.publicHost ?? (ownHost ? listenHost : "localhost");
+  const [tls, jwk] = await Promise.all([
+    generateCertificate(options.publicHost, ownHost ? listenHost : undefined),
+    generateSigningKey(),
+  ]);
   const ownsCertDir = options.certDir === undefined;
   const certDir = options.certDir ?? (await mkdtemp(join(tmpdir(), "edge-signin-idp-")));
   await mkdir(certDir, { recursive: true });
@@ -132,14 +165,28 @@ export async function startDevIdentityProvider(
   const server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => handle(req, res));
   let tlsConnections = 0;
   server.on("secureConnection", () => (tlsConnections += 1));
-  const port = await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
-  const issuer = `https://${options.publicHost ?? "127.0.0.1"}:${port}`;
+  const port = await listen(server, options.port ?? 0, listenHost);
+  const tenantId = options.externalIdTenantId;
+  const issuer = tenantId
+    ? `https://${tenantId}.ciamlogin.com/${tenantId}/v2.0`
+    : `https://${options.publicHost ?? "127.0.0.1"}:${port}`;
+  const authority = `https://${authorityHost}:${port}/${tenantId ? `${tenantId}/` : ""}`;
+  const tenantPrefix = tenantId ? `/${tenantId}` : "";
+  const tokenPath = `${tenantPrefix}${TOKEN_PATH}`;
 
   const entra = (options.dialect ?? "entra") === "entra";
+  if (tenantId && !entra) throw new Error("externalIdTenantId emulates Entra: only with the entra dialect");
   // Kept here so tests can revoke what the provider issued.
   const store = new Map<string, AdapterPayload>();
   const provider = new Provider(issuer, {
-    ...configuration(clientId, options.deviceCodeTtlSeconds ?? 600, jwk, entra),
+    ...configuration(
+      clientId,
+      options.deviceCodeTtlSeconds ?? 600,
+      jwk,
+      entra,
+      tenantId,
+      options.accessTokenTtlSeconds ?? 3600,
+    ),
     adapter: memoryAdapter(store),
   });
   if (entra) {
@@ -152,10 +199,12 @@ export async function startDevIdentityProvider(
   let idTokenFault = options.idTokenFault;
   let clockOffsetSeconds = options.clockOffsetSeconds ?? 0;
   let omitIdTokenOnRefresh = options.omitIdTokenOnRefresh ?? false;
+  let idTokenGroups = options.idTokenGroups ?? 0;
   let hold: { held: () => void; gate: Promise<void> } | undefined;
   provider.use(async (ctx, next) => {
     await next();
     const oidc = ctx as KoaContextWithOIDC;
+    if (idTokenGroups > 0) await addGroups(oidc, idTokenGroups, jwk);
     if (idTokenFault) await spoilIdToken(oidc, idTokenFault, jwk);
     if (clockOffsetSeconds !== 0) await restampIdToken(oidc, clockOffsetSeconds, jwk);
     if (omitIdTokenOnRefresh) omitRefreshIdToken(oidc);
@@ -182,8 +231,13 @@ export async function startDevIdentityProvider(
     if (req.method === "POST" && /token$/.test(path)) {
       req.body ??= await readBody(req);
       kind = new URLSearchParams(req.body).get("grant_type") ?? "";
-    } else if (req.method === "POST" && /devicecode$|device\/auth$/.test(path)) kind = "device_authorization";
+    } else if (req.method === "POST" && /v2\.0\/devicecode$|device\/auth$/.test(path))
+      kind = "device_authorization";
     count(kind);
+    if (tenantId) {
+      const answered = answerAsEntraTenant(req, res, path, tenantId);
+      if (answered) return;
+    }
     const failing = unavailable.findIndex((f) => f.grantType === "*" || f.grantType === kind);
     if (failing >= 0) {
       const [fault] = unavailable.splice(failing, 1);
@@ -200,7 +254,7 @@ export async function startDevIdentityProvider(
       void callback(req, res);
       return;
     }
-    if (req.method !== "POST" || new URL(req.url ?? "/", issuer).pathname !== TOKEN_PATH) {
+    if (req.method !== "POST" || new URL(req.url ?? "/", issuer).pathname !== tokenPath) {
       void callback(req, res);
       return;
     }
@@ -228,7 +282,7 @@ export async function startDevIdentityProvider(
   };
 
   return {
-    authority: `https://${options.publicHost ?? "localhost"}:${port}/`,
+    authority,
     issuer,
     clientId,
     caPem: tls.cert,
@@ -248,6 +302,9 @@ export async function startDevIdentityProvider(
     setOmitIdTokenOnRefresh: (omit) => {
       omitIdTokenOnRefresh = omit;
     },
+    setIdTokenGroups: (count) => {
+      idTokenGroups = count;
+    },
     holdTokenResponses: () => {
       let held = () => undefined as void;
       let release = () => undefined as void;
@@ -263,6 +320,9 @@ export async function startDevIdentityProvider(
       };
     },
     failWithRetryAfter: (grantType, seconds, times) => {
+      if (times === 0)
+        for (let i = unavailable.length - 1; i >= 0; i--)
+          if (unavailable[i]?.grantType === grantType) unavailable.splice(i, 1);
       for (let i = 0; i < times; i++) unavailable.push({ grantType, seconds });
     },
     requestCount: (kind) => counts.get(kind) ?? 0,
@@ -308,7 +368,15 @@ async function approveDeviceCode(
   await code.save();
 }
 
-function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra: boolean): Configuration {
+function configuration(
+  clientId: string,
+  deviceCodeTtl: number,
+  jwk: JWK,
+  entra: boolean,
+  tenantId: string | undefined,
+  accessTokenTtl: number,
+): Configuration {
+  const prefix = tenantId ? `/${tenantId}` : "";
   return {
     adapter: memoryAdapter(),
     jwks: { keys: [jwk] },
@@ -321,9 +389,25 @@ function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra:
         redirect_uris: [],
       },
     ],
-    ...(entra && { routes: { token: TOKEN_PATH, device_authorization: "/oauth2/v2.0/devicecode" } }),
+    ...(entra && {
+      routes: {
+        token: `${prefix}${TOKEN_PATH}`,
+        device_authorization: `${prefix}/oauth2/v2.0/devicecode`,
+        ...(tenantId && {
+          authorization: `${prefix}/oauth2/v2.0/authorize`,
+          jwks: `${prefix}/discovery/v2.0/keys`,
+          end_session: `${prefix}/oauth2/v2.0/logout`,
+          // External ID's local accounts sign in on the tenant's own code page (AADSTS500208 on microsoft.com/devicelogin).
+          code_verification: "/common/oauth2/deviceauth",
+        }),
+      },
+    }),
     scopes: SCOPES,
-    claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"] },
+    claims: {
+      openid: tenantId ? ["sub", "tid"] : ["sub"],
+      profile: ["name", "preferred_username"],
+      email: ["email"],
+    },
     conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: true },
@@ -336,13 +420,14 @@ function configuration(clientId: string, deviceCodeTtl: number, jwk: JWK, entra:
         name: sub.charAt(0).toUpperCase() + sub.slice(1),
         email: `${sub}@example.com`,
         preferred_username: `${sub}@example.com`,
+        ...(tenantId && { tid: tenantId }),
       }),
     }),
     loadExistingGrant,
     // Explicit lifetimes and pages, because oidc-provider prints a notice for every default it falls back on.
     ttl: {
       DeviceCode: deviceCodeTtl,
-      AccessToken: 3600,
+      AccessToken: accessTokenTtl,
       IdToken: 3600,
       RefreshToken: 14 * 86400,
       Interaction: 3600,
@@ -389,6 +474,23 @@ async function spoilIdToken(ctx: KoaContextWithOIDC, fault: IdTokenFault, realKe
     .sign(key);
 }
 
+/** Signs the ID token of a successful token response again with the real key, `count` group ids added. */
+async function addGroups(ctx: KoaContextWithOIDC, count: number, realKey: JWK): Promise<void> {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (ctx.oidc?.route !== "token" || ctx.status !== 200 || typeof body?.id_token !== "string") return;
+  const header = decodeProtectedHeader(body.id_token);
+  const groups = Array.from({ length: count }, (_, i) => groupId(i));
+  body.id_token = await new SignJWT({ ...decodeJwt(body.id_token), groups })
+    .setProtectedHeader({ alg: "RS256", ...(header.kid ? { kid: header.kid } : {}), typ: "JWT" })
+    .sign(createPrivateKey({ key: realKey as unknown as JsonWebKey, format: "jwk" }));
+}
+
+/** The `i`th group's id: a GUID-shaped string, the same for the same `i`. */
+function groupId(i: number): string {
+  const hex = i.toString(16).padStart(12, "0");
+  return `00000000-0000-4000-8000-${hex}`;
+}
+
 /** Moves an ID token's time claims onto the provider's (offset) clock and signs it again with the real key. */
 async function restampIdToken(ctx: KoaContextWithOIDC, offsetSeconds: number, realKey: JWK): Promise<void> {
   const body = ctx.body as Record<string, unknown> | undefined;
@@ -411,6 +513,49 @@ function omitRefreshIdToken(ctx: KoaContextWithOIDC): void {
   const body = ctx.body as Record<string, unknown> | undefined;
   if (ctx.oidc?.route !== "token" || ctx.status !== 200 || !body) return;
   if (ctx.oidc.params?.["grant_type"] === "refresh_token") delete body["id_token"];
+}
+
+/**
+ * What Entra serves on a tenant's paths besides the v2.0 endpoints oidc-provider answers: the v2.0 document's
+ * address (rewritten onto oidc-provider's), nothing at the root document, the v1 document, and a v1 device-code
+ * and token endpoint that refuse MSAL's v2 requests. @returns whether the request was answered here.
+ */
+function answerAsEntraTenant(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  tenantId: string,
+): boolean {
+  const query = (req.url ?? "").slice(path.length);
+  const json = (status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
+    return true;
+  };
+  if (req.method === "GET" && path === `/${tenantId}/v2.0${DISCOVERY_PATH}`) {
+    req.url = `${DISCOVERY_PATH}${query}`;
+    return false;
+  }
+  if (path === DISCOVERY_PATH) return json(404, { error: "not_found" });
+  const origin = `https://${req.headers.host ?? "localhost"}`;
+  if (req.method === "GET" && path === `/${tenantId}${DISCOVERY_PATH}`)
+    return json(200, {
+      issuer: `https://sts.windows.net/${tenantId}/`,
+      authorization_endpoint: `${origin}/${tenantId}/oauth2/authorize`,
+      token_endpoint: `${origin}/${tenantId}/oauth2/token`,
+      device_authorization_endpoint: `${origin}/${tenantId}/oauth2/devicecode`,
+      jwks_uri: `${origin}/common/discovery/keys`,
+      end_session_endpoint: `${origin}/${tenantId}/oauth2/logout`,
+      response_types_supported: ["code", "id_token", "code id_token", "token id_token", "token"],
+      subject_types_supported: ["pairwise"],
+      id_token_signing_alg_values_supported: ["RS256"],
+    });
+  if (req.method === "POST" && /^\/[^/]+\/oauth2\/(devicecode|token)$/.test(path))
+    return json(400, {
+      error: "invalid_request",
+      error_description: "AADSTS900144: The request body must contain the following parameter: 'resource'.",
+      error_codes: [900144],
+    });
+  return false;
 }
 
 function addEntraDeviceFields(ctx: KoaContextWithOIDC, interval: number): void {
@@ -492,7 +637,7 @@ const page = (title: string, body: string) =>
 
 const escape = (text: unknown) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
-async function generateCertificate(publicHost: string | undefined) {
+async function generateCertificate(publicHost: string | undefined, ip: string | undefined) {
   return generate([{ name: "commonName", value: "localhost" }], {
     keyType: "ec",
     algorithm: "sha256",
@@ -506,6 +651,7 @@ async function generateCertificate(publicHost: string | undefined) {
           { type: 2, value: "localhost" },
           { type: 7, ip: "127.0.0.1" },
           ...(publicHost ? [{ type: 2 as const, value: publicHost }] : []),
+          ...(ip ? [{ type: 7 as const, ip }] : []),
         ],
       },
     ],

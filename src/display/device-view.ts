@@ -1,4 +1,5 @@
 import { EventEmitter } from "eventemitter3";
+import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
 import type { DeviceWatcher, DeviceWatcherEvents } from "../mqtt/device-watcher.js";
 import type { Availability, DisplayPayload, StatePayload } from "../mqtt/topics.js";
@@ -25,7 +26,7 @@ export interface ShownPrompt extends DisplayPayload {
   readonly qrSvg: string | null;
 }
 
-/** What a shared screen may say about who signed in (issue 16: privacy on shared screens). */
+/** What a shared screen may say about who signed in (privacy on shared screens). */
 export interface DevicePrivacy {
   /** How long after a sign-in the person's name stays on the screen, in ms; then a neutral "signed in". */
   readonly signedInNameMs: number;
@@ -33,8 +34,19 @@ export interface DevicePrivacy {
   readonly showUsername: boolean;
 }
 
+/**
+ * How soon before the display's own connection drops an `offline` is taken for the broker's goodbye rather than
+ * the device's: a broker that shuts down (SIGTERM: a restart, an upgrade) sends the will of every client it still
+ * has, the agent's `offline` among them, and then closes every connection. Both reach the display within
+ * milliseconds; the window is wide for a busy display.
+ */
+export const BROKER_GOODBYE_MS = 2_000;
+
 /** A short moment for the person to see it worked; then the name leaves the screen. */
-export const DEFAULT_PRIVACY: DevicePrivacy = { signedInNameMs: 10_000, showUsername: false };
+export const DEFAULT_PRIVACY: DevicePrivacy = {
+  signedInNameMs: DISPLAY_DEFAULTS.signedInNameMs,
+  showUsername: DISPLAY_DEFAULTS.showUsername,
+};
 
 /**
  * The state as a display shows it. The page reaches more people than the broker does (anyone who can open it),
@@ -77,6 +89,8 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
   /** The last prompt received that is still current, shown unless the state has moved past it (shownPrompt). */
   private received: ShownPrompt | null = null;
   private pause: DeviceSnapshot["pause"] = null;
+  /** What an `offline` replaced, and when: undone if the connection drops right after (BROKER_GOODBYE_MS). */
+  private beforeOffline: { readonly availability: Availability | "unknown"; readonly at: number } | undefined;
   private unsubscribe: () => void = () => undefined;
   private cancelStale: () => void = () => undefined;
   private hideName: NodeJS.Timeout | undefined;
@@ -125,10 +139,17 @@ export class DeviceView extends EventEmitter<DeviceViewEvents> {
         this.changed();
       },
       availability: (availability) => {
+        this.beforeOffline =
+          availability === "offline" ? { availability: this.availability, at: Date.now() } : undefined;
         this.availability = availability;
         this.changed();
       },
       connection: (connected) => {
+        // The device did not go offline; the broker went away. What the device says is heard again on the next
+        // connection (its availability is retained): until then the screen says the broker cannot be reached.
+        if (!connected && this.beforeOffline && Date.now() - this.beforeOffline.at <= BROKER_GOODBYE_MS)
+          this.availability = this.beforeOffline.availability;
+        this.beforeOffline = undefined;
         this.brokerConnected = connected;
         this.changed();
       },

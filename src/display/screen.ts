@@ -4,7 +4,6 @@ import { translate, type MessageValues } from "../i18n/translate.js";
 import { codeGroups, urlParts } from "./readable.js";
 
 /** Every screen a display can show; the page sets it as `body[data-screen]`. */
-/** Every screen a display draws. */
 export const SCREEN_KINDS = [
   "code",
   "expired",

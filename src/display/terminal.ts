@@ -1,4 +1,5 @@
 import type { Writable } from "node:stream";
+import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
 import type { DeviceWatcher, DeviceWatcherEvents, WatchedEvent } from "../mqtt/device-watcher.js";
 import type { DisplayPayload, StatePayload } from "../mqtt/topics.js";
@@ -19,7 +20,7 @@ export interface TerminalDisplayOptions {
    * default: the terminal may be on a shared screen, and the claims hold personal data.
    */
   readonly showUsername?: boolean;
-  /** After this long (ms) without a message from the device, print what to check. Default 30 s. */
+  /** After this long (ms) without a message from the device, print what to check. Default: DISPLAY_NEVER_HEARD_SECONDS's. */
   readonly neverHeardAfterMs?: number;
 }
 
@@ -77,7 +78,7 @@ export class TerminalDisplay {
       this.line(
         "no word from this device yet: check the device id, that its agent runs, and that the agent and this display use the same broker and topic prefix (and that the broker's ACL lets this display read the topics)",
       );
-    }, this.options.neverHeardAfterMs ?? 30_000);
+    }, this.options.neverHeardAfterMs ?? DISPLAY_DEFAULTS.neverHeardAfterMs);
     this.neverHeard.unref();
   }
 
@@ -150,7 +151,7 @@ export class TerminalDisplay {
 
   /**
    * The only way out to the terminal: whatever came from the broker is printed, never interpreted, so every
-   * escape sequence and control character is taken out here (issue 16, finding 9).
+   * escape sequence and control character is taken out here.
    */
   private write(text: string): void {
     this.out.write(safeLines(text));

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
 import { AllowedHosts } from "../http/allowed-hosts.js";
 import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
@@ -44,7 +45,7 @@ export interface Presentation {
   readonly productName?: string;
   /** Shown instead of the verification URI's text (the QR code still holds the full one). */
   readonly shortUrl?: string;
-  /** How long without a word from a device before its screen says what to check, in ms. Default 30 s. */
+  /** How long without a word from a device before its screen says what to check, in ms. Default: DISPLAY_NEVER_HEARD_SECONDS's. */
   readonly neverHeardAfterMs?: number;
   readonly theme?: Theme;
   /** The logo in the header: its bytes and media type (SVG, PNG or WebP). */
@@ -241,7 +242,7 @@ export class WebDisplayServer {
       product: this.product(snapshot.deviceId),
       shortUrl: this.options.presentation?.shortUrl,
       watchingSince: this.startedAt,
-      neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? 30_000,
+      neverHeardAfterMs: this.options.presentation?.neverHeardAfterMs ?? DISPLAY_DEFAULTS.neverHeardAfterMs,
     };
     const screen = screenFor(snapshot, context);
     return Buffer.from(`event: snapshot\ndata: ${JSON.stringify({ ...snapshot, screen })}\n\n`);

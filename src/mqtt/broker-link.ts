@@ -1,12 +1,14 @@
 import { EventEmitter } from "eventemitter3";
 import { connect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from "mqtt";
 import type { Logger } from "pino";
-import type { MqttConfig } from "../config/index.js";
+import { MAX_CONNECT_TIMEOUT_GROWTH, type MqttConfig } from "../config/index.js";
 import { brokerNodes, nextNode, nodeAddress, reconnectDelay, type BrokerNode } from "./broker-nodes.js";
 import {
+  grownConnectTimeout,
   judgeConnectionError,
   judgeRefusal,
   versionAfterSilentClose,
+  versionForFreshConnection,
   type MqttRefusedError,
 } from "./connection-policy.js";
 import { SESSION_TAKEN_OVER, TakeoverDetector, takeoverMessage } from "./quirks/takeover.js";
@@ -73,6 +75,8 @@ const UNREACHABLE = new Set([
   "ETIMEDOUT",
   "EADDRNOTAVAIL",
 ]);
+/** What mqtt.js emits when no CONNACK came within its connect timeout. */
+const CONNACK_TIMEOUT = "connack timeout";
 /** The attempt with 3.1.1 after a broker refused 5 goes at once: it is not a failure to back off from. */
 const DOWNGRADE_DELAY_MS = 50;
 
@@ -95,6 +99,10 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   /** This attempt never reached the broker (refused, no route, DNS): its close says nothing about the broker. */
   private unreachable = false;
   private connackSeen = false;
+  /** This attempt ended on our own connect timeout: a slow link, never a refusal of the protocol version. */
+  private timedOut = false;
+  /** The connect timeout of the next attempt, in ms: the setting, doubled after each attempt that timed out. */
+  private connectTimeoutMs: number;
   private readonly takeover = new TakeoverDetector();
   private current: LinkUp | undefined;
   private isUp = false;
@@ -102,6 +110,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   constructor(private readonly options: BrokerLinkOptions) {
     super();
     this.nodes = brokerNodes(options.config.urls, options.config.protocolVersion);
+    this.connectTimeoutMs = options.config.connectTimeoutMs;
   }
 
   private get node(): BrokerNode {
@@ -144,7 +153,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       reconnectPeriod: reconnect.initialMs,
       // mqtt.js gives up after a refused CONNACK unless told otherwise; which refusals end the link is ours to say.
       reconnectOnConnackError: true,
-      connectTimeout: 10_000,
+      connectTimeout: this.connectTimeoutMs,
       // mqtt.js otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the first packet: about
       // 6 MiB of heap and several milliseconds before the first code is on the display.
       writeCache: false,
@@ -165,6 +174,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     client.on("reconnect", () => {
       this.unreachable = false;
       this.connackSeen = false;
+      this.timedOut = false;
       // mqtt.js builds the next stream from client.options right after this event: point it at the next node.
       if (!this.stayOnNode && this.nodes.length > 1) {
         this.nodeIndex = nextNode(this.nodeIndex, this.nodes.length);
@@ -241,6 +251,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     // A reconnect must present the id the broker gave us, or it would hand out yet another one.
     if (limits.assignedClientIdentifier) client.options.clientId = limits.assignedClientIdentifier;
     this.node.everConnected = true;
+    this.node.accepted.add(this.version);
     this.failures = 0;
     client.options.reconnectPeriod = this.options.reconnect.initialMs;
     this.takeover.connected();
@@ -250,6 +261,7 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
   }
 
   private closed(client: MqttClient): void {
+    const wasUp = this.isUp;
     this.isUp = false;
     if (this.stopped || client !== this.client) return;
     // The broker answered our CONNECT and closed the connection anyway (a 3.1.1 broker's answer to a packet too large).
@@ -258,12 +270,19 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
       { unreachable: this.unreachable, connackSeen: this.connackSeen, protocolVersion: this.version },
       "broker connection closed",
     );
-    if (!this.unreachable && !this.connackSeen) {
-      // Closed before any CONNACK: RabbitMQ 3.x answers an MQTT 5 CONNECT this way.
+    if (wasUp) {
+      // A fresh connection after one that was up: `auto` tries MQTT 5 again (a broker refusing it says so at once).
+      const fresh = versionForFreshConnection(this.options.config.protocolVersion, this.version);
+      if (fresh !== this.version) {
+        this.options.log?.info({ protocolVersion: fresh }, `reconnecting with MQTT ${label(fresh)} first`);
+        this.useVersion(client, fresh);
+      }
+    } else if (!this.unreachable && !this.connackSeen && !this.timedOut) {
+      // Closed by the broker before any CONNACK: RabbitMQ 3.x answers an MQTT 5 CONNECT this way.
       const next = versionAfterSilentClose(
         this.options.config.protocolVersion,
         this.version,
-        this.node.everConnected,
+        this.node.accepted,
       );
       if (next !== this.version) {
         this.options.log?.info(
@@ -287,6 +306,26 @@ export class BrokerLink extends EventEmitter<BrokerLinkEvents> {
     // A numeric code while not connected is a refused CONNACK; once connected, mqtt.js reports packet problems so.
     const refused = typeof error.code === "number" && !client.connected;
     if (typeof error.code === "string" && UNREACHABLE.has(error.code)) this.unreachable = true;
+    if (error.message === CONNACK_TIMEOUT && !client.connected) {
+      // A slow link (NB-IoT, GPRS, satellite): wait longer next time, rather than give up or change version.
+      this.timedOut = true;
+      const waited = this.connectTimeoutMs;
+      this.connectTimeoutMs = grownConnectTimeout(
+        waited,
+        this.options.config.connectTimeoutMs,
+        MAX_CONNECT_TIMEOUT_GROWTH,
+      );
+      client.options.connectTimeout = this.connectTimeoutMs;
+      this.options.log?.warn(
+        {
+          waitedSeconds: waited / 1000,
+          nextTimeoutSeconds: this.connectTimeoutMs / 1000,
+          protocolVersion: this.version,
+        },
+        "no answer from the broker within the connect timeout (a slow link?); the next attempt waits longer (EDGE_SIGNIN_MQTT_CONNECT_TIMEOUT_SECONDS)",
+      );
+      return;
+    }
     const step = refused
       ? judgeRefusal(error.code as number, this.options.config.protocolVersion, this.version)
       : judgeConnectionError(error);

@@ -15,8 +15,10 @@ export interface BrokerNode {
   readonly url: string;
   /** The version the next attempt on this node uses: MQTT 5 or 3.1.1 (4), per node since nodes may differ. */
   version: 4 | 5;
-  /** A connection to this node was accepted once: its version is known, a silent close is no version refusal. */
+  /** A connection to this node was accepted once (with either version). */
   everConnected: boolean;
+  /** The versions this node accepted a connection with: a silent close on one of them is no version refusal. */
+  accepted: Set<4 | 5>;
 }
 
 /** The address part of mqtt.js's client options, as its stream builders read them before every attempt. */
@@ -36,7 +38,12 @@ export interface NodeAddress {
  * the version the setting asks for (`auto` starts with 5).
  */
 export function brokerNodes(urls: readonly string[], setting: "auto" | 4 | 5): BrokerNode[] {
-  return urls.map((url) => ({ url, version: setting === "auto" ? 5 : setting, everConnected: false }));
+  return urls.map((url) => ({
+    url,
+    version: setting === "auto" ? 5 : setting,
+    everConnected: false,
+    accepted: new Set(),
+  }));
 }
 
 /** The node after `index`, round robin. */

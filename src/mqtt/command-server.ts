@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { AgentControl } from "../control.js";
 import { handleCommand, type CommandResponse } from "../requests/commands.js";
@@ -6,6 +7,8 @@ import type { DeviceTopics } from "./topics.js";
 
 /** Longest MQTT 5 response topic honoured; longer ones are answered on the default topic. */
 const MAX_RESPONSE_TOPIC_BYTES = 512;
+/** Distinct retained requests remembered as logged (one per command topic is all a device has). */
+const MAX_RETAINED_LOGGED = 64;
 
 /** Commands a device takes in one burst, and after that per second (a token bucket; see README "Commands"). */
 export const COMMAND_BURST = 10;
@@ -29,6 +32,8 @@ export class CommandServer {
   private tokens = COMMAND_BURST;
   private refilledAt = Date.now();
   private busyLogged = 0;
+  /** Retained requests already logged (topic and payload): each reconnect delivers them again. */
+  private readonly retainedLogged = new Set<string>();
 
   constructor(
     private readonly gateway: MqttGateway,
@@ -71,8 +76,28 @@ export class CommandServer {
 
   private async answer(message: IncomingMessage): Promise<void> {
     const command = message.topic.slice(message.topic.lastIndexOf("/") + 1);
-    const outcome = await handleCommand(command, message.payload, this.agent, () => this.refusal());
-    if (outcome.busy !== undefined) {
+    const outcome = await handleCommand(
+      command,
+      message.payload,
+      this.agent,
+      () => this.refusal(),
+      message.retained,
+    );
+    if (outcome.retained) {
+      // Once per retained message, not at every reconnect that delivers it again; bounded like the store itself.
+      const key = createHash("sha256")
+        .update(message.topic)
+        .update("\u0000")
+        .update(message.payload)
+        .digest("hex");
+      if (!this.retainedLogged.has(key) && this.retainedLogged.size < MAX_RETAINED_LOGGED) {
+        this.retainedLogged.add(key);
+        this.log.warn(
+          { command, topic: message.topic },
+          "retained request not run: a request published with the retain flag is history; clear it with an empty retained message",
+        );
+      }
+    } else if (outcome.busy !== undefined) {
       // One line per second at most: the flood itself must not flood the log.
       if (Date.now() - this.busyLogged >= 1000) {
         this.busyLogged = Date.now();

@@ -119,16 +119,32 @@ export function judgeConnectionError(error: Error & { code?: unknown }): NextSte
 }
 
 /**
- * The version for the next attempt when the socket closed before any CONNACK. Some brokers (RabbitMQ 3.x) answer
- * an MQTT 5 CONNECT by closing the connection: until a version has worked once, `auto` alternates.
+ * The version for the next attempt when the broker closed the connection before any CONNACK (not our own connect
+ * timeout: a slow link is no refusal). Some brokers (RabbitMQ 3.x) answer an MQTT 5 CONNECT by closing the
+ * connection: `auto` tries the other version, unless the node has accepted a connection with this one before (then
+ * the close has another cause).
  */
 export function versionAfterSilentClose(
   setting: ProtocolVersionSetting,
   current: 4 | 5,
-  everConnected: boolean,
+  accepted: ReadonlySet<4 | 5>,
 ): 4 | 5 {
-  if (setting !== "auto" || everConnected) return current;
+  if (setting !== "auto" || accepted.has(current)) return current;
   return current === 5 ? 4 : 5;
+}
+
+/**
+ * The version a fresh connection (after one that was up was lost) starts with: `auto` tries MQTT 5 again, so a
+ * device that fell back to 3.1.1 (a broker upgraded since, or a refusal that passed) gets back to 5; a broker that
+ * still refuses it sends it back to 3.1.1 at once.
+ */
+export function versionForFreshConnection(setting: ProtocolVersionSetting, current: 4 | 5): 4 | 5 {
+  return setting === "auto" ? 5 : current;
+}
+
+/** The connect timeout for the next attempt after one that timed out, in ms: doubled, up to `growth` times `base`. */
+export function grownConnectTimeout(currentMs: number, baseMs: number, growth: number): number {
+  return Math.min(currentMs * 2, baseMs * growth);
 }
 
 function fatal(message: string, setting: string, cause?: unknown): NextStep {

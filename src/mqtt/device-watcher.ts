@@ -105,6 +105,14 @@ export class DeviceWatcher extends EventEmitter<DeviceWatcherEvents> {
       this.emit("display", null);
       return;
     }
+    if (packet.retain && topic !== this.topics.display && topic !== this.topics.state) {
+      // An empty retained message is someone clearing such a copy: nothing to say.
+      if (payload.length === 0) return;
+      // Events are never retained by the agent: one from the retained store is someone's old copy, not news (it
+      // would come again with every reconnect, and a display would count down to a code long gone).
+      this.emit("invalid", topic, "a retained event is history, not an event; ignored");
+      return;
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);

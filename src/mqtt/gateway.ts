@@ -1,3 +1,4 @@
+import { EventEmitter } from "eventemitter3";
 import type { IClientPublishOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { MqttConfig } from "../config/index.js";
@@ -55,6 +56,11 @@ export interface IncomingMessage {
   readonly payload: Buffer;
   readonly responseTopic?: string;
   readonly correlationData?: Buffer;
+  /**
+   * Delivered with the retain flag: from the broker's retained store (on subscribing, so on every connection),
+   * not published while we listened. A retained request is history, not a request.
+   */
+  readonly retained: boolean;
 }
 
 interface Subscription {
@@ -71,16 +77,35 @@ interface PendingPublish {
 }
 
 /**
+ * What the gateway tells its owner and the reporters; subscribe with `listen(gateway, {...})`, which returns the
+ * unsubscribe.
+ */
+export interface GatewayEvents {
+  /** Every connect, the first included: re-send whatever retained state a new broker lacks. */
+  connect: [link: LinkUp];
+  /**
+   * The connection was lost or an attempt failed; `dropped`: the broker had our CONNECT and then closed the
+   * connection right after a QoS 1 publish of ours (rather than being unreachable, or closing it for a reason of its
+   * own later, as a cluster does when it loses a node).
+   */
+  disconnect: [dropped: boolean];
+  /**
+   * The broker was found to hold an outdated copy of a retained message of ours other than the availability (see
+   * quirks/retained-check.ts): the owner re-sends its retained state, as on a connect.
+   */
+  retained_lost: [];
+  /** Once, when the gateway stops connecting for good (refused, or our client id is taken). */
+  problem: [problem: BrokerProblem];
+}
+
+/**
  * The only code that talks to the broker. It owns the connection (through BrokerLink), the last will and the
  * availability topic, tells its owner about every (re)connect so retained state can be re-sent, and keeps every
  * publish within what the broker said it accepts (MQTT 5 CONNACK: packet size, receive maximum, QoS, retain).
  */
-export class MqttGateway {
+export class MqttGateway extends EventEmitter<GatewayEvents> {
   private link: BrokerLink | undefined;
-  private readonly connectListeners: Array<(link: LinkUp) => void> = [];
   private readonly subscriptions: Subscription[] = [];
-  private readonly disconnectListeners: Array<(dropped: boolean) => void> = [];
-  private readonly problemListeners: Array<(problem: BrokerProblem) => void> = [];
   private inFlight = 0;
   private readonly waiting: PendingPublish[] = [];
   /** The packet id mqtt.js last sent each acknowledged payload with (it keeps the id across resends). */
@@ -88,7 +113,6 @@ export class MqttGateway {
   private warnedNoRetain = false;
   private everUp = false;
   private kept: KeptSubscriptions | undefined;
-  private readonly retainedLostListeners: Array<() => void> = [];
   /** True while re-sending what a retained check found lost: those sends count as its correction round. */
   private correcting = false;
   private readonly retainedCheck: RetainedCheck;
@@ -101,6 +125,7 @@ export class MqttGateway {
     private readonly topics: DeviceTopics,
     private readonly log: Logger,
   ) {
+    super();
     this.checkedTopics = new Set([topics.availability, topics.state, topics.display]);
     this.retainedCheck = new RetainedCheck({
       client: () => this.link?.mqtt,
@@ -112,7 +137,7 @@ export class MqttGateway {
 
   /**
    * Resolves on the first successful connection; rejects with MqttRefusedError only when the broker refuses us for
-   * good before that. A refusal after that, or another client taking our id, is reported through onProblem().
+   * good before that. A refusal after that, or another client taking our id, is reported as a `problem` event.
    */
   start(): Promise<void> {
     const offline: Availability = "offline";
@@ -129,6 +154,9 @@ export class MqttGateway {
     const client = link.mqtt as MqttClient;
     // Subscribed on every connection, and a refused subscription is tried again (kept-subscriptions.ts).
     this.kept = new KeptSubscriptions(client, {
+      // Commands are all we subscribe to: on MQTT 5 one published with the retain flag is then known as such at
+      // once, not only after the next reconnect hands it back from the retained store.
+      retainAsPublished: true,
       onRefused: ({ filter, reasonCode, retryInMs }) =>
         this.log.warn(
           { filter, reasonCode, retryInMs },
@@ -138,7 +166,9 @@ export class MqttGateway {
         ),
     });
     this.kept.add(this.subscriptions.map((s) => s.filter));
-    client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.properties));
+    client.on("message", (topic, payload, packet) =>
+      this.dispatch(topic, payload, packet.retain, packet.properties),
+    );
     client.on("packetsend", (packet) => {
       if (packet.cmd !== "publish") return;
       if (packet.qos === 1) this.lastPublishSentAt = Date.now();
@@ -163,12 +193,12 @@ export class MqttGateway {
         );
       this.publish(this.topics.availability, "online", { retain: true });
       this.everUp = true;
-      for (const listener of this.connectListeners) listener(up);
+      this.emit("connect", up);
     });
     // "down" fires on every lost or failed connection, also while reconnecting: health reads it.
     link.on("down", (dropped) => {
       const onPublish = dropped && Date.now() - this.lastPublishSentAt <= DROP_AFTER_PUBLISH_MS;
-      for (const listener of this.disconnectListeners) listener(onPublish);
+      this.emit("disconnect", onPublish);
     });
     link.on("fatal", (error) => {
       this.log.error({ setting: error.setting }, error.message);
@@ -188,14 +218,13 @@ export class MqttGateway {
     return started;
   }
 
-  /** Re-sends what a retained check found the broker lost: `online` here, the rest by its owner (onRetainedLost). */
+  /** Re-sends what a retained check found the broker lost: `online` here, the rest by its owner (`retained_lost`). */
   private resendRetained(topics: readonly string[]): void {
     this.correcting = true;
     try {
       if (topics.includes(this.topics.availability))
         this.publish(this.topics.availability, "online", { retain: true, onlyIfConnected: true });
-      if (topics.some((topic) => topic !== this.topics.availability))
-        for (const listener of this.retainedLostListeners) listener();
+      if (topics.some((topic) => topic !== this.topics.availability)) this.emit("retained_lost");
     } finally {
       this.correcting = false;
     }
@@ -249,33 +278,6 @@ export class MqttGateway {
     });
   }
 
-  /** Called on every connect, the first included: re-send whatever retained state a new broker lacks. */
-  onConnect(listener: (link: LinkUp) => void): void {
-    this.connectListeners.push(listener);
-  }
-
-  /**
-   * Called whenever the connection is lost or an attempt fails; `dropped`: the broker had our CONNECT and then
-   * closed the connection right after a QoS 1 publish of ours (rather than being unreachable, or closing it for a
-   * reason of its own later, as a cluster does when it loses a node).
-   */
-  onDisconnect(listener: (dropped: boolean) => void): void {
-    this.disconnectListeners.push(listener);
-  }
-
-  /**
-   * Called when the broker was found to hold an outdated copy of a retained message of ours other than the
-   * availability (see retained-check.ts): the owner re-sends its retained state, as on a connect.
-   */
-  onRetainedLost(listener: () => void): void {
-    this.retainedLostListeners.push(listener);
-  }
-
-  /** Called once when the gateway stops connecting for good (refused, or our client id is taken). */
-  onProblem(listener: (problem: BrokerProblem) => void): void {
-    this.problemListeners.push(listener);
-  }
-
   /** A lost connection that a message of ours explains (too large for the broker): no sign of a client-id conflict. */
   forgiveLastDisconnect(): void {
     this.link?.forgiveLastClose();
@@ -296,10 +298,16 @@ export class MqttGateway {
     };
   }
 
-  private dispatch(topic: string, payload: Buffer, properties: IPublishPacket["properties"]): void {
+  private dispatch(
+    topic: string,
+    payload: Buffer,
+    retained: boolean,
+    properties: IPublishPacket["properties"],
+  ): void {
     const message: IncomingMessage = {
       topic,
       payload,
+      retained,
       ...(properties?.responseTopic !== undefined ? { responseTopic: properties.responseTopic } : {}),
       ...(properties?.correlationData !== undefined ? { correlationData: properties.correlationData } : {}),
     };
@@ -401,7 +409,7 @@ export class MqttGateway {
   }
 
   private reportProblem(problem: BrokerProblem): void {
-    for (const listener of this.problemListeners) listener(problem);
+    this.emit("problem", problem);
   }
 
   /** Announces `offline` (the will covers crashes; this covers a clean stop) and closes the connection. */

@@ -1,5 +1,6 @@
+import { listen } from "../util/emitter.js";
 import type { Logger } from "pino";
-import { MqttPublishRefusedError, type MqttGateway } from "./gateway.js";
+import { MqttPublishRefusedError, type GatewayEvents, type MqttGateway } from "./gateway.js";
 import type { Outbox } from "../storage/outbox.js";
 
 /** Pause before trying again after a publish failed while the connection stayed up. */
@@ -21,6 +22,7 @@ export class OutboxSender {
   private inFlight = false;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
   /** The event in flight, the disconnects it has seen, and how to give it up. */
   private current: { seq: number; disconnects: number; abandon: AbortController } | undefined;
 
@@ -29,8 +31,10 @@ export class OutboxSender {
     private readonly gateway: MqttGateway,
     private readonly log: Logger,
   ) {
-    gateway.onDisconnect((dropped) => {
-      if (dropped) this.disconnected();
+    this.unsubscribe = listen<GatewayEvents>(gateway, {
+      disconnect: (dropped) => {
+        if (dropped) this.disconnected();
+      },
     });
   }
 
@@ -92,6 +96,7 @@ export class OutboxSender {
   /** Stops sending; what is left stays in the outbox for the next start. */
   stop(): void {
     this.stopped = true;
+    this.unsubscribe();
     clearTimeout(this.retryTimer);
   }
 }

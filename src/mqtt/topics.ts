@@ -1,10 +1,10 @@
 import type {
-  AccountSummary,
-  AgentState,
-  Claims,
-  FailureReason,
-  SignedOutReason,
-  SignInMethod,
+  Authenticated,
+  CodeExpired,
+  SignedOut,
+  SignInFailed,
+  SignInPrompt,
+  StateChange,
 } from "../events.js";
 
 /**
@@ -45,33 +45,20 @@ export function deviceTopics(prefix: string, deviceId: string): DeviceTopics {
 
 export type Availability = "online" | "offline";
 
-export interface StatePayload {
-  readonly state: AgentState;
-  readonly since: string;
+/**
+ * The retained state: the agent's {@link StateChange}, with the device it is of. `account` only with
+ * EDGE_SIGNIN_STATE_ACCOUNT=true: displays read this topic, and it holds no personal data otherwise.
+ */
+export type StatePayload = StateChange & {
   readonly deviceId: string;
-  /** Only with EDGE_SIGNIN_STATE_ACCOUNT=true: displays read this topic, and it holds no personal data otherwise. */
-  readonly account?: AccountSummary;
-  readonly expiresAt?: string;
-  readonly reason?: FailureReason;
-  readonly message?: string;
-  readonly retryAt?: string;
-  readonly nextCodeAt?: string;
-  readonly clockSkewSeconds?: number;
-  readonly storage?: "full";
-}
+};
 
-export interface DisplayPayload {
+/** The retained code: the agent's {@link SignInPrompt} as displays read it. */
+export type DisplayPayload = Omit<SignInPrompt, "intervalSeconds" | "expiresIn"> & {
   readonly deviceId: string;
-  readonly userCode: string;
-  readonly verificationUri: string;
-  readonly verificationUriComplete?: string;
-  readonly message: string;
-  readonly issuedAt: string;
-  /** On the agent's clock, which may be wrong: displays count down from `expiresIn` (or the MQTT 5 expiry) instead. */
-  readonly expiresAt: string;
-  /** The code's lifetime in seconds from `issuedAt`, as the provider gave it. */
+  /** The code's lifetime in seconds from `issuedAt`, as the provider gave it (absent from older agents). */
   readonly expiresIn?: number;
-}
+};
 
 /** Fields every event carries; subscribers de-duplicate on `id`. */
 export interface EventEnvelope<T extends EventType> {
@@ -81,24 +68,13 @@ export interface EventEnvelope<T extends EventType> {
   readonly at: string;
 }
 
+/** Each event's data, as the agent emits it (events.ts): declared there once. */
 export interface EventPayloads {
-  code_issued: {
-    userCode: string;
-    verificationUri: string;
-    verificationUriComplete?: string;
-    expiresAt: string;
-  };
-  authenticated: {
-    method: SignInMethod;
-    claims: Claims;
-    account: AccountSummary;
-    verified: true;
-    idToken?: string;
-    idTokenReused?: true;
-  };
-  code_expired: { userCode: string; expiredAt: string; nextCodeAt: string };
-  sign_in_failed: { reason: FailureReason; message: string; retryAt: string };
-  signed_out: { reason: SignedOutReason; message: string };
+  code_issued: Pick<SignInPrompt, "userCode" | "verificationUri" | "verificationUriComplete" | "expiresAt">;
+  authenticated: Authenticated;
+  code_expired: CodeExpired;
+  sign_in_failed: SignInFailed;
+  signed_out: SignedOut;
 }
 
 export type EventType = keyof EventPayloads;

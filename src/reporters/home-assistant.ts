@@ -1,3 +1,4 @@
+import { listen } from "../util/emitter.js";
 import { rmSync } from "node:fs";
 import { writeFileAtomicSync } from "../storage/atomic-write.js";
 import { readStateFileSync } from "../storage/state-file.js";
@@ -6,7 +7,7 @@ import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config/index.js";
 import { promptQrUrl, qrSvg } from "../util/qr.js";
 import type { AgentEvents, SignInPrompt } from "../events.js";
-import type { MqttGateway } from "../mqtt/gateway.js";
+import type { GatewayEvents, MqttGateway } from "../mqtt/gateway.js";
 import type { DeviceTopics } from "../mqtt/topics.js";
 import { subscribe, type Reporter } from "./reporter.js";
 
@@ -45,18 +46,21 @@ export class HomeAssistantReporter implements Reporter {
   ) {}
 
   start(events?: EventEmitter<AgentEvents>): Promise<void> {
-    this.gateway.onConnect(() => {
-      this.announce();
-      this.publishPrompt();
-    });
-    if (this.gateway.connected) this.announce();
+    this.unsubscribes = [
+      listen<GatewayEvents>(this.gateway, {
+        connect: () => {
+          this.announce();
+          this.publishPrompt();
+        },
+      }),
+    ];
     if (events && this.topics && this.settings.discovery) {
       const onError = (error: unknown) =>
         this.log.error({ err: error }, "cannot publish the sign-in prompt to Home Assistant");
-      this.unsubscribes = [
+      this.unsubscribes.push(
         subscribe(events, "prompt", (prompt) => ((this.prompt = prompt), this.publishPrompt()), onError),
         subscribe(events, "prompt_cleared", () => ((this.prompt = undefined), this.publishPrompt()), onError),
-      ];
+      );
     }
     return Promise.resolve();
   }

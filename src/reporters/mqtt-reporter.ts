@@ -1,7 +1,8 @@
+import { listen } from "../util/emitter.js";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { AgentEvents, SignInPrompt, StateChange } from "../events.js";
-import type { MqttGateway } from "../mqtt/gateway.js";
+import type { GatewayEvents, MqttGateway } from "../mqtt/gateway.js";
 import type { Outbox } from "../storage/outbox.js";
 import { OutboxSender } from "../mqtt/outbox-sender.js";
 import type { DeviceTopics, DisplayPayload, EventPayloads, EventType, StatePayload } from "../mqtt/topics.js";
@@ -32,7 +33,7 @@ export class MqttReporter implements Reporter {
     this.sender = new OutboxSender(outbox, gateway, log);
   }
 
-  async start(events: EventEmitter<AgentEvents>): Promise<void> {
+  start(events: EventEmitter<AgentEvents>): Promise<void> {
     const onError = (error: unknown) => this.log.error({ err: error }, "mqtt reporter failed");
     this.unsubscribers = [
       subscribe(events, "state", (change) => this.publishState(change), onError),
@@ -45,13 +46,17 @@ export class MqttReporter implements Reporter {
     ];
     // Events a previous run raised and the broker never acknowledged go out first, with their original ids.
     this.outbox.open();
-    // A clustered broker that lost a retained message of ours (retained-check.ts): the same as after a connect.
-    this.gateway.onRetainedLost(() => this.republish());
-    this.gateway.onConnect(() => {
-      this.republish();
-      this.sender.kick();
-    });
-    await this.gateway.start();
+    this.unsubscribers.push(
+      listen<GatewayEvents>(this.gateway, {
+        connect: () => {
+          this.republish();
+          this.sender.kick();
+        },
+        // A clustered broker that lost a retained message of ours (quirks/retained-check.ts): as after a connect.
+        retained_lost: () => this.republish(),
+      }),
+    );
+    return Promise.resolve();
   }
 
   busy(): boolean {
@@ -62,7 +67,6 @@ export class MqttReporter implements Reporter {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
     this.sender.stop();
-    await this.gateway.stop();
     await this.outbox.flush();
   }
 

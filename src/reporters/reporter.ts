@@ -4,7 +4,8 @@ import { listen } from "../util/emitter.js";
 
 /**
  * A consumer of the agent's event stream (MQTT, logs, and any a library user writes).
- * `start` subscribes and may connect; `stop` releases everything `start` took.
+ * `start` subscribes (the agent connects the broker once every reporter has started, so none misses the first
+ * connect and their order does not matter); `stop` releases everything `start` took.
  */
 export interface Reporter {
   readonly name: string;

@@ -65,12 +65,12 @@ export class WebhookReporter implements Reporter {
     return Promise.resolve();
   }
 
-  /** Stops delivering; whatever is still queued goes out after the next start. */
   /** Half the queue holds undelivered events: commands wait (Reporter.busy), so they never push one out. */
   busy(): boolean {
     return this.queue.nearlyFull;
   }
 
+  /** Stops delivering; whatever is still queued goes out after the next start. */
   async stop(): Promise<void> {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];

@@ -42,7 +42,19 @@ export interface CommandOutcome {
   readonly failure?: unknown;
   /** Set when the request was well-formed but not run (rate limit, backlog): why. */
   readonly busy?: string;
+  /** Set when the request came from the broker's retained store and was not run. */
+  readonly retained?: true;
 }
+
+/**
+ * The answer to a request delivered with the retain flag. The broker hands a retained message to every new
+ * subscription, so on every reconnect and every restart: run, a retained `sign-out` would sign the person out
+ * each time the Wi-Fi blinks. A request is run only when it is published while the agent listens.
+ */
+export const RETAINED_REQUEST_ERROR =
+  "not run: this request came from the broker's retained store (it was published with the retain flag), " +
+  "which holds history, not requests; publish requests without the retain flag, and clear this one by " +
+  "publishing an empty retained message to its topic";
 
 /**
  * Parses, validates and runs one request. Never throws and never rejects: every input, however broken,
@@ -54,6 +66,8 @@ export async function handleCommand(
   agent: AgentControl,
   /** Asked once a request is well-formed, before it runs: a reason to answer `busy` instead, or undefined. */
   admit: () => string | undefined = () => undefined,
+  /** Delivered with the retain flag (from the broker's retained store): answered, never run. */
+  retained = false,
 ): Promise<CommandOutcome> {
   const refuse = (error: string, tx?: string | number): CommandOutcome => ({
     response: { status: "error", error, ...(tx !== undefined ? { transaction: tx } : {}) },
@@ -75,6 +89,15 @@ export async function handleCommand(
   }
   // Echo the transaction whenever one can be read, also in errors, so the requester can match them up.
   const tx = readTransaction(body);
+  if (retained)
+    return {
+      response: {
+        status: "error",
+        error: RETAINED_REQUEST_ERROR,
+        ...(tx !== undefined ? { transaction: tx } : {}),
+      },
+      retained: true,
+    };
   if (!Object.hasOwn(COMMANDS, command))
     return refuse(`unknown command "${command}"; known: ${Object.keys(COMMANDS).join(", ")}`, tx);
   const handler: CommandHandler = COMMANDS[command as CommandName];

@@ -30,16 +30,38 @@ const ESCAPE_SEQUENCE =
   /\u001b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-Z\\-_]|.)?|\u009b[0-?]*[ -/]*[@-~]|[\u0090\u009d\u009e\u009f][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?/gu;
 const CONTROL = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
 
+/** User-perceived characters (extended grapheme clusters, UAX #29): where text may be cut. */
+const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
 /**
  * One line of text safe to print or draw: escape sequences and control characters removed (a newline or tab
- * becomes a space), at most `max` characters, with an ellipsis where it was cut.
+ * becomes a space), at most `max` characters (code points), with an ellipsis where it was cut.
  */
 export function boundedText(text: string, max: number): string {
   const clean = text
     .replace(ESCAPE_SEQUENCE, "")
     .replace(CONTROL, (c) => (c === "\n" || c === "\t" ? " " : ""));
-  const chars = [...clean];
-  return chars.length <= max ? clean : `${chars.slice(0, max - 1).join("")}…`;
+  return cutText(clean, max);
+}
+
+/**
+ * `text` if it has at most `max` code points, else its longest start of whole graphemes that leaves room for the
+ * ellipsis, then `…`. Cut between code points, a family emoji (a ZWJ sequence), a flag or a letter with its
+ * accents would be split into broken glyphs; the bound stays in code points so that no one grapheme (a letter
+ * under a thousand combining marks) can make the text unbounded.
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max || [...text].length <= max) return text;
+  const budget = Math.max(0, max - 1);
+  let kept = "";
+  let used = 0;
+  for (const { segment } of GRAPHEMES.segment(text)) {
+    const size = [...segment].length;
+    if (used + size > budget) break;
+    kept += segment;
+    used += size;
+  }
+  return `${kept}…`;
 }
 
 /** Several lines (a terminal's output): each line made safe as in {@link boundedText}, with no length limit. */

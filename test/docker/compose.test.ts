@@ -20,6 +20,7 @@ interface Service {
   environment?: Record<string, string>;
   secrets?: Array<string | { source: string; target?: string }>;
   volumes?: string[];
+  profiles?: string[];
   ports?: string[];
   restart?: string;
   read_only?: boolean;
@@ -28,7 +29,7 @@ interface Service {
   healthcheck?: { test?: string[]; disable?: boolean };
 }
 interface Compose {
-  services: Record<"mosquitto" | "agent" | "display", Service>;
+  services: Record<"mosquitto" | "agent" | "display" | "app", Service>;
   secrets: Record<string, { file: string }>;
   volumes: Record<string, unknown>;
 }
@@ -136,8 +137,18 @@ describe("compose.yaml", () => {
       init: true,
       depends_on: { mosquitto: { condition: "service_healthy" } },
     });
-    expect(agent.volumes).toStrictEqual([`agent_state:${agent.environment?.["EDGE_SIGNIN_STATE_DIR"]}`]);
+    expect(agent.volumes).toStrictEqual([
+      `agent_state:${agent.environment?.["EDGE_SIGNIN_STATE_DIR"]}`,
+      "agent_run:/run/edge-signin",
+    ]);
     expect(agent.environment?.["EDGE_SIGNIN_MQTT_USERNAME"]).toMatch(/^\$\{EDGE_SIGNIN_DEVICE_ID[^}]*\}$/);
+  });
+
+  it("shows an app container that shares only the token socket's directory, never STATE_DIR, off by default", () => {
+    const app = compose.services.app;
+    expect(app).toMatchObject({ profiles: ["apps"], image: compose.services.agent.image, read_only: true });
+    expect(app.volumes).toStrictEqual(["agent_run:/run/edge-signin:ro"]);
+    expect(app.environment).toBeUndefined();
   });
 
   it("runs the web display as the same image with read-only broker credentials", () => {

@@ -9,10 +9,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import jsqr from "jsqr";
 import type { Browser, Page } from "playwright-core";
 import { PNG } from "pngjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { gotoPage, launchChromium } from "../helpers/browser.js";
 import { startCli, type RunningCli } from "../helpers/cli.js";
-import { LONG_URI, scenes, type Scene } from "../helpers/display-scenes.js";
+import { LONG_URI, scenes, type Publish, type Scene } from "../helpers/display-scenes.js";
 import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
@@ -96,8 +96,8 @@ const MEASURE = `(() => {
   return { scrollWidth: root.scrollWidth, scrollHeight: root.scrollHeight, innerWidth, innerHeight, outside, tiny, brokenParts, lowContrast };
 })()`;
 
-/** Whether the display's first snapshot of a device already holds its (retained) state. */
-async function hasState(url: string, deviceId: string): Promise<boolean> {
+/** The first snapshot the display sends a page of this device: what a page opened now would draw. */
+async function firstSnapshot(url: string, deviceId: string): Promise<Snapshot | undefined> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 5_000);
   try {
@@ -107,12 +107,30 @@ async function hasState(url: string, deviceId: string): Promise<boolean> {
       text += Buffer.from(chunk as Uint8Array).toString("utf8");
       const data = /^data: (.*)$/m.exec(text)?.[1];
       if (data !== undefined && text.includes("\n\n", text.indexOf("data: ")))
-        return (JSON.parse(data) as { state: unknown }).state !== null;
+        return JSON.parse(data) as Snapshot;
     }
-    return false;
+    return undefined;
   } finally {
     clearTimeout(timer);
     controller.abort();
+  }
+}
+
+/** What these tests read of a snapshot (src/display/device-view.ts, with the screen it makes). */
+interface Snapshot {
+  readonly state: unknown;
+  readonly screen: { readonly until: string | null };
+}
+
+/** Waits, at most 30 s, until the display's snapshot of a device passes the check. */
+async function untilDisplayed(url: string, deviceId: string, check: (snapshot: Snapshot) => boolean) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const snapshot = await firstSnapshot(url, deviceId);
+    if (snapshot && check(snapshot)) return;
+    if (Date.now() > deadline)
+      throw new Error(`the display did not show ${deviceId} as published: ${JSON.stringify(snapshot)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -129,11 +147,30 @@ describe("every screen of the web display, at every size, in four languages (shi
   let unreachable: RunningCli;
   let url: string;
   let unreachableUrl: string;
-  const all = scenes(`states-${process.pid}`);
+  let publish: Publish;
+  const tag = `states-${process.pid}`;
+  const all = scenes(tag);
   /** A host name wider than a phone: its piece must shrink to fit, not overflow or break at a hyphen. */
   const longHost = {
     deviceId: `states-${process.pid}-long-host`,
     uri: "https://contoso-retail-europe-north-and-baltic-states-production.ciamlogin.com/common/oauth2/deviceauth",
+  };
+
+  /** The long host's code, its expiry from now (retained: the display has it from its start). */
+  const publishLongHost = async () => {
+    const now = Date.now();
+    await publish(
+      `edge-signin/${longHost.deviceId}/display`,
+      JSON.stringify({
+        deviceId: longHost.deviceId,
+        userCode: "WDJB-MJHT",
+        verificationUri: longHost.uri,
+        message: "",
+        issuedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 900_000).toISOString(),
+      }),
+      true,
+    );
   };
 
   const listening = async (cli: RunningCli) => {
@@ -151,22 +188,9 @@ describe("every screen of the web display, at every size, in four languages (shi
     await mkdir(ARTIFACTS, { recursive: true });
     browser = await launchChromium();
     publisher = await connectProbe(bed.broker.url);
-    const publish = (topic: string, payload: string, retain: boolean) =>
-      publisher.publish(topic, payload, { retain, qos: 1 });
+    publish = (topic, payload, retain) => publisher.publish(topic, payload, { retain, qos: 1 });
     for (const scene of all) await scene.publish(publish, "retained");
-    const now = Date.now();
-    await publish(
-      `edge-signin/${longHost.deviceId}/display`,
-      JSON.stringify({
-        deviceId: longHost.deviceId,
-        userCode: "WDJB-MJHT",
-        verificationUri: longHost.uri,
-        message: "",
-        issuedAt: new Date(now).toISOString(),
-        expiresAt: new Date(now + 900_000).toISOString(),
-      }),
-      true,
-    );
+    await publishLongHost();
     const env = {
       EDGE_SIGNIN_DISPLAY_PORT: "0",
       // Long enough for the whole run: the signed-in scene keeps its name; the neutral one is hours old.
@@ -187,15 +211,25 @@ describe("every screen of the web display, at every size, in four languages (shi
     [url, unreachableUrl] = await Promise.all([listening(display), listening(unreachable)]);
     // Events are not retained: they reach the display only once its watcher of that device has subscribed,
     // which its retained state having arrived proves (the "broker connected" log line comes before the SUBACK).
-    for (const scene of all.filter((candidate) => candidate.screen === "expired")) {
-      const deadline = Date.now() + 30_000;
-      while (!(await hasState(url, scene.deviceId))) {
-        if (Date.now() > deadline) throw new Error(`the display never got ${scene.deviceId}'s state`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    for (const scene of all) await scene.publish(publish, "live");
+    for (const scene of all.filter((candidate) => candidate.screen === "expired"))
+      await untilDisplayed(url, scene.deviceId, (snapshot) => snapshot.state !== null);
   }, 90_000);
+
+  // Each look at the screens starts from scenes published just before it: their countdowns run from the moment
+  // they are made (the retry's ends 95 s later), and the looks before this one may have taken minutes.
+  beforeEach(async () => {
+    const fresh = scenes(tag);
+    for (const scene of fresh) {
+      await scene.publish(publish, "retained");
+      await scene.publish(publish, "live");
+    }
+    await publishLongHost();
+    for (const scene of fresh) {
+      const until = scene.countdownTo;
+      if (until !== undefined)
+        await untilDisplayed(url, scene.deviceId, (snapshot) => snapshot.screen.until === until);
+    }
+  }, 60_000);
 
   afterAll(async () => {
     display?.child.kill("SIGTERM");

@@ -23,13 +23,20 @@ import mqtt from "mqtt";
 import { GenericContainer, Wait, getContainerRuntimeClient } from "testcontainers";
 import type { StartedTestContainer } from "testcontainers";
 
+export type BrokerStop = "kill" | "shutdown";
+
 export interface TestBroker {
   /** mqtt://127.0.0.1:PORT */
   readonly url: string;
   /** 'container' | 'local-binary' | 'external' */
   readonly kind: string;
-  /** Stop the broker process/container but keep the SAME port so clients can reconnect after start(). */
-  stop(): Promise<void>;
+  /**
+   * Stop the broker process/container but keep the SAME port so clients can reconnect after start(). `kill` (the
+   * default): SIGKILL, an outage with no last word (power lost). `shutdown`: SIGTERM, as a restart or an upgrade
+   * stops it: Mosquitto then sends the will of every client still connected (the agent's `offline`) before it
+   * closes their connections.
+   */
+  stop(how?: BrokerStop): Promise<void>;
   /** Start again after stop() on the same port (for outage tests). */
   start(): Promise<void>;
   /** Stop for good and remove temp files. */
@@ -181,10 +188,16 @@ async function startContainer(extra: readonly string[]): Promise<TestBroker> {
     // StartedTestContainer.stop() would also remove the container, and restart() has no gap in which a
     // test can observe the outage, so stop and start go to the runtime client directly. The container
     // (and its explicit port binding) survives, so start() brings the broker back on the same port.
-    async stop() {
+    async stop(how: BrokerStop = "kill") {
       assertOpen(closed);
       const { client, handle } = await runtimeContainer();
-      await client.container.stop(handle, { timeout: 0 });
+      // Not `docker stop -t 0`: that is SIGTERM and at once SIGKILL, and whether Mosquitto sends the wills in
+      // between depends on how busy the machine is. (testcontainers takes the timeout in ms.)
+      if (how === "shutdown") await client.container.stop(handle, { timeout: STOP_TIMEOUT_MS });
+      else {
+        await handle.kill({ signal: "SIGKILL" });
+        await handle.wait();
+      }
     },
     async start() {
       assertOpen(closed);
@@ -308,9 +321,9 @@ async function startLocalBinary(binary: string, extra: readonly string[]): Promi
   return {
     url: `mqtt://127.0.0.1:${port}`,
     kind: "local-binary",
-    async stop() {
+    async stop(how: BrokerStop = "kill") {
       assertOpen(closed);
-      if (child) await terminate(child);
+      if (child) await terminate(child, how === "shutdown" ? "SIGTERM" : "SIGKILL");
       child = undefined;
     },
     async start() {
@@ -342,10 +355,10 @@ function localConfig(port: number): string {
   ].join("\n");
 }
 
-async function terminate(proc: ChildProcess): Promise<void> {
+async function terminate(proc: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  proc.kill("SIGTERM");
+  proc.kill(signal);
   // Unref'd so a clean exit does not leave a 5 s timer holding the worker open.
   const result = await Promise.race([
     exited.then(() => "exited" as const),

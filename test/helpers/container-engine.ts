@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
-const REPO = fileURLToPath(new URL("..", import.meta.url));
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const ENGINE_START_TIMEOUT_MS = 30_000;
 const STAND_INS_TIMEOUT_MS = 10 * 60_000;
 

@@ -14,19 +14,29 @@ export interface Scene {
   readonly deviceId: string;
   /** Publishes the scene's messages; `live` are those the display must be running to receive. */
   readonly publish: (publish: Publish, part: "retained" | "live") => Promise<void>;
+  /**
+   * Where the screen's countdown ends (the code's expiry, the next code, the retry), as the page's screen says
+   * (`screen.until`); undefined for a screen without one. The screen is another one after it.
+   */
+  readonly countdownTo?: string;
 }
 
 /** External ID's long address and an Entra-style nine-character code: the hard case for layout. */
 export const LONG_URI = "https://contoso-retail-europe.ciamlogin.com/common/oauth2/deviceauth";
 export const USER_CODE = "GTK8ZJ2LA";
 
-/** The scenes, with device ids made unique by `tag` (one broker serves many test runs). */
+/**
+ * The scenes, with device ids made unique by `tag` (one broker serves many test runs). Their times are `now` plus
+ * what each screen needs (the shortest countdown, the retry, ends 95 s later): a look taken later than that needs
+ * the scenes made and published again.
+ */
 export function scenes(tag: string, now = Date.now()): Scene[] {
   const iso = (offsetMs: number) => new Date(now + offsetMs).toISOString();
   const scene = (
     screen: string,
     retained: (deviceId: string) => Array<["availability" | "state" | "display", unknown]>,
     live: (deviceId: string) => Array<[string, unknown]> = () => [],
+    countdownTo?: string,
   ): Scene => {
     const deviceId = `${tag}-${screen}`;
     const topics = deviceTopics("edge-signin", deviceId);
@@ -34,6 +44,7 @@ export function scenes(tag: string, now = Date.now()): Scene[] {
     return {
       screen,
       deviceId,
+      ...(countdownTo !== undefined ? { countdownTo } : {}),
       publish: async (publish, part) => {
         if (part === "retained") {
           for (const [name, payload] of retained(deviceId))
@@ -49,22 +60,30 @@ export function scenes(tag: string, now = Date.now()): Scene[] {
     deviceId,
     ...fields,
   });
+  const codeExpiresAt = iso(14 * 60_000 + 32_000);
+  const nextCodeAt = iso(4 * 60_000 + 10_000);
+  const retryAt = iso(95_000);
   return [
-    scene("code", (deviceId) => {
-      const prompt: DisplayPayload = {
-        deviceId,
-        userCode: USER_CODE,
-        verificationUri: LONG_URI,
-        message: `To sign in, use a web browser to open the page ${LONG_URI} and enter the code ${USER_CODE} to authenticate.`,
-        issuedAt: iso(0),
-        expiresAt: iso(14 * 60_000 + 32_000),
-      };
-      return [
-        ["availability", "online"],
-        ["state", state(deviceId, { state: "awaiting_user", since: iso(0), expiresAt: prompt.expiresAt })],
-        ["display", prompt],
-      ];
-    }),
+    scene(
+      "code",
+      (deviceId) => {
+        const prompt: DisplayPayload = {
+          deviceId,
+          userCode: USER_CODE,
+          verificationUri: LONG_URI,
+          message: `To sign in, use a web browser to open the page ${LONG_URI} and enter the code ${USER_CODE} to authenticate.`,
+          issuedAt: iso(0),
+          expiresAt: codeExpiresAt,
+        };
+        return [
+          ["availability", "online"],
+          ["state", state(deviceId, { state: "awaiting_user", since: iso(0), expiresAt: prompt.expiresAt })],
+          ["display", prompt],
+        ];
+      },
+      undefined,
+      codeExpiresAt,
+    ),
     scene(
       "expired",
       (deviceId) => [
@@ -79,10 +98,11 @@ export function scenes(tag: string, now = Date.now()): Scene[] {
           at: iso(0),
           userCode: USER_CODE,
           expiredAt: iso(-1_000),
-          nextCodeAt: iso(4 * 60_000 + 10_000),
+          nextCodeAt,
         };
         return [["code_expired", expired]];
       },
+      nextCodeAt,
     ),
     scene("waiting", (deviceId) => [
       ["availability", "online"],
@@ -120,18 +140,23 @@ export function scenes(tag: string, now = Date.now()): Scene[] {
         }),
       ],
     ]),
-    scene("error", (deviceId) => [
-      ["availability", "online"],
-      [
-        "state",
-        state(deviceId, {
-          state: "error",
-          since: iso(0),
-          reason: "network",
-          message: "identity provider unreachable (network_error)",
-          retryAt: iso(95_000),
-        }),
+    scene(
+      "error",
+      (deviceId) => [
+        ["availability", "online"],
+        [
+          "state",
+          state(deviceId, {
+            state: "error",
+            since: iso(0),
+            reason: "network",
+            message: "identity provider unreachable (network_error)",
+            retryAt,
+          }),
+        ],
       ],
-    ]),
+      undefined,
+      retryAt,
+    ),
   ];
 }

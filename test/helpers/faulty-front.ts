@@ -139,7 +139,8 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
         ca: idp.caPem,
       },
       (answer) => {
-        if (!isDiscovery && !edit) {
+        // Only a document is rewritten: a 404 for a location the provider does not serve passes as it is.
+        if ((!isDiscovery && !edit) || answer.statusCode !== 200) {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
           return;

@@ -49,6 +49,8 @@ export async function startTestBed(idpOptions: DevIdentityProviderOptions = {}):
     EDGE_SIGNIN_MQTT_URL: broker.url,
     // Each agent its own state directory (its own token cache and lock); reuse one env() for a restart.
     EDGE_SIGNIN_STATE_DIR: join(stateDir, `state-${counter}`),
+    // Each agent its own token socket, too (the default is one per machine).
+    EDGE_SIGNIN_TOKEN_SOCKET: join(stateDir, `run-${counter}`, "token.sock"),
     EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
     // A provider that emulates Entra is driven through MSAL's own device flow, as real Entra is; an RFC 8628
     // provider is left to `auto`, which picks RFC 8628 mode for a non-Microsoft host.
@@ -199,6 +201,7 @@ export function useTestBed(options: UseTestBedOptions = {}): UsedTestBed {
       subscribe: (filter) => currentProbe().subscribe(filter),
       next: (topic, predicate, timeoutMs) => currentProbe().next(topic, predicate, timeoutMs),
       all: (topic) => currentProbe().all(topic),
+      everything: () => currentProbe().everything(),
       publish: (topic, payload, opts) => currentProbe().publish(topic, payload, opts),
       close: () => currentProbe().close(),
     },

@@ -29,6 +29,8 @@ export interface MqttProbe {
   ): Promise<ReceivedMessage>;
   /** All messages received so far on a topic. */
   all(topic: string): ReceivedMessage[];
+  /** Every message received so far, on any topic. */
+  everything(): readonly ReceivedMessage[];
   /** Publishes with QoS 1 unless opts say otherwise, so it resolves once the broker has the message. */
   publish(topic: string, payload: string | Buffer, opts?: IClientPublishOptions): Promise<void>;
   close(): Promise<void>;
@@ -142,6 +144,10 @@ export async function connectProbe(
 
     all(topic) {
       return received.filter((m) => m.topic === topic);
+    },
+
+    everything() {
+      return [...received];
     },
 
     async publish(topic, payload, publishOpts) {

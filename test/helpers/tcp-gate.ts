@@ -14,6 +14,11 @@ export interface TcpGate {
   hold(): void;
   /** Connects every waiting connection to the broker, and lets new ones through at once. */
   release(): void;
+  /**
+   * Cuts every connection through the gate at once, as a Wi-Fi link that drops for a moment does: the broker and
+   * the client each see their connection end; new connections go through as before.
+   */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +70,9 @@ export async function startTcpGate(brokerUrl: string): Promise<TcpGate> {
       const queued = waiting;
       waiting = [];
       for (const client of queued) relay(client);
+    },
+    reset() {
+      for (const socket of sockets) socket.destroy();
     },
     async close() {
       for (const socket of sockets) socket.destroy();

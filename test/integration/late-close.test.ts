@@ -52,6 +52,7 @@ describe("an event in flight when the broker closes the connection later, for re
       ca: undefined,
       cert: undefined,
       key: undefined,
+      connectTimeoutMs: 10_000,
     };
     const log = captureLogger();
     const gateway = new MqttGateway(config, topics, log.logger);
@@ -62,7 +63,7 @@ describe("an event in flight when the broker closes the connection later, for re
     );
     outbox.open();
     const sender = new OutboxSender(outbox, gateway, log.logger);
-    gateway.onConnect(() => sender.kick());
+    gateway.on("connect", () => sender.kick());
     const watcher = await connectProbe(broker.url, { protocolVersion: 4 });
     try {
       await watcher.subscribe(topics.event("code_expired"));

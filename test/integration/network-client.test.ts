@@ -1,8 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import { generate } from "selfsigned";
+import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runDeviceFlow } from "../../src/auth/device-flow.js";
+import { ResponseTooLargeError } from "../../src/http/bounded-body.js";
 import {
   IdpAnswerError,
   IdpUnreachableError,
@@ -18,6 +21,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** A real HTTP server whose next answers the test scripts, counting what reached it. */
 async function scriptedServer(): Promise<{
   url: string;
+  /** The server's self-signed certificate, to trust (the agent speaks https only to a provider). */
+  ca: string;
   hits: () => number;
   connections: () => number;
   next: (...h: Handler[]) => void;
@@ -26,7 +31,12 @@ async function scriptedServer(): Promise<{
   const queue: Handler[] = [];
   let hits = 0;
   let connections = 0;
-  const server: Server = createServer((req, res) => {
+  const tls = await generate([{ name: "commonName", value: "127.0.0.1" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [{ name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] }],
+  });
+  const server: Server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => {
     hits += 1;
     req.resume();
     req.once("end", () => {
@@ -37,10 +47,11 @@ async function scriptedServer(): Promise<{
       handler(req, res);
     });
   });
-  server.on("connection", () => (connections += 1));
+  server.on("secureConnection", () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/v2.0/token`,
+    ca: tls.cert,
     hits: () => hits,
     connections: () => connections,
     next: (...handlers) => queue.push(...handlers),
@@ -76,6 +87,7 @@ describe("the identity provider network client", () => {
 
   const newClient = () =>
     (client = new NetworkClient({
+      ca: server.ca,
       timeoutMs: 1_000,
       log: log.logger,
     }));
@@ -112,7 +124,8 @@ describe("the identity provider network client", () => {
       deviceAuthorization,
       json(503, { error: "temporarily_unavailable" }),
       html,
-      (req) => req.socket.resetAndDestroy(),
+      // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
+      (req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy(),
       () => undefined, // never answers: the 1 s timeout ends it
       json(403, { message: "Forbidden" }),
       json(200, {}),
@@ -151,6 +164,25 @@ describe("the identity provider network client", () => {
     await expect(tokens).rejects.toMatchObject({ outcome: "cancelled" });
   });
 
+  it("waits longer after a request timed out: a provider behind a slow link is answered the second time", async () => {
+    newClient();
+    // Each answer takes 1.5 s, more than the 1 s setting.
+    const slow: Handler = (_req, res) =>
+      void setTimeout(() => {
+        if (!res.destroyed) json(200, { issuer: "https://example.test" })(_req, res);
+      }, 1_500);
+    server.next(slow, slow);
+    await expect(client.getJson(server.url)).rejects.toBeInstanceOf(IdpUnreachableError);
+    expect(await client.getJson(server.url)).toStrictEqual({
+      status: 200,
+      body: { issuer: "https://example.test" },
+    });
+    const warned = log
+      .lines()
+      .filter((l) => String(l["msg"]).startsWith("no answer from the identity provider"));
+    expect(warned.at(-1)).toMatchObject({ waitedSeconds: 1, nextTimeoutSeconds: 2 });
+  });
+
   it("refuses a refresh answer that is no OAuth answer before MSAL could read it as a success", async () => {
     newClient();
     for (const handler of [
@@ -174,7 +206,7 @@ describe("the identity provider network client", () => {
       res.end('"]}');
     });
     await expect(client.getJson(server.url.replace("/token", "/keys"))).rejects.toBeInstanceOf(
-      IdpAnswerError,
+      ResponseTooLargeError,
     );
   });
 
@@ -199,7 +231,8 @@ describe("the identity provider network client", () => {
     newClient();
     server.next(json(503, { error: "temporarily_unavailable" }));
     expect((await client.sendPostRequestAsync(server.url, refresh)).status).toBe(503);
-    server.next((req) => req.socket.resetAndDestroy());
+    // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
+    server.next((req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy());
     await expect(client.sendPostRequestAsync(server.url, refresh)).rejects.toBeInstanceOf(
       IdpUnreachableError,
     );

@@ -166,7 +166,7 @@ describe("nothing lost: the outbox and a real broker", () => {
     );
     outbox.open();
     const sender = new OutboxSender(outbox, gateway, log);
-    gateway.onConnect(() => sender.kick());
+    gateway.on("connect", () => sender.kick());
     await gateway.start();
 
     await bed.broker.stop();

@@ -81,8 +81,8 @@ describe("bounds on what the provider sends (shipped bundle)", () => {
       EventPayload<"sign_in_failed">
     >();
     expect(failed.reason).toBe("server");
-    expect(failed.message).toMatch(/over 65536 bytes/);
+    expect(failed.message).toMatch(/larger than 64 KiB/);
     expect(probe.all(agent.topics.display).filter((m) => m.payload.length > 0)).toStrictEqual([]);
-    expect(await warnings(agent, "size bound")).toHaveLength(1);
+    expect(await warnings(agent, "larger than 64 KiB")).toHaveLength(1);
   });
 });

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import type { DisplayPayload, StatePayload } from "../../src/mqtt/topics.js";
+import { command } from "../helpers/agent-process.js";
 import { connectProbe } from "../helpers/mqtt-probe.js";
 import { useTestBed } from "../helpers/fixture.js";
 
@@ -82,4 +83,23 @@ describe("the agent checks that the broker kept its retained messages (shipped b
     expect(count()).toStrictEqual(before);
     expect(agent.logLines().filter((line) => String(line["msg"]).includes("retained"))).toStrictEqual([]);
   });
+
+  it("takes a state that changed while it read back for a race, not a lost message (one healthy Mosquitto)", async () => {
+    const agent = await used.startAgent();
+    await agent.prompt();
+    const { topics } = agent;
+    // State changes about every 0.6 s (within the command rate limit) for longer than a read-back takes to come
+    // round (10 s after a change, 1.5 s to read): some change lands inside the read.
+    const readBacks = () =>
+      agent.logLines().filter((line) => line["msg"] === "read back the broker's copies of our topics");
+    for (let i = 0; i < 40 && !readBacks().some((l) => (l["raced"] as unknown[]).length > 0); i++) {
+      await command(used, topics, i % 2 === 0 ? "cancel" : "sign-in");
+      await sleep(600);
+    }
+    const warned = agent
+      .logLines()
+      .filter((line) => String(line["msg"]).startsWith("the broker holds outdated retained messages"));
+    expect(warned).toStrictEqual([]);
+    expect(readBacks().some((l) => (l["raced"] as unknown[]).length > 0)).toBe(true);
+  }, 60_000);
 });

@@ -40,6 +40,7 @@ async function start(heartbeatMs?: number, maxStreams?: number) {
       ca: undefined,
       cert: undefined,
       key: undefined,
+      connectTimeoutMs: 10_000,
     },
     deviceTopics("edge-signin", DEVICE),
   );

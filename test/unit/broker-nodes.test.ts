@@ -4,11 +4,11 @@ import { brokerNodes, nextNode, nodeAddress, reconnectDelay } from "../../src/mq
 describe("broker nodes of a cluster", () => {
   it("starts every node at the version the setting asks for, none known yet", () => {
     expect(brokerNodes(["mqtt://a:1883", "mqtt://b:1883"], "auto")).toStrictEqual([
-      { url: "mqtt://a:1883", version: 5, everConnected: false },
-      { url: "mqtt://b:1883", version: 5, everConnected: false },
+      { url: "mqtt://a:1883", version: 5, everConnected: false, accepted: new Set() },
+      { url: "mqtt://b:1883", version: 5, everConnected: false, accepted: new Set() },
     ]);
     expect(brokerNodes(["mqtt://a:1883"], 4)).toStrictEqual([
-      { url: "mqtt://a:1883", version: 4, everConnected: false },
+      { url: "mqtt://a:1883", version: 4, everConnected: false, accepted: new Set() },
     ]);
   });
 

@@ -1,10 +1,11 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeSealingKey, open, seal } from "../../src/crypto/seal.js";
-import { CACHE_FILE, CacheKeyError, TokenCacheStore } from "../../src/auth/cache-store.js";
+import { CACHE_FILE, CacheKeyError, MAX_CACHE_BYTES, TokenCacheStore } from "../../src/auth/cache-store.js";
+import { bootId, processStartTime } from "../../src/storage/process-identity.js";
 import { LOCK_FILE, StateDirLock, StateDirLockedError } from "../../src/storage/state-lock.js";
 import { captureLogger } from "../helpers/fixture.js";
 
@@ -84,6 +85,41 @@ describe("TokenCacheStore", () => {
     expect(received).toStrictEqual([MSAL_CACHE]);
   });
 
+  it("keeps a sealed cache of several MB (a person in tens of thousands of groups) across a restart", async () => {
+    const big = JSON.stringify({
+      Account: { a: { username: "alice" } },
+      IdToken: { i: { secret: "x".repeat(3_000_000) } },
+    });
+    const first = new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: captureLogger().logger });
+    await first.load();
+    await first.afterCacheAccess(context(big, true).ctx);
+    expect((await stat(join(dir, CACHE_FILE))).size).toBeGreaterThan(4_000_000);
+    const second = new TokenCacheStore({ stateDir: dir, key: KEY_B64, log: captureLogger().logger });
+    await second.load();
+    const { ctx, received } = context("", false);
+    await second.beforeCacheAccess(ctx);
+    expect(received).toStrictEqual([big]);
+  });
+
+  it("does not write a cache the next start would refuse; one warning names the limit", async () => {
+    const log = captureLogger();
+    const outcomes: string[] = [];
+    const store = new TokenCacheStore({
+      stateDir: dir,
+      key: undefined,
+      log: log.logger,
+      onWrite: (outcome) => outcomes.push(outcome),
+    });
+    await store.load();
+    const huge = JSON.stringify({ IdToken: { i: { secret: "x".repeat(MAX_CACHE_BYTES) } } });
+    await store.afterCacheAccess(context(huge, true).ctx);
+    expect(await readdir(dir)).toStrictEqual([]);
+    expect(outcomes).toStrictEqual(["failed"]);
+    expect(log.lines().map((line) => [line["level"], line["msg"]])).toStrictEqual([
+      [40, "the token cache is larger than 16 MiB; not written, a restart will need a new sign-in"],
+    ]);
+  });
+
   it("does not write when MSAL changed nothing", async () => {
     const store = new TokenCacheStore({ stateDir: dir, key: undefined, log: captureLogger().logger });
     await store.load();
@@ -150,7 +186,7 @@ describe("StateDirLock", () => {
   it("admits one holder, and the next once it let go", async () => {
     const first = new StateDirLock(dir);
     first.acquire();
-    expect(await readFile(join(dir, LOCK_FILE), "utf8")).toBe(`${process.pid}\n`);
+    expect(JSON.parse(await readFile(join(dir, LOCK_FILE), "utf8"))).toMatchObject({ pid: process.pid });
     expect(() => new StateDirLock(dir).acquire()).toThrow(StateDirLockedError);
     first.release();
     expect(await readdir(dir)).toStrictEqual([]);
@@ -164,7 +200,7 @@ describe("StateDirLock", () => {
       await writeFile(join(dir, LOCK_FILE), stale);
       const lock = new StateDirLock(dir);
       lock.acquire();
-      expect(await readFile(join(dir, LOCK_FILE), "utf8")).toBe(`${process.pid}\n`);
+      expect(JSON.parse(await readFile(join(dir, LOCK_FILE), "utf8"))).toMatchObject({ pid: process.pid });
       lock.release();
     }
   });
@@ -173,5 +209,33 @@ describe("StateDirLock", () => {
     // pid 1 (init) is alive on every Linux system; kill(1, 0) answers EPERM for a normal user, also "alive".
     await writeFile(join(dir, LOCK_FILE), "1\n");
     expect(() => new StateDirLock(dir).acquire()).toThrow(/another edge-signin agent \(pid 1\)/);
+    // The same process named as the lock names it now: its pid, this boot, its start time.
+    const init = { pid: 1, boot: bootId(), start: processStartTime(1), nonce: "0" };
+    await writeFile(join(dir, LOCK_FILE), JSON.stringify(init));
+    expect(() => new StateDirLock(dir).acquire()).toThrow(/another edge-signin agent \(pid 1\)/);
+  });
+
+  it("takes over a lock whose pid is alive but names another process: started later, or in another boot", async () => {
+    const init = { pid: 1, boot: bootId(), start: processStartTime(1), nonce: "0" };
+    const stale = [
+      // pid 1 now is not the process that took the lock (a container restarted, `init: true`).
+      { ...init, start: String(Number(init.start) + 1) },
+      // Taken before a power cut.
+      { ...init, boot: "00000000-0000-0000-0000-000000000000" },
+    ];
+    for (const owner of stale) {
+      await writeFile(join(dir, LOCK_FILE), JSON.stringify(owner));
+      const lock = new StateDirLock(dir);
+      lock.acquire();
+      lock.release();
+    }
+    // An older version's bare pid, of a process that started after the lock was written.
+    await writeFile(join(dir, LOCK_FILE), `${process.ppid}\n`);
+    const longAgo = new Date(Date.now() - 365 * 86_400_000);
+    await utimes(join(dir, LOCK_FILE), longAgo, longAgo);
+    const lock = new StateDirLock(dir);
+    lock.acquire();
+    lock.release();
+    expect(await readdir(dir)).toStrictEqual([]);
   });
 });

@@ -107,7 +107,7 @@ describe("configuration from the environment", () => {
         EDGE_SIGNIN_RETRY_MAX_SECONDS: "soon",
       }),
     ).toStrictEqual([
-      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL (http:// only for a provider on loopback)",
+      "EDGE_SIGNIN_AUTHORITY: expected an https:// URL",
       "EDGE_SIGNIN_CLIENT_ID: is required",
       "EDGE_SIGNIN_DEVICE_ID: expected letters, digits, '_' or '-' (no '.': NATS refuses it in topics and RabbitMQ turns it into '/')",
       "EDGE_SIGNIN_TOPIC_PREFIX: expected topic levels of letters, digits, '_' or '-' separated by '/' (no wildcards, no empty levels, no '.': NATS refuses it and RabbitMQ turns it into '/')",

@@ -4,6 +4,8 @@ import {
   judgeConnectionError,
   judgeRefusal,
   versionAfterSilentClose,
+  versionForFreshConnection,
+  grownConnectTimeout,
 } from "../../src/mqtt/connection-policy.js";
 import { TAKEOVER_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from "../../src/mqtt/quirks/takeover.js";
 import { publishPacketSize } from "../../src/mqtt/gateway.js";
@@ -88,12 +90,33 @@ describe("what a connection error means", () => {
 });
 
 describe("the version after a close without CONNACK", () => {
-  it("alternates under auto until a version has worked, and never when forced", () => {
-    expect(versionAfterSilentClose("auto", 5, false)).toBe(4);
-    expect(versionAfterSilentClose("auto", 4, false)).toBe(5);
-    expect(versionAfterSilentClose("auto", 4, true)).toBe(4);
-    expect(versionAfterSilentClose(5, 5, false)).toBe(5);
-    expect(versionAfterSilentClose(4, 4, false)).toBe(4);
+  const none = new Set<4 | 5>();
+  it("alternates under auto until the node has accepted that version, and never when forced", () => {
+    expect(versionAfterSilentClose("auto", 5, none)).toBe(4);
+    expect(versionAfterSilentClose("auto", 4, none)).toBe(5);
+    expect(versionAfterSilentClose("auto", 4, new Set([4]))).toBe(4);
+    expect(versionAfterSilentClose(5, 5, none)).toBe(5);
+    expect(versionAfterSilentClose(4, 4, none)).toBe(4);
+  });
+
+  it("falls back from 5 again on a node that accepted only 3.1.1 (tried 5 on a fresh connection)", () => {
+    expect(versionAfterSilentClose("auto", 5, new Set([4]))).toBe(4);
+    expect(versionAfterSilentClose("auto", 5, new Set([5]))).toBe(5);
+  });
+});
+
+describe("a fresh connection and a connect that timed out", () => {
+  it("tries MQTT 5 again under auto on every fresh connection, and keeps a forced version", () => {
+    expect(versionForFreshConnection("auto", 4)).toBe(5);
+    expect(versionForFreshConnection("auto", 5)).toBe(5);
+    expect(versionForFreshConnection(4, 4)).toBe(4);
+  });
+
+  it("doubles the connect timeout after a timeout, up to the growth bound", () => {
+    const grown: number[] = [];
+    let timeout = 10_000;
+    for (let i = 0; i < 5; i++) grown.push((timeout = grownConnectTimeout(timeout, 10_000, 8)));
+    expect(grown).toStrictEqual([20_000, 40_000, 80_000, 80_000, 80_000]);
   });
 });
 

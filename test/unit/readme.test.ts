@@ -31,7 +31,7 @@ describe("README", () => {
     ).toStrictEqual([]);
   });
 
-  it("has the configuration table of src/config/index.ts (run npm run docs after changing a setting)", () => {
+  it("has the configuration table of src/config/settings.ts (run npm run docs after changing a setting)", () => {
     expect(normaliseTables(readme)).toBe(normaliseTables(withSettingsTable(readme)));
   });
 

@@ -1,3 +1,7 @@
+import { DISPLAY_DEFAULTS } from "../../config/index.js";
+
+const DEFAULT_COLORS = DISPLAY_DEFAULTS.colors;
+
 /**
  * Built for a TV seen from three metres and for a phone in the hand: sizes in viewport units with floors in
  * pixels (nothing smaller than 14 px anywhere), one column when the screen is taller than wide (phones,
@@ -7,7 +11,7 @@
  * and reduced motion are honoured.
  */
 export const STYLE_CSS = `
-:root { --bg: #000; --fg: #fff; --muted: #d0d0d0; --accent: #7fd4ff; --good: #7dff9b; --bad: #ffb0a0; --warn: #ffd400; }
+:root { --bg: ${DEFAULT_COLORS.background}; --fg: ${DEFAULT_COLORS.text}; --muted: #d0d0d0; --accent: ${DEFAULT_COLORS.accent}; --good: #7dff9b; --bad: #ffb0a0; --warn: #ffd400; }
 *, *::before, *::after { box-sizing: border-box; }
 html, body { height: 100%; margin: 0; }
 body {
@@ -114,7 +118,7 @@ export function themeCss(theme: Theme | undefined): string {
   const rules = [
     theme?.background ? `--bg: ${theme.background};` : "",
     // A configured text colour is used for secondary text too: only the default theme's grey is known to pass.
-    theme?.text && theme.text.toLowerCase() !== "#ffffff"
+    theme?.text && theme.text.toLowerCase() !== DEFAULT_COLORS.text.toLowerCase()
       ? `--fg: ${theme.text}; --muted: ${theme.text};`
       : "",
     theme?.accent ? `--accent: ${theme.accent};` : "",

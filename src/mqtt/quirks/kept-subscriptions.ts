@@ -14,6 +14,11 @@ export interface KeptSubscriptionsOptions {
   readonly retryInitialMs?: number;
   /** Default 60 s. */
   readonly retryMaxMs?: number;
+  /**
+   * MQTT 5 "retain as published": a message keeps the retain flag its publisher gave it, also when it arrives
+   * live (without it the broker clears the flag on live delivery). Ignored on MQTT 3.1.1. Default false.
+   */
+  readonly retainAsPublished?: boolean;
   /** Called on every refusal; the caller decides what to log (once per filter and connection is enough). */
   readonly onRefused?: (refusal: SubscriptionRefusal) => void;
 }
@@ -94,29 +99,33 @@ export class KeptSubscriptions {
 
   private subscribe(filter: string, attempt: number): void {
     const client = this.client;
-    client.subscribe(filter, { qos: 1 }, (error, _granted, suback) => {
-      if (this.stopped || !this.filters.has(filter)) return;
-      const code = suback?.granted?.[0];
-      const reasonCode = typeof code === "number" ? code : undefined;
-      if (!error && (reasonCode === undefined || reasonCode < 0x80)) {
-        this.granted.add(filter);
-        this.everGranted.add(filter);
-        if (this.everGrantedAll()) for (const resolve of this.waiters.splice(0)) resolve();
-        return;
-      }
-      // No SUBACK at all: the connection went before it came, and the next connection subscribes again.
-      if (reasonCode === undefined || !client.connected) return;
-      const retryInMs = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** attempt);
-      this.options.onRefused?.({ filter, reasonCode, retryInMs });
-      this.cancelRetry(filter);
-      const timer = setTimeout(() => {
-        this.retries.delete(filter);
-        if (!this.stopped && client.connected && this.filters.has(filter))
-          this.subscribe(filter, attempt + 1);
-      }, retryInMs);
-      timer.unref();
-      this.retries.set(filter, { timer, attempt });
-    });
+    client.subscribe(
+      filter,
+      { qos: 1, rap: this.options.retainAsPublished ?? false },
+      (error, _granted, suback) => {
+        if (this.stopped || !this.filters.has(filter)) return;
+        const code = suback?.granted?.[0];
+        const reasonCode = typeof code === "number" ? code : undefined;
+        if (!error && (reasonCode === undefined || reasonCode < 0x80)) {
+          this.granted.add(filter);
+          this.everGranted.add(filter);
+          if (this.everGrantedAll()) for (const resolve of this.waiters.splice(0)) resolve();
+          return;
+        }
+        // No SUBACK at all: the connection went before it came, and the next connection subscribes again.
+        if (reasonCode === undefined || !client.connected) return;
+        const retryInMs = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** attempt);
+        this.options.onRefused?.({ filter, reasonCode, retryInMs });
+        this.cancelRetry(filter);
+        const timer = setTimeout(() => {
+          this.retries.delete(filter);
+          if (!this.stopped && client.connected && this.filters.has(filter))
+            this.subscribe(filter, attempt + 1);
+        }, retryInMs);
+        timer.unref();
+        this.retries.set(filter, { timer, attempt });
+      },
+    );
   }
 
   private cancelRetry(filter: string): void {

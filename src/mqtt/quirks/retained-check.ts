@@ -31,6 +31,8 @@ export interface RetainedCheckOptions {
 export class RetainedCheck {
   /** What the broker should hold per topic; an empty payload: nothing. */
   private readonly expected = new Map<string, Buffer>();
+  /** Bumped per topic by every expect(): a topic published again while a check reads is not judged by it. */
+  private readonly generation = new Map<string, number>();
   private timers: NodeJS.Timeout[] = [];
   private rounds = 0;
   private unreadable = false;
@@ -41,6 +43,7 @@ export class RetainedCheck {
   /** Records what `topic` should now hold. `correction`: sent because a check found it wrong (counts a round). */
   expect(topic: string, payload: Buffer, correction = false): void {
     this.expected.set(topic, payload);
+    this.generation.set(topic, (this.generation.get(topic) ?? 0) + 1);
     if (!correction) this.rounds = 0;
     this.scheduleIn(RETAINED_CHECK_AFTER_MS, true);
   }
@@ -80,6 +83,10 @@ export class RetainedCheck {
     if (this.stopped || this.unreadable || !client || !this.options.connected()) return;
     const topics = [...this.expected.keys()];
     if (topics.length === 0) return;
+    // What each topic should hold as the read starts; one published again before the read ends is a race (the
+    // broker may send the copy from before or after it), not a lost message: the check after that change judges it.
+    const want = new Map(this.expected);
+    const generations = new Map(this.generation);
     const seen = new Map<string, Buffer>();
     const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket) => {
       if (packet.retain && this.expected.has(topic)) seen.set(topic, payload);
@@ -109,9 +116,11 @@ export class RetainedCheck {
       return;
     }
     const wrong = topics.filter((topic) => {
-      const want = this.expected.get(topic) ?? Buffer.alloc(0);
-      return !(seen.get(topic) ?? Buffer.alloc(0)).equals(want);
+      if (this.generation.get(topic) !== generations.get(topic)) return false;
+      return !(seen.get(topic) ?? Buffer.alloc(0)).equals(want.get(topic) ?? Buffer.alloc(0));
     });
+    const raced = topics.filter((topic) => this.generation.get(topic) !== generations.get(topic));
+    this.options.log.debug({ topics, raced, wrong }, "read back the broker's copies of our topics");
     if (wrong.length === 0) return;
     this.rounds += 1;
     if (this.rounds > MAX_ROUNDS) {
