@@ -17,6 +17,7 @@ const DEV = { regex: PART("dev"), message: "src/dev/ (the demo's parts) is for t
 const forbid = (parts, message) => ({ regex: `(^|/)(\\.{1,2}/)+(${parts.join("|")})(/|\\.js$)`, message });
 const ABOVE_LEAVES = [
   "agent",
+  "sign-in",
   "auth",
   "mqtt",
   "reporters",
@@ -37,8 +38,20 @@ const RULES = [
       MQTT_PACKAGE,
       DEV,
       forbid(
-        ["mqtt", "reporters", "display", "fleet", "cli", "agent", "requests"],
+        ["mqtt", "reporters", "display", "fleet", "cli", "agent", "requests", "sign-in"],
         "auth knows no broker, no reporter and no display: it gets and renews tokens.",
+      ),
+    ],
+  ],
+  [
+    "src/sign-in/**",
+    [
+      MQTT_PACKAGE,
+      MSAL_PACKAGE,
+      DEV,
+      forbid(
+        ["mqtt", "reporters", "display", "fleet", "cli", "agent", "requests"],
+        "The sign-in loop drives auth and emits the agent's events; it knows no broker and no consumer.",
       ),
     ],
   ],
@@ -147,7 +160,12 @@ export default tseslint.config(
   {
     // Plain JavaScript outside the TypeScript project: the bench's baseline is the MSAL sample as users copy it;
     // the slim undici entry imports undici's untyped internals.
-    files: ["eslint.config.js", "bench/baseline.mjs", "scripts/undici-slim.mjs"],
+    files: [
+      "eslint.config.js",
+      "bench/baseline.mjs",
+      "scripts/undici-slim.mjs",
+      "test/helpers/stepped-clock.mjs",
+    ],
     ...tseslint.configs.disableTypeChecked,
   },
 );

@@ -1,10 +1,15 @@
 import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from "@azure/msal-node";
+import {
+  AuthError,
+  type INetworkModule,
+  type NetworkRequestOptions,
+  type NetworkResponse,
+} from "@azure/msal-node";
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
-import type { ProxyConfig, RetryConfig } from "../config/index.js";
-import { isDeviceCodePoll, pending, PollGuard } from "./poll-guard.js";
+import type { ProxyConfig } from "../config/index.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 import { describeFetchError } from "../http/fetch-error.js";
 import {
@@ -19,12 +24,10 @@ import { parseRetryAfter } from "./retry-after.js";
 export interface NetworkClientOptions {
   /** Extra PEM CAs to trust on top of the system's and NODE_EXTRA_CA_CERTS. */
   readonly ca?: string | undefined;
-  /** Timeout of one request, in ms. MSAL itself has none on POSTs, so a hung poll would hang forever. */
+  /** Timeout of one request, in ms. MSAL itself has none on POSTs, so a hung request would hang forever. */
   readonly timeoutMs: number;
   /** HTTP(S) proxy to reach the provider through (HTTPS_PROXY, NO_PROXY); none when undefined. */
   readonly proxy?: ProxyConfig | undefined;
-  /** Backoff of device-code polls while the provider is in trouble; without it, polls are not guarded. */
-  readonly pollRetry?: RetryConfig | undefined;
   readonly log?: Logger | undefined;
   /** Where the provider's `Date` headers are noted (see ProviderClock); a private one when not given. */
   readonly clock?: ProviderClock | undefined;
@@ -32,34 +35,107 @@ export interface NetworkClientOptions {
 
 /** Raised when the identity provider could not be reached or did not answer in time. */
 export class IdpUnreachableError extends Error {
-  override readonly name = "IdpUnreachableError";
+  override readonly name: string = "IdpUnreachableError";
 }
 
-/**
- * The provider asked us (`Retry-After` on a 429 or 503) not to call before `notBefore` (ms since the epoch):
- * the request was not sent.
- */
+/** The provider asked us (`Retry-After` on a 429 or 503) for a pause that has not passed: the request was not sent. */
 export class IdpBusyError extends IdpUnreachableError {
-  constructor(readonly notBefore: number) {
-    super(
-      `the identity provider asked not to be called before ${new Date(notBefore).toISOString()} (Retry-After)`,
-    );
+  override readonly name = "IdpBusyError";
+  constructor(readonly waitMs: number) {
+    super(`the identity provider asked for a pause of ${Math.ceil(waitMs / 1000)} s more (Retry-After)`);
   }
 }
 
-/** What a token request gets in place of the provider's answer when its flow ended while it was in flight. */
-export const DISCARDED_TOKEN_ERROR = "edge_signin_discarded";
+/**
+ * An answer that is no OAuth answer (a gateway's `{"message":"Forbidden"}`, `{}`, an HTML page), or one over the
+ * size bound: a server problem, never a result. An MSAL `AuthError`, so MSAL hands it back to us as it is
+ * (anything else it wraps in its own `network_error`).
+ */
+export class IdpAnswerError extends AuthError {
+  static readonly code = "edge_signin_not_oauth";
+  override readonly name = "IdpAnswerError";
+  constructor(
+    /** AuthError keeps no message of its own in MSAL's build; this is ours. */
+    readonly detail: string,
+    readonly status: number,
+  ) {
+    super(IdpAnswerError.code, detail);
+    this.message = detail;
+    // AuthError's constructor pins its own prototype; restore ours so `instanceof` works.
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** Tokens arrived for a flow that was cancelled or signed out: they were dropped unread (see discardTokensInFlight). */
+export class DiscardedAnswerError extends AuthError {
+  static readonly code = "edge_signin_discarded";
+  override readonly name = "DiscardedAnswerError";
+  constructor() {
+    super(DiscardedAnswerError.code, "the flow ended while its token request was in flight");
+    this.message = "the flow ended while its token request was in flight";
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** One answer as read: `json` is undefined when the body was not JSON. */
+export interface ProviderAnswer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly json: unknown;
+}
+
+/** Largest bodies read, by kind of request; a larger one is cut off unread (IdpAnswerError). */
+export const MAX_BODY_BYTES = {
+  /** Discovery documents and signing keys. */
+  get: MAX_DOCUMENT_BYTES,
+  /** Token answers: an ID token with tens of thousands of group claims runs to a few MiB. */
+  token: MAX_TOKEN_RESPONSE_BYTES,
+  /** A device authorization answer: a few hundred bytes. */
+  small: 64 * 1024,
+} as const;
+
+/** A JSON object, or undefined. */
+export function objectOf(json: unknown): Record<string, unknown> | undefined {
+  return typeof json === "object" && json !== null && !Array.isArray(json)
+    ? (json as Record<string, unknown>)
+    : undefined;
+}
 
 /**
- * MSAL's `system.networkClient`: the one place the agent's HTTP to the identity provider goes through,
- * so timeouts, trusted CAs and the proxy are ours to set (MSAL's own client reads none of them), and a
- * device-code poll that meets trouble keeps the code alive instead of ending the flow (see PollGuard).
+ * What a token endpoint's answer is, by RFC 6749 §5.1/§5.2: `tokens` (200 with an `access_token` and a
+ * `token_type`), an OAuth `error`, or nothing of the kind (undefined).
+ */
+export function tokenAnswerKind(answer: ProviderAnswer): "tokens" | "error" | undefined {
+  const body = objectOf(answer.json);
+  if (!body) return undefined;
+  if (typeof body["error"] === "string" && body["error"] !== "" && answer.status !== 200) return "error";
+  if (
+    answer.status === 200 &&
+    typeof body["access_token"] === "string" &&
+    body["access_token"] !== "" &&
+    typeof body["token_type"] === "string"
+  )
+    return "tokens";
+  return undefined;
+}
+
+/** Words for a log line about an answer that is no OAuth answer (never its body: it may echo a secret). */
+export function describeAnswer(answer: ProviderAnswer): string {
+  if (answer.json === undefined) return `HTTP ${answer.status} with a body that is not JSON`;
+  const body = objectOf(answer.json);
+  return `HTTP ${answer.status} with a JSON body that is no OAuth answer${body ? ` (fields: ${Object.keys(body).slice(0, 5).join(", ") || "none"})` : ""}`;
+}
+
+/**
+ * The one place the agent's HTTP to the identity provider goes through (its own protocol steps, and MSAL as its
+ * `system.networkClient`), so timeouts, trusted CAs, the proxy, size bounds and `Retry-After` are ours to set.
+ * MSAL only ever receives answers the provider sent: a token answer that is neither tokens nor an OAuth error
+ * is refused here (IdpAnswerError), before MSAL could read it as a success.
  */
 export class NetworkClient implements INetworkModule {
   private readonly dispatcher: Dispatcher;
-  private readonly pollGuard: PollGuard | undefined;
   readonly clock: ProviderClock;
-  /** Per origin: no request before this time (ms since the epoch), as the provider's Retry-After asked. */
+  /** Per origin: no request before this `performance.now()`, as the provider's Retry-After asked. */
   private readonly notBefore = new Map<string, number>();
   /**
    * The timeout of the next request, in ms: the setting, doubled after each request that timed out (a slow link
@@ -70,78 +146,72 @@ export class NetworkClient implements INetworkModule {
   private tokenEpoch = 0;
   /**
    * The ID token to hand MSAL with a refresh answer that has none (OpenID Connect Core 12.2 allows that): the
-   * person's earlier one. Without it MSAL files the new refresh token under no account, keeps using the old
-   * one (rotated, so refused) and the person is signed out at the next refresh.
+   * person's earlier one, which this provider issued. Without it MSAL files the new refresh token under no
+   * account, keeps using the old one (rotated, so refused) and the person is signed out at the next refresh.
    */
   standInIdToken: string | undefined;
 
   constructor(private readonly options: NetworkClientOptions) {
     this.dispatcher = createDispatcher(options.ca, options.proxy);
-    this.pollGuard = options.pollRetry ? new PollGuard(options.pollRetry, options.log) : undefined;
     this.clock = options.clock ?? new ProviderClock(2_000);
     this.timeoutMs = options.timeoutMs;
   }
 
-  /**
-   * Every token request now in flight (a device-code poll, a refresh) belongs to a flow that was cancelled or
-   * signed out: whatever tokens its answer carries are dropped here, before MSAL (and so the token cache) or any
-   * event sees them. The request is answered to MSAL as the error {@link DISCARDED_TOKEN_ERROR}.
-   */
+  /** A token answer to any request now in flight is dropped unread: its flow was cancelled or signed out. */
   discardTokensInFlight(): void {
     this.tokenEpoch += 1;
   }
 
-  sendGetRequestAsync<T>(
+  /** The current epoch, for callers that drop answers themselves (the device flow). */
+  get epoch(): number {
+    return this.tokenEpoch;
+  }
+
+  async sendGetRequestAsync<T>(
     url: string,
     options?: NetworkRequestOptions,
     timeout?: number,
   ): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, "GET", options, timeout);
+    const answer = await this.exchange(url, "GET", options, timeout);
+    return { status: answer.status, headers: answer.headers, body: (answer.json ?? {}) as T };
   }
 
   async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
     const epoch = this.tokenEpoch;
-    const response = await this.post<T>(url, options);
     const grantType = new URLSearchParams(options?.body ?? "").get("grant_type");
-    if (grantType === null || response.status !== 200) return response;
-    if (epoch === this.tokenEpoch) return this.withIdToken(grantType, response);
-    this.options.log?.info("tokens arrived for a flow that was cancelled or signed out; discarded unread");
-    return {
-      status: 400,
-      headers: {},
-      body: {
-        error: DISCARDED_TOKEN_ERROR,
-        error_description: "the flow ended while this request was in flight",
-      } as T,
-    };
+    const answer = await this.exchange(url, "POST", options, undefined, MAX_BODY_BYTES.token);
+    const response = { status: answer.status, headers: answer.headers, body: (answer.json ?? {}) as T };
+    if (grantType === null) return response;
+    const kind = tokenAnswerKind(answer);
+    if (!kind)
+      throw new IdpAnswerError(`the token endpoint answered ${describeAnswer(answer)}`, answer.status);
+    if (kind === "error") return response;
+    if (epoch !== this.tokenEpoch) {
+      this.options.log?.info("tokens arrived for a flow that was cancelled or signed out; dropped unread");
+      throw new DiscardedAnswerError();
+    }
+    return grantType === "refresh_token" ? this.withIdToken(response) : response;
   }
 
-  private withIdToken<T>(grantType: string, response: NetworkResponse<T>): NetworkResponse<T> {
-    const body = response.body as Record<string, unknown> | undefined;
-    if (grantType !== "refresh_token" || !this.standInIdToken || typeof body !== "object" || body === null)
+  private withIdToken<T>(response: NetworkResponse<T>): NetworkResponse<T> {
+    const body = response.body as Record<string, unknown>;
+    if (!this.standInIdToken || (typeof body["id_token"] === "string" && body["id_token"] !== ""))
       return response;
-    if (typeof body["id_token"] === "string" && body["id_token"] !== "") return response;
     this.options.log?.debug(
       "the refresh answer has no ID token (OpenID Connect Core 12.2); the earlier one stands",
     );
     return { ...response, body: { ...body, id_token: this.standInIdToken } as T };
   }
 
-  private async post<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    const guard = this.pollGuard;
-    if (!guard || !isDeviceCodePoll(options?.body)) return this.send<T>(url, "POST", options);
-    // The provider asked for quiet: the code on screen stays, MSAL hears "pending" and polls again later.
-    if (this.waitFor(new URL(url).origin) > 0) return pending<T>();
-    const held = guard.hold<T>(options?.body);
-    if (held) return held;
-    try {
-      return guard.review(await this.exchange<T>(url, "POST", options));
-    } catch (error) {
-      return guard.review<T>({
-        kind: "network",
-        detail: error instanceof Error ? error.message : String(error),
-      });
-    }
+  /** POSTs a form for the agent's own protocol steps; the answer as read, within `maxBytes`. */
+  postForm(url: string, form: URLSearchParams, maxBytes: number): Promise<ProviderAnswer> {
+    return this.exchange(
+      url,
+      "POST",
+      { body: form.toString(), headers: { "content-type": "application/x-www-form-urlencoded" } },
+      undefined,
+      maxBytes,
+    );
   }
 
   /** Ms until every origin of the provider may be called again after a `Retry-After` (0: now). */
@@ -153,7 +223,7 @@ export class NetworkClient implements INetworkModule {
   private waitFor(origin: string): number {
     const notBefore = this.notBefore.get(origin);
     if (notBefore === undefined) return 0;
-    const wait = notBefore - Date.now();
+    const wait = notBefore - performance.now();
     if (wait <= 0) this.notBefore.delete(origin);
     return Math.max(0, wait);
   }
@@ -169,41 +239,34 @@ export class NetworkClient implements INetworkModule {
     );
   }
 
-  /** Fetches a JSON document (the discovery document) with the same timeouts and CAs. */
+  /** Fetches a JSON document (the discovery document, signing keys) with the same timeouts, CAs and bounds. */
   async getJson(url: string): Promise<{ status: number; body: unknown }> {
-    const response = await this.send<unknown>(url, "GET");
-    return { status: response.status, body: response.body };
+    const answer = await this.exchange(url, "GET");
+    if (answer.json === undefined) return { status: answer.status, body: {} };
+    return { status: answer.status, body: answer.json };
   }
 
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
 
-  private async send<T>(
+  /** One request, its body read up to `maxBytes` and parsed as JSON where it is JSON. */
+  private async exchange(
     url: string,
     method: "GET" | "POST",
     options?: NetworkRequestOptions,
     timeout?: number,
-  ): Promise<NetworkResponse<T>> {
-    return (await this.exchange<T>(url, method, options, timeout)).response;
-  }
-
-  /** One request; `json` tells whether the body really was JSON (a proxy's HTML error page is not). */
-  private async exchange<T>(
-    url: string,
-    method: "GET" | "POST",
-    options?: NetworkRequestOptions,
-    timeout?: number,
-  ): Promise<{ response: NetworkResponse<T>; json: boolean }> {
+    maxBytes: number = MAX_BODY_BYTES.get,
+  ): Promise<ProviderAnswer> {
     const target = new URL(url);
     // Discovery refuses such endpoints already; this is the last line, whatever names a URL (MSAL derives some).
     if (!isSecureEndpoint(url))
       throw new IdpUnreachableError(`${method} ${target.origin}: refused, ${SECURE_ENDPOINT_RULE}`);
     const wait = this.waitFor(target.origin);
-    if (wait > 0) throw new IdpBusyError(Date.now() + wait);
+    if (wait > 0) throw new IdpBusyError(wait);
     const timeoutMs = Math.min(timeout ?? this.timeoutMs, this.timeoutMs);
     const signal = AbortSignal.timeout(timeoutMs);
-    let status: number;
+    let status = 0;
     let rawHeaders: Record<string, string | string[] | undefined>;
     let text: string;
     try {
@@ -219,25 +282,24 @@ export class NetworkClient implements INetworkModule {
       });
       status = response.statusCode;
       rawHeaders = response.headers;
-      // Documents (discovery, keys) are GETs, token answers POSTs: each read up to its own bound, never whole.
-      const limit = method === "GET" ? MAX_DOCUMENT_BYTES : MAX_TOKEN_RESPONSE_BYTES;
       const what = `${method} ${target.origin}${target.pathname}`;
-      text = await readBoundedText(response.body, limit, what, response.headers["content-length"]);
+      text = await readBoundedText(response.body, maxBytes, what, response.headers["content-length"]);
     } catch (error) {
-      if (error instanceof ResponseTooLargeError) throw error;
+      // Discovery and the key set say so in their own words; a token endpoint's answer must reach MSAL as an
+      // AuthError, or MSAL reports it as a network error.
+      if (error instanceof ResponseTooLargeError)
+        throw method === "POST" ? new IdpAnswerError(error.message, status) : error;
       if (signal.aborted) this.timedOut(timeoutMs);
       throw new IdpUnreachableError(`${method} ${target.origin}: ${describeFetchError(error)}`, {
         cause: error,
       });
     }
-    let body: T;
-    let json = true;
+    let json: unknown;
     try {
-      body = (text === "" ? {} : JSON.parse(text)) as T;
+      json = text === "" ? undefined : JSON.parse(text);
     } catch {
-      // An HTML error page from a proxy or a load balancer: keep the status, let MSAL report it as a server error.
-      body = { error: "invalid_response", error_description: `HTTP ${status}, not JSON` } as T;
-      json = false;
+      // An HTML error page from a proxy or a load balancer.
+      json = undefined;
     }
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(rawHeaders))
@@ -246,14 +308,14 @@ export class NetworkClient implements INetworkModule {
     if (status === 429 || status === 503) {
       const retryAfterMs = parseRetryAfter(headers["retry-after"], headers["date"]);
       if (retryAfterMs > 0) {
-        this.notBefore.set(target.origin, Date.now() + retryAfterMs);
+        this.notBefore.set(target.origin, performance.now() + retryAfterMs);
         this.options.log?.warn(
           { origin: target.origin, status, retryAfterSeconds: Math.round(retryAfterMs / 1000) },
           "the identity provider asked for a pause (Retry-After); no request goes to it before then",
         );
       }
     }
-    return { response: { headers, body, status }, json };
+    return { status, headers, json };
   }
 }
 

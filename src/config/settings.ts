@@ -140,7 +140,7 @@ export const SETTING = declare({
     schema: rules.deviceFlowDialect,
     default: "auto",
     description:
-      "`auto`: Entra and External ID (known by their host names, or on a custom URL domain by the issuer their discovery document names) use MSAL's own device flow, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
+      "`auto`: Entra and External ID (known by their host names, or on a custom URL domain by the issuer their discovery document names) speak Entra's dialect, any other authority RFC 8628 mode. `entra` or `rfc8628` forces one, e.g. `entra` for a gateway that emulates Entra.",
   },
   IDP_CA_FILE: {
     schema: rules.text,

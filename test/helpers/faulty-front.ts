@@ -14,8 +14,29 @@ import { join } from "node:path";
 import { generate } from "selfsigned";
 import type { DevIdentityProvider } from "../../src/dev/identity-provider.js";
 
-/** What a failing poll gets: a 503 with an OAuth-style JSON body or a load balancer's HTML page, a TCP reset, or no answer. */
-export type Fault = "503-json" | "503-html" | "reset" | "hang";
+/**
+ * What a failing request gets: a 503 with an OAuth-style JSON body or a load balancer's HTML page, a TCP reset, no
+ * answer, or a gateway's own answer (Azure API Management, an nginx auth proxy, a WAF): any status, any body.
+ */
+export type Fault = "503-json" | "503-html" | "reset" | "hang" | GatewayAnswer;
+
+export interface GatewayAnswer {
+  readonly status: number;
+  readonly body: string;
+  /** Default application/json. */
+  readonly contentType?: string;
+}
+
+/** Gateway answers that are no OAuth answer, at each status gateways were seen to send them. */
+export const GATEWAY_ANSWERS: readonly GatewayAnswer[] = [
+  { status: 200, body: "{}" },
+  { status: 401, body: JSON.stringify({ message: "Unauthorized" }) },
+  { status: 403, body: JSON.stringify({ message: "Forbidden" }) },
+  { status: 403, body: "<html><body>Request blocked</body></html>", contentType: "text/html" },
+  { status: 429, body: JSON.stringify({ message: "Too Many Requests" }) },
+  { status: 503, body: JSON.stringify({ message: "Service Unavailable" }) },
+  { status: 504, body: JSON.stringify({ message: "Gateway Timeout" }) },
+];
 
 export interface FaultyFront {
   /** `https://localhost:{port}/`: the agent's AUTHORITY. */
@@ -24,6 +45,10 @@ export interface FaultyFront {
   readonly caFile: string;
   /** The next device-code polls get these faults, in order; resolves once all of them were served. */
   failPolls(faults: readonly Fault[]): Promise<void>;
+  /** The next refresh-token requests get these faults, in order; resolves once all of them were served. */
+  failRefreshes(faults: readonly Fault[]): Promise<void>;
+  /** Device authorization answers that passed through are edited by `edit` (undefined: as the provider sent them). */
+  editDeviceAuthorization(edit: ((body: Record<string, unknown>) => void) | undefined): void;
   /** Device-code polls that reached the front, failed or passed through. */
   polls(): number;
   /** Polls passed through to the provider. */
@@ -51,14 +76,23 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
   const sockets = new Set<Socket>();
   const faults: Fault[] = [];
   let allServed: (() => void) | undefined;
+  const refreshFaults: Fault[] = [];
+  let allRefreshesServed: (() => void) | undefined;
+  let editDeviceAuthorization: ((body: Record<string, unknown>) => void) | undefined;
   let polls = 0;
   let passed = 0;
 
   const server: Server = createServer({ key: tls.private, cert: tls.cert }, (req, res) => {
     readBody(req).then(
       (body) => {
-        const isPoll =
-          req.method === "POST" && DEVICE_CODE_GRANTS.has(new URLSearchParams(body).get("grant_type") ?? "");
+        const grantType = new URLSearchParams(body).get("grant_type") ?? "";
+        const isPoll = req.method === "POST" && DEVICE_CODE_GRANTS.has(grantType);
+        if (req.method === "POST" && grantType === "refresh_token" && refreshFaults.length > 0) {
+          const fault = refreshFaults.shift() as Fault;
+          if (refreshFaults.length === 0) allRefreshesServed?.();
+          inject(fault, req, res);
+          return;
+        }
         if (isPoll) {
           polls += 1;
           const fault = faults.shift();
@@ -92,6 +126,9 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
     const headers = { ...req.headers, host: upstream.host };
     delete headers["content-length"];
     const isDiscovery = (req.url ?? "").includes("/.well-known/openid-configuration");
+    const edit = /devicecode$|device\/auth$/.test(new URL(req.url ?? "/", origin).pathname)
+      ? editDeviceAuthorization
+      : undefined;
     const out = request(
       {
         host: upstream.hostname,
@@ -103,14 +140,14 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
       },
       (answer) => {
         // Only a document is rewritten: a 404 for a location the provider does not serve passes as it is.
-        if (!isDiscovery || answer.statusCode !== 200) {
+        if ((!isDiscovery && !edit) || answer.statusCode !== 200) {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
           return;
         }
         readBody(answer).then(
           (text) => {
-            const rewritten = rewriteDiscovery(text, upstream.origin, origin);
+            const rewritten = edit ? editJson(text, edit) : rewriteDiscovery(text, upstream.origin, origin);
             const answerHeaders = {
               ...answer.headers,
               "content-length": String(Buffer.byteLength(rewritten)),
@@ -136,6 +173,16 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
         if (faults.length === 0) resolve();
       });
     },
+    failRefreshes(next) {
+      refreshFaults.push(...next);
+      return new Promise<void>((resolve) => {
+        allRefreshesServed = resolve;
+        if (refreshFaults.length === 0) resolve();
+      });
+    },
+    editDeviceAuthorization(edit) {
+      editDeviceAuthorization = edit;
+    },
     polls: () => polls,
     passedPolls: () => passed,
     async close() {
@@ -146,6 +193,10 @@ export async function startFaultyFront(idp: DevIdentityProvider, dir: string): P
 }
 
 function inject(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
+  if (typeof fault === "object") {
+    res.writeHead(fault.status, { "content-type": fault.contentType ?? "application/json" }).end(fault.body);
+    return;
+  }
   switch (fault) {
     case "503-json":
       res
@@ -166,6 +217,12 @@ function inject(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
       // Never answer: only the agent's own request timeout ends this one (close() ends the socket).
       return;
   }
+}
+
+function editJson(text: string, edit: (body: Record<string, unknown>) => void): string {
+  const body = JSON.parse(text) as Record<string, unknown>;
+  edit(body);
+  return JSON.stringify(body);
 }
 
 /** Endpoint URLs on the provider's origin now point at the front; the issuer stays the provider's. */

@@ -4,7 +4,14 @@ import { generate } from "selfsigned";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { IdpUnreachableError, NetworkClient } from "../../src/auth/network-client.js";
+import { runDeviceFlow } from "../../src/auth/device-flow.js";
+import { ResponseTooLargeError } from "../../src/http/bounded-body.js";
+import {
+  IdpAnswerError,
+  IdpUnreachableError,
+  MAX_BODY_BYTES,
+  NetworkClient,
+} from "../../src/auth/network-client.js";
 import { startDevIdentityProvider, type DevIdentityProvider } from "../../src/dev/identity-provider.js";
 import { startConnectProxy, type ConnectProxy } from "../helpers/connect-proxy.js";
 import { captureLogger } from "../helpers/fixture.js";
@@ -56,6 +63,7 @@ async function scriptedServer(): Promise<{
 }
 
 const poll = { body: "client_id=x&grant_type=device_code&device_code=secret-code-1", headers: {} };
+const TROUBLE = "identity provider trouble while polling; keeping the code on screen and polling again later";
 const refresh = { body: "client_id=x&grant_type=refresh_token&refresh_token=r", headers: {} };
 const json =
   (status: number, body: object, headers: Record<string, string> = {}): Handler =>
@@ -81,45 +89,79 @@ describe("the identity provider network client", () => {
     (client = new NetworkClient({
       ca: server.ca,
       timeoutMs: 1_000,
-      pollRetry: { initialDelayMs: 400, maxDelayMs: 800 },
       log: log.logger,
     }));
 
-  it("answers MSAL 'authorization_pending' for a poll that meets trouble, and holds back the next real poll", async () => {
+  const deviceAuthorization = json(200, {
+    device_code: "secret-code-1",
+    user_code: "WDJB-MJHT",
+    verification_uri: "https://sso.example/device",
+    expires_in: 60,
+    interval: 1,
+  });
+  const flow = (signal = new AbortController().signal) => {
+    const codes: string[] = [];
+    const tokens = runDeviceFlow(
+      {
+        http: client,
+        deviceAuthorizationEndpoint: server.url.replace("/token", "/devicecode"),
+        tokenEndpoint: server.url,
+        client: { clientId: "x", scopes: ["openid"] },
+        retry: { initialDelayMs: 400, maxDelayMs: 800 },
+        log: log.logger,
+      },
+      signal,
+      (code) => codes.push(code.userCode),
+    );
+    return { codes, tokens };
+  };
+
+  it("keeps the code through trouble on a poll and polls again later, never reading trouble as a result", async () => {
     newClient();
-    server.next(json(503, { error: "temporarily_unavailable" }));
+    const html: Handler = (_req, res) =>
+      res.writeHead(503, { "content-type": "text/html" }).end("<h1>down</h1>");
+    server.next(
+      deviceAuthorization,
+      json(503, { error: "temporarily_unavailable" }),
+      html,
+      // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
+      (req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy(),
+      () => undefined, // never answers: the 1 s timeout ends it
+      json(403, { message: "Forbidden" }),
+      json(200, {}),
+      json(400, { error: "authorization_pending" }),
+      json(200, { access_token: "a", token_type: "Bearer", id_token: "i", refresh_token: "r" }),
+    );
     const before = server.hits();
-    const first = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
-    expect(first).toStrictEqual({
-      status: 400,
-      headers: {},
-      body: { error: "authorization_pending", error_description: expect.any(String) },
-    });
-    // Within the backoff MSAL's next poll does not reach the provider at all.
-    const held = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
-    expect(held.body.error).toBe("authorization_pending");
-    expect(server.hits() - before).toBe(1);
-    await sleep(500);
-    server.next((_req, res) => res.writeHead(503, { "content-type": "text/html" }).end("<h1>down</h1>"));
-    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).status).toBe(400);
-    expect(server.hits() - before).toBe(2);
+    const { codes, tokens } = flow();
+    expect(await tokens).toStrictEqual({ accessToken: "a", idToken: "i", refreshToken: "r" });
+    expect(codes).toStrictEqual(["WDJB-MJHT"]);
+    expect(server.hits() - before).toBe(9);
+    const trouble = log.lines().filter((line) => line["msg"] === TROUBLE);
+    expect(trouble.map((line) => line["reason"])).toStrictEqual([
+      "server",
+      "server",
+      "network",
+      "network",
+      "server",
+      "server",
+    ]);
     // The warnings say what happened, never the device code.
-    expect(log.text()).toContain("identity provider trouble while polling");
     expect(log.text()).not.toContain("secret-code-1");
   });
 
-  it("turns a connection reset and a timeout on a poll into 'authorization_pending' too", async () => {
+  it("ends on the provider's access_denied and expired_token, and at once on an abort", async () => {
     newClient();
-    // A TLS socket cannot be reset itself; the TCP connection under it can (an RST, as a dropping firewall sends).
-    server.next((req) => (req.socket as Socket & { _parent?: Socket })._parent?.resetAndDestroy());
-    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
-      "authorization_pending",
-    );
-    await sleep(900);
-    server.next(() => undefined); // never answers: the 1 s timeout ends it
-    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
-      "authorization_pending",
-    );
+    server.next(deviceAuthorization, json(400, { error: "authorization_declined" }));
+    await expect(flow().tokens).rejects.toMatchObject({ name: "DeviceFlowEnded", outcome: "declined" });
+    server.next(deviceAuthorization, json(400, { error: "expired_token" }));
+    await expect(flow().tokens).rejects.toMatchObject({ outcome: "expired" });
+    server.next(deviceAuthorization);
+    const abort = new AbortController();
+    const { codes, tokens } = flow(abort.signal);
+    while (codes.length === 0) await sleep(20);
+    abort.abort();
+    await expect(tokens).rejects.toMatchObject({ outcome: "cancelled" });
   });
 
   it("waits longer after a request timed out: a provider behind a slow link is answered the second time", async () => {
@@ -141,18 +183,31 @@ describe("the identity provider network client", () => {
     expect(warned.at(-1)).toMatchObject({ waitedSeconds: 1, nextTimeoutSeconds: 2 });
   });
 
-  it("passes real poll answers through, without a Retry-After that would make MSAL throttle", async () => {
+  it("refuses a refresh answer that is no OAuth answer before MSAL could read it as a success", async () => {
     newClient();
-    server.next(json(400, { error: "authorization_pending" }, { "retry-after": "30" }));
-    const pending = await client.sendPostRequestAsync<{ error?: string }>(server.url, poll);
-    expect(pending.status).toBe(400);
-    expect(pending.headers["retry-after"]).toBeUndefined();
-    server.next(json(400, { error: "authorization_declined" }));
-    expect((await client.sendPostRequestAsync<{ error?: string }>(server.url, poll)).body.error).toBe(
-      "authorization_declined",
+    for (const handler of [
+      json(403, { message: "Forbidden" }),
+      json(503, { message: "Service Unavailable" }),
+      json(200, {}),
+      (_req: IncomingMessage, res: ServerResponse) => res.writeHead(502).end("<html>bad gateway</html>"),
+    ]) {
+      server.next(handler);
+      await expect(client.sendPostRequestAsync(server.url, refresh)).rejects.toBeInstanceOf(IdpAnswerError);
+    }
+    server.next(json(200, { access_token: "a", token_type: "Bearer" }));
+    expect((await client.sendPostRequestAsync(server.url, refresh)).status).toBe(200);
+  });
+
+  it("does not read an answer over the size bound whole", async () => {
+    newClient();
+    server.next((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`{"keys":["${"k".repeat(MAX_BODY_BYTES.get)}`);
+      res.end('"]}');
+    });
+    await expect(client.getJson(server.url.replace("/token", "/keys"))).rejects.toBeInstanceOf(
+      ResponseTooLargeError,
     );
-    server.next(json(200, { access_token: "a", id_token: "b" }));
-    expect((await client.sendPostRequestAsync<{ access_token?: string }>(server.url, poll)).status).toBe(200);
   });
 
   it("sends a request made while another is in flight over the same connection, after it", async () => {

@@ -1,42 +1,16 @@
-import {
-  AuthError,
-  type INetworkModule,
-  type NetworkRequestOptions,
-  type NetworkResponse,
-} from "@azure/msal-node";
 import { describe, expect, it } from "vitest";
-import { DEVICE_CODE_GRANT, Rfc8628Error, Rfc8628NetworkModule } from "../../src/auth/rfc8628.js";
+import type { ProviderAnswer } from "../../src/auth/network-client.js";
+import {
+  DEFAULT_INTERVAL_SECONDS,
+  LIMITS,
+  OAuthStepError,
+  processDeviceAuthorization,
+  processDeviceTokenAnswer,
+} from "../../src/auth/oauth-steps.js";
 
-// The unit's edge: a recording stand-in for the real network client behind the decorator. The end-to-end
-// behaviour against a real provider is in test/integration/rfc8628.test.ts.
-interface Sent {
-  method: "GET" | "POST";
-  url: string;
-  body: string | undefined;
-}
-
-function recorder(answer: (sent: Sent) => { status?: number; body: unknown }) {
-  const sent: Sent[] = [];
-  const respond = <T>(request: Sent): Promise<NetworkResponse<T>> => {
-    sent.push(request);
-    const { status = 200, body } = answer(request);
-    return Promise.resolve({ status, headers: {}, body: body as T });
-  };
-  const inner: INetworkModule = {
-    sendGetRequestAsync: <T>(url: string) => respond<T>({ method: "GET", url, body: undefined }),
-    sendPostRequestAsync: <T>(url: string, options?: NetworkRequestOptions) =>
-      respond<T>({ method: "POST", url, body: options?.body }),
-  };
-  return { inner, sent };
-}
-
-const KEYCLOAK = {
-  token_endpoint: "https://sso.example/realms/home/protocol/openid-connect/token",
-  device_authorization_endpoint: "https://sso.example/realms/home/protocol/openid-connect/auth/device",
-};
-// What MSAL posts to: token_endpoint with "/token" replaced by "/devicecode".
-const MSAL_DEVICE_URL = "https://sso.example/realms/home/protocol/openid-connect/devicecode";
-const MSAL_POLL = "client_id=tv&grant_type=device_code&device_code=DC1&client_info=1";
+// The protocol steps' process halves, on answers as the network client reads them. The loop against a real
+// provider is in test/integration/rfc8628.test.ts and test/integration/network-client.test.ts.
+const answer = (status: number, json: unknown): ProviderAnswer => ({ status, headers: {}, json });
 
 const deviceAuthorization = {
   device_code: "DC1",
@@ -46,146 +20,156 @@ const deviceAuthorization = {
   expires_in: 600,
 };
 
-describe("RFC 8628 network decorator", () => {
-  it("sends MSAL's device-code request to device_authorization_endpoint, keeping query and body", async () => {
-    const { inner, sent } = recorder(() => ({ body: deviceAuthorization }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    await network.sendPostRequestAsync(`${MSAL_DEVICE_URL}?dc=EU`, { body: "client_id=tv&scope=openid" });
-    expect(sent).toStrictEqual([
-      {
-        method: "POST",
-        url: `${KEYCLOAK.device_authorization_endpoint}?dc=EU`,
-        body: "client_id=tv&scope=openid",
-      },
-    ]);
-  });
+function warnings() {
+  const seen: Array<{ fields: Record<string, unknown>; message: string }> = [];
+  return { seen, warn: (fields: Record<string, unknown>, message: string) => seen.push({ fields, message }) };
+}
 
-  it("recognises the device-code request when token_endpoint has no /token in it", async () => {
-    const { inner, sent } = recorder(() => ({ body: deviceAuthorization }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, {
-      token_endpoint: "https://idp.example/oauth/access",
-      device_authorization_endpoint: "https://idp.example/oauth/device",
+describe("RFC 8628 device authorization response", () => {
+  it("reads every field, with the RFC's default interval of 5 s when the provider sends none", () => {
+    const { seen, warn } = warnings();
+    expect(processDeviceAuthorization(answer(200, deviceAuthorization), warn, 42)).toStrictEqual({
+      deviceCode: "DC1",
+      userCode: "WDJB-MJHT",
+      verificationUri: "https://sso.example/device",
+      verificationUriComplete: "https://sso.example/device?user_code=WDJB-MJHT",
+      expiresInSeconds: 600,
+      intervalSeconds: DEFAULT_INTERVAL_SECONDS,
+      receivedAt: 42,
     });
-    // MSAL's derived URL is then the token endpoint itself; the request without a grant type is the device one.
-    await network.sendPostRequestAsync("https://idp.example/oauth/access", { body: "client_id=tv" });
-    await network.sendPostRequestAsync("https://idp.example/oauth/access", {
-      body: "grant_type=refresh_token&refresh_token=R",
-    });
-    expect(sent.map((s) => s.url)).toStrictEqual([
-      "https://idp.example/oauth/device",
-      "https://idp.example/oauth/access",
-    ]);
+    expect(
+      processDeviceAuthorization(answer(200, { ...deviceAuthorization, interval: 8 }), warn).intervalSeconds,
+    ).toBe(8);
+    expect(seen).toStrictEqual([]);
   });
 
-  it("adds the default interval of 5 s only when the provider sends none", async () => {
-    const withInterval = recorder(() => ({ body: { ...deviceAuthorization, interval: 8 } }));
-    const without = recorder(() => ({ body: deviceAuthorization }));
-    const answer = async (inner: INetworkModule) =>
-      (
-        await Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK).sendPostRequestAsync<{ interval: number }>(
-          MSAL_DEVICE_URL,
-          { body: "client_id=tv" },
-        )
-      ).body.interval;
-    expect(await answer(without.inner)).toBe(5);
-    expect(await answer(withInterval.inner)).toBe(8);
-  });
-
-  it("keeps verification_uri_complete for the prompt, handed out once per user code", async () => {
-    const { inner } = recorder(() => ({ body: deviceAuthorization }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    expect(network.takeVerificationUriComplete("WDJB-MJHT")).toBeUndefined();
-    await network.sendPostRequestAsync(MSAL_DEVICE_URL, { body: "client_id=tv" });
-    expect(network.takeVerificationUriComplete("WDJB-MJHT")).toBe(
-      deviceAuthorization.verification_uri_complete,
+  it("takes Google's verification_url and Entra's message", () => {
+    const { verification_uri: uri, ...rest } = deviceAuthorization;
+    const read = processDeviceAuthorization(
+      answer(200, { ...rest, verification_url: uri, message: "Go to the page" }),
+      () => undefined,
     );
-    expect(network.takeVerificationUriComplete("WDJB-MJHT")).toBeUndefined();
+    expect(read).toMatchObject({ verificationUri: uri, message: "Go to the page" });
   });
 
-  it("turns an error answer to the device request into an AuthError carrying the server's error", async () => {
-    const { inner } = recorder(() => ({
-      status: 400,
-      body: { error: "unauthorized_client", error_description: "device grant not enabled" },
-    }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    const failure = network.sendPostRequestAsync(MSAL_DEVICE_URL, { body: "client_id=tv" });
-    await expect(failure).rejects.toBeInstanceOf(AuthError);
-    await expect(failure).rejects.toMatchObject({
-      errorCode: "post_request_failed",
-      errorMessage: "unauthorized_client: device grant not enabled",
-    });
+  it("turns an error answer into a coded error carrying the server's error", () => {
+    const failure = () =>
+      processDeviceAuthorization(
+        answer(400, { error: "unauthorized_client", error_description: "device grant not enabled" }),
+        () => undefined,
+      );
+    expect(failure).toThrow(OAuthStepError);
+    expect(failure).toThrow("unauthorized_client: device grant not enabled");
   });
 
-  it("says clearly when the provider offers no device authorization endpoint", () => {
-    const { inner } = recorder(() => ({ body: {} }));
-    expect(() =>
-      Rfc8628NetworkModule.fromDiscovery(inner, { token_endpoint: KEYCLOAK.token_endpoint }),
-    ).toThrow(Rfc8628Error);
-    expect(() =>
-      Rfc8628NetworkModule.fromDiscovery(inner, { token_endpoint: KEYCLOAK.token_endpoint }),
-    ).toThrow(/no device_authorization_endpoint/);
-  });
-
-  it("polls with the RFC grant type and leaves every other parameter as it was", async () => {
-    const { inner, sent } = recorder(() => ({ status: 400, body: { error: "authorization_pending" } }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    await network.sendPostRequestAsync(KEYCLOAK.token_endpoint, { body: MSAL_POLL });
-    expect(Object.fromEntries(new URLSearchParams(sent[0]?.body))).toStrictEqual({
-      client_id: "tv",
-      grant_type: DEVICE_CODE_GRANT,
-      device_code: "DC1",
-      client_info: "1",
-    });
-  });
-
-  it("passes other token requests through untouched", async () => {
-    const { inner, sent } = recorder(() => ({ body: { access_token: "x" } }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    const body = "grant_type=refresh_token&refresh_token=R%20S&client_id=tv";
-    await network.sendPostRequestAsync(KEYCLOAK.token_endpoint, { body });
-    expect(sent).toStrictEqual([{ method: "POST", url: KEYCLOAK.token_endpoint, body }]);
-  });
-
-  it("answers slow_down as pending and holds every later poll of that code back 5 s more each time", async () => {
-    const answers = ["slow_down", "authorization_pending", "slow_down", "authorization_pending"];
-    const { inner, sent } = recorder(() => ({ status: 400, body: { error: answers.shift() } }));
-    const sleeps: number[] = [];
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK, {
-      sleep: (ms) => {
-        sleeps.push(ms);
-        return Promise.resolve();
-      },
-    });
-    const poll = (body = MSAL_POLL) =>
-      network.sendPostRequestAsync<{ error: string }>(KEYCLOAK.token_endpoint, { body });
-
-    expect((await poll()).body.error).toBe("authorization_pending"); // slow_down, MSAL keeps polling
-    expect((await poll()).body.error).toBe("authorization_pending");
-    expect((await poll()).body.error).toBe("authorization_pending"); // slow_down again
-    // Another code is not slowed down by the first one's answers.
-    await poll(MSAL_POLL.replace("DC1", "DC2"));
-    expect(sleeps).toStrictEqual([5_000, 5_000]);
-    await poll();
-    expect(sleeps).toStrictEqual([5_000, 5_000, 10_000]);
-    expect(sent).toHaveLength(5);
-  });
-
-  it("hands access_denied and expired_token to MSAL as the server said them", async () => {
-    for (const error of ["access_denied", "expired_token"]) {
-      const { inner } = recorder(() => ({ status: 400, body: { error, error_description: "x" } }));
-      const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-      const response = await network.sendPostRequestAsync(KEYCLOAK.token_endpoint, { body: MSAL_POLL });
-      expect(response).toStrictEqual({ status: 400, headers: {}, body: { error, error_description: "x" } });
+  it.each([
+    ["a gateway's JSON", 403, { message: "Forbidden" }],
+    ["an empty object", 200, {}],
+    ["HTML", 503, undefined],
+  ])("calls %s no OAuth answer: a server problem", (_name, status, json) => {
+    try {
+      processDeviceAuthorization(answer(status, json), () => undefined);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toMatchObject({ code: "not_oauth", reason: "server", transient: true });
     }
   });
 
-  it("ends a held-back poll when closed", async () => {
-    const { inner, sent } = recorder(() => ({ status: 400, body: { error: "slow_down" } }));
-    const network = Rfc8628NetworkModule.fromDiscovery(inner, KEYCLOAK);
-    await network.sendPostRequestAsync(KEYCLOAK.token_endpoint, { body: MSAL_POLL });
-    const held = network.sendPostRequestAsync(KEYCLOAK.token_endpoint, { body: MSAL_POLL });
-    network.close();
-    await expect(held).rejects.toThrow();
-    expect(sent).toHaveLength(1);
+  it("clamps an interval out of range and an expires_in over an hour, with one warning each", () => {
+    const { seen, warn } = warnings();
+    const read = processDeviceAuthorization(
+      answer(200, { ...deviceAuthorization, interval: 3_000_000, expires_in: 2 ** 32 }),
+      warn,
+    );
+    expect(read).toMatchObject({
+      intervalSeconds: LIMITS.maxIntervalSeconds,
+      expiresInSeconds: LIMITS.maxExpiresInSeconds,
+    });
+    expect(seen.map((w) => w.fields["field"])).toStrictEqual(["expires_in", "interval"]);
+    expect(seen[1]?.message).toMatch(/interval of 3000000 s is outside 1\.\.60 s: polling every 60 s/);
+    const fast = warnings();
+    expect(
+      processDeviceAuthorization(answer(200, { ...deviceAuthorization, interval: 0 }), fast.warn)
+        .intervalSeconds,
+    ).toBe(1);
+    expect(fast.seen).toHaveLength(1);
+  });
+
+  it("refuses a user_code or verification_uri too long to show, and drops a huge message with a warning", () => {
+    const long = "A".repeat(4_000_000);
+    expect(() =>
+      processDeviceAuthorization(answer(200, { ...deviceAuthorization, user_code: long }), () => undefined),
+    ).toThrow(/user_code has 4000000 characters, over the 64/);
+    expect(() =>
+      processDeviceAuthorization(
+        answer(200, { ...deviceAuthorization, verification_uri: `https://x/${long}` }),
+        () => undefined,
+      ),
+    ).toThrow(/verification_uri has/);
+    expect(() =>
+      processDeviceAuthorization(
+        answer(200, { ...deviceAuthorization, verification_uri: "http://sso.example/device" }),
+        () => undefined,
+      ),
+    ).toThrow(/not an https URL/);
+    const { seen, warn } = warnings();
+    const read = processDeviceAuthorization(answer(200, { ...deviceAuthorization, message: long }), warn);
+    expect(read.message).toBeUndefined();
+    expect(seen).toHaveLength(1);
+  });
+
+  it("refuses an expires_in that is no positive number", () => {
+    for (const expires_in of [0, -1, "600", undefined, Number.NaN])
+      expect(() =>
+        processDeviceAuthorization(answer(200, { ...deviceAuthorization, expires_in }), () => undefined),
+      ).toThrow(/expires_in/);
+  });
+});
+
+describe("RFC 8628 token answers", () => {
+  it("reads pending, slow_down and tokens", () => {
+    expect(processDeviceTokenAnswer(answer(400, { error: "authorization_pending" }))).toStrictEqual({
+      kind: "pending",
+    });
+    expect(processDeviceTokenAnswer(answer(400, { error: "slow_down" }))).toStrictEqual({
+      kind: "slow_down",
+    });
+    expect(
+      processDeviceTokenAnswer(
+        answer(200, { access_token: "a", token_type: "Bearer", id_token: "i", refresh_token: "r" }),
+      ),
+    ).toStrictEqual({ kind: "tokens", tokens: { accessToken: "a", idToken: "i", refreshToken: "r" } });
+  });
+
+  it.each([
+    ["access_denied", "declined"],
+    ["authorization_declined", "declined"],
+    ["expired_token", "expired"],
+    ["code_expired", "expired"],
+    ["invalid_grant", "server"],
+    ["bad_verification_code", "server"],
+  ])("ends on %s (%s)", (error, reason) => {
+    expect(() => processDeviceTokenAnswer(answer(400, { error }))).toThrow(
+      expect.objectContaining({ reason, transient: false }),
+    );
+  });
+
+  it.each([200, 401, 403, 429, 503, 504])(
+    "calls a body without error at HTTP %i a passing server problem, never tokens",
+    (status) => {
+      for (const json of [{ message: "Forbidden" }, {}, undefined, { access_token: "a" }])
+        expect(() => processDeviceTokenAnswer(answer(status, json))).toThrow(
+          expect.objectContaining({ code: "not_oauth", reason: "server", transient: true }),
+        );
+    },
+  );
+
+  it("calls temporarily_unavailable and any 5xx error passing", () => {
+    expect(() => processDeviceTokenAnswer(answer(400, { error: "temporarily_unavailable" }))).toThrow(
+      expect.objectContaining({ reason: "server", transient: true }),
+    );
+    expect(() => processDeviceTokenAnswer(answer(502, { error: "bad_gateway" }))).toThrow(
+      expect.objectContaining({ reason: "server", transient: true }),
+    );
   });
 });

@@ -4,7 +4,6 @@ import {
   InteractionRequiredAuthError,
   PublicClientApplication,
   type AuthenticationResult,
-  type DeviceCodeRequest,
   type AccountInfo,
   type ICachePlugin,
 } from "@azure/msal-node";
@@ -13,12 +12,18 @@ import type { Config, DeviceFlowDialect } from "../config/index.js";
 import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
 import { acquireAccessToken, AccessTokenError, type AccessToken } from "./access-token.js";
 import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
-import { discover } from "./discovery.js";
+import { discover, type DiscoveryDocument } from "./discovery.js";
+import { DeviceFlowEnded, runDeviceFlow, type DeviceFlowOptions } from "./device-flow.js";
+import { OAuthStepError, type DeviceAuthorization, type TokenSet } from "./oauth-steps.js";
 import { applyClaimsPolicy } from "./claims-policy.js";
 import { IdTokenError, IdTokenVerifier } from "./id-token-verifier.js";
-import { DISCARDED_TOKEN_ERROR, IdpUnreachableError, NetworkClient } from "./network-client.js";
+import {
+  DiscardedAnswerError,
+  IdpAnswerError,
+  IdpUnreachableError,
+  NetworkClient,
+} from "./network-client.js";
 import { ProviderClock } from "./provider-clock.js";
-import { Rfc8628NetworkModule } from "./rfc8628.js";
 
 /** A sign-in attempt that ended without a signed-in person, with a reason the agent can act on. */
 export class SignInError extends Error {
@@ -70,7 +75,7 @@ export async function toSignInResult(
 ): Promise<SignInResult> {
   if (!result) throw new SignInError("server", "the identity provider returned no result");
   // OpenID Connect Core 12.2: a refresh answer "might not contain an id_token" (the network client then hands
-  // MSAL the earlier one). The person is still who the earlier ID token said; it is checked again (signature,
+  // MSAL the earlier one, which this provider issued). The person is still who the earlier ID token said; it is checked again (signature,
   // issuer, audience) at its own issue time.
   const reused =
     method === "refresh" && previous?.idToken && (!result.idToken || result.idToken === previous.idToken)
@@ -96,19 +101,26 @@ export async function toSignInResult(
   };
 }
 
+/** Scopes every sign-in asks for, as MSAL does: an ID token, the profile, and a refresh token. */
+const BASE_SCOPES = ["openid", "profile", "offline_access"];
+/** Tries at handing MSAL the refresh token of a new sign-in, before the sign-in counts as failed. */
+const SEED_ATTEMPTS = 3;
+
 /**
- * The device authorization grant through MSAL Node. Only this module talks to MSAL; its errors are
- * translated here into `SignInError` reasons, so the agent's state machine never sees MSAL's codes.
+ * The person's session with the identity provider: the agent's own device flow (src/auth/device-flow.ts) gets
+ * the tokens; MSAL Node keeps them (Entra and External ID authority rules, the token cache format, accounts,
+ * silent renewal). MSAL only ever hears real provider answers: a new sign-in's refresh token reaches its cache
+ * through its public `acquireTokenByRefreshToken`, which asks the provider itself. Errors become `SignInError`
+ * reasons here, so the agent's state machine never sees MSAL's codes.
  */
-export class DeviceCodeSignIn {
+export class IdentitySession {
   /** As configured until the discovery document is read; then as the document describes it (see describedBy). */
   private resolved: ResolvedAuthority;
   private readonly http: NetworkClient;
   private client: PublicClientApplication | undefined;
   private preparing: Promise<void> | undefined;
   private claimsCheck: ClaimsCheck | undefined;
-  /** MSAL's Entra dialect translated to RFC 8628, for providers other than Entra and External ID. */
-  private rfc8628: Rfc8628NetworkModule | undefined;
+  private flow: Omit<DeviceFlowOptions, "log"> | undefined;
 
   constructor(
     private readonly config: Config,
@@ -121,7 +133,6 @@ export class DeviceCodeSignIn {
       ca: config.idpCa,
       timeoutMs: config.httpTimeoutMs,
       proxy: config.proxy,
-      pollRetry: config.retry,
       log: this.log.child({ module: "http" }),
       // A disagreement the verifier's own tolerance absorbs is not worth reporting.
       clock: new ProviderClock(Math.max(2_000, config.idTokenClockToleranceSeconds * 1000)),
@@ -144,7 +155,7 @@ export class DeviceCodeSignIn {
 
   /**
    * The flow in progress was cancelled or signed out: tokens answering any request already sent are dropped
-   * before they reach MSAL, the token cache or an event (see NetworkClient.discardTokensInFlight).
+   * before they reach MSAL, the token cache or an event.
    */
   discardTokensInFlight(): void {
     this.http.discardTokensInFlight();
@@ -180,9 +191,19 @@ export class DeviceCodeSignIn {
       "authority metadata ready",
     );
     const hosts = new Set([new URL(this.authority.url).host, new URL(discovery.document.issuer).host]);
-    if (speaksRfc8628(this.config.deviceFlowDialect, this.authority.kind)) {
-      this.rfc8628 ??= Rfc8628NetworkModule.fromDiscovery(this.http, discovery.document, { log: this.log });
-    }
+    this.flow = {
+      http: this.http,
+      deviceAuthorizationEndpoint: deviceAuthorizationEndpoint(
+        discovery.document,
+        speaksRfc8628(this.config.deviceFlowDialect, this.authority.kind),
+      ),
+      tokenEndpoint: discovery.document.token_endpoint,
+      client: {
+        clientId: this.config.clientId,
+        scopes: [...new Set([...BASE_SCOPES, ...this.config.scopes])],
+      },
+      retry: this.config.retry,
+    };
     this.claimsCheck = {
       verifier: new IdTokenVerifier({
         issuer: discovery.document.issuer,
@@ -205,7 +226,7 @@ export class DeviceCodeSignIn {
       },
       ...(this.cachePlugin ? { cache: { cachePlugin: this.cachePlugin } } : {}),
       system: {
-        networkClient: this.rfc8628 ?? this.http,
+        networkClient: this.http,
         // Entra and External ID keep MSAL's default; any other provider needs plain OpenID Connect.
         ...(this.authority.kind === "oidc" ? { protocolMode: "OIDC" as const } : {}),
         loggerOptions: { piiLoggingEnabled: false, logLevel: 0, loggerCallback: () => undefined },
@@ -214,60 +235,110 @@ export class DeviceCodeSignIn {
   }
 
   /**
-   * Runs one device-code flow: `onPrompt` receives the code to show; resolves when the person signed in.
-   * Aborting `signal` ends the wait at once (MSAL itself only notices at its next poll).
+   * Runs one device flow: `onPrompt` receives the code to show; resolves when the person signed in, their ID
+   * token verified and their session in MSAL's cache. Aborting `signal` ends the wait at once.
    */
   async signIn(signal: AbortSignal, onPrompt: (prompt: SignInPrompt) => void): Promise<SignInResult> {
-    const request: DeviceCodeRequest = {
-      scopes: [...this.config.scopes],
-      deviceCodeCallback: (response) => {
-        const issuedAt = new Date();
-        const verificationUri = this.authority.verificationUri ?? response.verificationUri;
-        // MSAL drops verification_uri_complete; the RFC 8628 translation kept it.
-        const complete = this.rfc8628?.takeVerificationUriComplete(response.userCode);
-        this.claimsCheck?.verifier.prefetch();
-        onPrompt({
-          userCode: response.userCode,
-          verificationUri,
-          ...(complete && {
-            verificationUriComplete: rewritePrefix(complete, response.verificationUri, verificationUri),
-          }),
-          message: rewriteMessage(
-            response.message,
-            response.verificationUri,
-            verificationUri,
-            response.userCode,
-            this.config.language,
-          ),
-          issuedAt: issuedAt.toISOString(),
-          expiresAt: new Date(issuedAt.getTime() + response.expiresIn * 1000).toISOString(),
-          expiresIn: response.expiresIn,
-          intervalSeconds: response.interval,
-        });
-      },
-    };
-    const cancelled = new Promise<never>((_, reject) => {
-      const onAbort = () => {
-        request.cancel = true;
-        reject(new SignInError("cancelled", "sign-in cancelled"));
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
-    cancelled.catch(() => undefined);
     try {
-      const preparing = this.prepare();
-      preparing.catch(() => undefined);
-      await Promise.race([preparing, cancelled]);
-      const client = this.client as PublicClientApplication;
-      const flow = client.acquireTokenByDeviceCode(request);
-      // After a cancel MSAL still rejects at its next poll; nobody awaits that any more.
+      await abortable(this.prepare(), signal);
+      const flow = runDeviceFlow({ ...(this.flow as DeviceFlowOptions), log: this.log }, signal, (code) => {
+        this.claimsCheck?.verifier.prefetch();
+        onPrompt(this.promptFor(code));
+      });
       flow.catch(() => undefined);
-      const result = await Promise.race([flow, cancelled]);
-      return await this.verified(result, "device_code");
+      const tokens = await abortable(flow, signal);
+      return await this.keep(tokens, signal);
     } catch (error) {
-      throw translate(error);
+      throw toSignInError(error);
     }
+  }
+
+  private promptFor(code: DeviceAuthorization): SignInPrompt {
+    const issuedAt = new Date();
+    const verificationUri = this.authority.verificationUri ?? code.verificationUri;
+    const complete = code.verificationUriComplete;
+    return {
+      userCode: code.userCode,
+      verificationUri,
+      ...(complete && {
+        verificationUriComplete: rewritePrefix(complete, code.verificationUri, verificationUri),
+      }),
+      message: rewriteMessage(
+        code.message,
+        code.verificationUri,
+        verificationUri,
+        code.userCode,
+        this.config.language,
+      ),
+      // For people only: the code's life is timed on the monotonic clock (src/auth/device-flow.ts).
+      issuedAt: issuedAt.toISOString(),
+      expiresAt: new Date(issuedAt.getTime() + code.expiresInSeconds * 1000).toISOString(),
+      expiresIn: code.expiresInSeconds,
+      intervalSeconds: code.intervalSeconds,
+    };
+  }
+
+  /**
+   * The device flow's tokens become a session: the ID token the provider sent is verified first (a refused one
+   * leaves nothing behind), then MSAL is handed the refresh token the provider issued, through its public API;
+   * it asks the provider for tokens and caches the answer, and that answer's account is the one reported.
+   */
+  private async keep(tokens: TokenSet, signal: AbortSignal): Promise<SignInResult> {
+    const check = this.claimsCheck as ClaimsCheck;
+    const claims = await check.verifier.verify(tokens.idToken);
+    if (signal.aborted) throw new SignInError("cancelled", "sign-in cancelled");
+    if (!tokens.refreshToken) {
+      this.log.warn(
+        "the identity provider issued no refresh token (is offline_access allowed for this client?): the session cannot be renewed or kept",
+      );
+      const { claims: kept, account } = applyClaimsPolicy(
+        claims,
+        accountFromClaims(claims),
+        check.allowedClaims,
+      );
+      return {
+        method: "device_code",
+        claims: kept,
+        account,
+        verified: true,
+        ...(check.publishIdToken && tokens.idToken ? { idToken: tokens.idToken } : {}),
+      };
+    }
+    const client = this.client as PublicClientApplication;
+    const epoch = this.http.epoch;
+    let seeded: AuthenticationResult | null = null;
+    for (let attempt = 1; ; attempt++) {
+      // A provider that leaves the ID token out of refresh answers (OpenID Connect Core 12.2): the one it just
+      // sent with these tokens stands for the account.
+      this.http.standInIdToken = tokens.idToken;
+      try {
+        seeded = await abortable(
+          client.acquireTokenByRefreshToken({
+            refreshToken: tokens.refreshToken,
+            scopes: [...this.config.scopes],
+            forceCache: true,
+          }),
+          signal,
+        );
+        break;
+      } catch (error) {
+        const failure = toSignInError(error);
+        if (attempt >= SEED_ATTEMPTS || !["network", "server"].includes(failure.reason) || signal.aborted)
+          throw error;
+        await abortable(delay(Math.max(1_000, this.http.quietForMs())), signal);
+      } finally {
+        this.http.standInIdToken = undefined;
+      }
+    }
+    if (epoch !== this.http.epoch || signal.aborted) {
+      if (seeded?.account)
+        await client
+          .getTokenCache()
+          .removeAccount(seeded.account)
+          .catch(() => undefined);
+      throw new SignInError("cancelled", "sign-in cancelled");
+    }
+    return this.verified(seeded, "device_code");
   }
 
   /** The account in the token cache, if a person signed in earlier (on this run or a previous one). */
@@ -306,7 +377,7 @@ export class DeviceCodeSignIn {
             cause: error,
           },
         );
-      throw translate(error);
+      throw toSignInError(error);
     }
   }
 
@@ -378,9 +449,37 @@ export class DeviceCodeSignIn {
   }
 
   async close(): Promise<void> {
-    this.rfc8628?.close();
     await this.http.close();
   }
+}
+
+/**
+ * Where the device flow starts: the discovery document's `device_authorization_endpoint` (RFC 8414); for Entra
+ * and External ID, whose documents may name none, the token endpoint's sibling `devicecode`, as MSAL derives it.
+ */
+function deviceAuthorizationEndpoint(document: DiscoveryDocument, rfc8628: boolean): string {
+  if (document.device_authorization_endpoint) return document.device_authorization_endpoint;
+  if (rfc8628)
+    throw new SignInError(
+      "server",
+      "the identity provider's discovery document has no device_authorization_endpoint: " +
+        "it does not offer the device authorization grant (RFC 8628), or not to this client",
+    );
+  return document.token_endpoint.replace("/token", "/devicecode");
+}
+
+function accountFromClaims(claims: Claims): AccountSummary {
+  const text = (name: string) => (typeof claims[name] === "string" ? claims[name] : "");
+  return {
+    username: text("preferred_username") || text("email") || text("upn"),
+    name: text("name"),
+    tenantId: text("tid"),
+    homeAccountId: text("oid") || text("sub"),
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -442,34 +541,29 @@ function rewriteMessage(
   return original && original !== shown ? message.split(original).join(shown) : message;
 }
 
-const DECLINED = new Set(["authorization_declined", "access_denied"]);
-const EXPIRED = new Set(["expired_token", "code_expired", "device_code_expired"]);
-
-/** Maps MSAL's and the network's errors onto the few outcomes the agent acts on. */
-export function translate(error: unknown): SignInError {
+/** Maps MSAL's errors, the protocol steps' and the network's onto the few outcomes the agent acts on. */
+export function toSignInError(error: unknown): SignInError {
   if (error instanceof SignInError) return error;
+  if (error instanceof DeviceFlowEnded)
+    return new SignInError(error.outcome, error.message, { cause: error });
+  if (error instanceof OAuthStepError) return new SignInError(error.reason, error.message, { cause: error });
   if (error instanceof IdpUnreachableError)
     return new SignInError("network", error.message, { cause: error });
+  // By code, not class: MSAL may hand back a copy of an error it passed through.
+  if (error instanceof AuthError && error.errorCode === IdpAnswerError.code)
+    return new SignInError("server", error.message, { cause: error });
+  if (error instanceof AuthError && error.errorCode === DiscardedAnswerError.code)
+    return new SignInError("cancelled", error.message, { cause: error });
   if (error instanceof IdTokenError) return new SignInError(error.reason, error.message, { cause: error });
   if (error instanceof AuthError) {
     const code = error.errorCode;
     const serverError = error.errorMessage.split(/[\s:]/)[0] ?? "";
-    if (code === "device_code_polling_cancelled") return new SignInError("cancelled", "sign-in cancelled");
-    // The flow was cancelled or signed out while the request was in flight (NetworkClient.discardTokensInFlight).
-    if (serverError === DISCARDED_TOKEN_ERROR)
-      return new SignInError("cancelled", "the flow ended while its token request was in flight");
-    if (EXPIRED.has(code) || EXPIRED.has(serverError))
-      return new SignInError("expired", "the code expired before anyone used it", { cause: error });
-    if (DECLINED.has(serverError))
-      return new SignInError("declined", "the person declined the sign-in", { cause: error });
     if (code === "network_error" || code === "endpoints_resolution_error")
       return new SignInError("network", `identity provider unreachable (${code})`, { cause: error });
     return new SignInError(
       "server",
       `identity provider error: ${code}${serverError ? ` ${serverError}` : ""}`,
-      {
-        cause: error,
-      },
+      { cause: error },
     );
   }
   const message = error instanceof Error ? error.message : String(error);
