@@ -224,8 +224,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentControl {
     try {
       await this.tokenService?.start();
     } catch (error) {
+      // One line, no stack: this is a setting to fix (or two agents on one socket), not a fault in the agent.
       this.log.warn(
-        { err: error, setting: "EDGE_SIGNIN_TOKEN_SOCKET" },
+        { setting: "EDGE_SIGNIN_TOKEN_SOCKET" },
         `no token service for apps: ${(error as Error).message} (EDGE_SIGNIN_TOKEN_SOCKET; off turns it off)`,
       );
     }

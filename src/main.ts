@@ -113,7 +113,12 @@ program
   .addOption(
     new Option("--json", "print the whole answer as JSON (accessToken, tokenType, expiresOn, scopes)"),
   )
-  .addOption(new Option("--socket <path>", "the token service's socket (default $EDGE_SIGNIN_TOKEN_SOCKET)"))
+  .addOption(
+    new Option(
+      "--socket <path>",
+      "the token service's socket (default $EDGE_SIGNIN_TOKEN_SOCKET, else /run/edge-signin/token.sock)",
+    ),
+  )
   .action(async (options: { scope?: string[]; json?: boolean; socket?: string }) => {
     const { runToken } = await import("./cli/token.js");
     process.exitCode = await runToken(options);

@@ -46,13 +46,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     // The embedded broker speaks MQTT 3.1.1; with Mosquitto the agent uses MQTT 5.
     EDGE_SIGNIN_MQTT_PROTOCOL_VERSION: "4",
     EDGE_SIGNIN_STATE_DIR: stateDir,
+    // The demo's own token service, never the machine's /run/edge-signin (another agent may hold it).
+    EDGE_SIGNIN_TOKEN_SOCKET: join(stateDir, "token.sock"),
     EDGE_SIGNIN_IDP_CA_FILE: idp.caFile,
     // The local provider emulates Entra's dialect, so the demo takes MSAL's own path, as with Entra.
     EDGE_SIGNIN_DEVICE_FLOW_DIALECT: "entra",
     EDGE_SIGNIN_LOG_LEVEL: "warn",
   });
   out.write(
-    `edge-signin demo\n  broker:            ${broker.url} (embedded)\n  identity provider: ${idp.authority} (local, oidc-provider)\n  display topic:     ${deviceTopics(config.topicPrefix, config.deviceId).display}\n\n`,
+    `edge-signin demo\n  broker:            ${broker.url} (embedded)\n  identity provider: ${idp.authority} (local, oidc-provider)\n  display topic:     ${deviceTopics(config.topicPrefix, config.deviceId).display}\n  token service:     ${config.tokenService?.socketPath ?? "off"} (edge-signin token --socket ...)\n\n`,
   );
 
   const watcher = new DeviceWatcher(

@@ -100,9 +100,15 @@ function readTokenService(read: EnvReader): TokenServiceConfig | undefined {
   const socketPath = read.get(SETTING.TOKEN_SOCKET);
   if (socketPath === "off") return undefined;
   const group = read.get(SETTING.TOKEN_SOCKET_GROUP);
+  const mode = Number.parseInt(read.get(SETTING.TOKEN_SOCKET_MODE), 8);
+  // Whoever can connect gets the person's access tokens: never every user on the device.
+  if (mode & 0o007)
+    read.problem(
+      `${ENV_PREFIX}TOKEN_SOCKET_MODE: ${read.get(SETTING.TOKEN_SOCKET_MODE)} lets every user on the device ask for the person's tokens; use 0660 (or 0600) and ${ENV_PREFIX}TOKEN_SOCKET_GROUP for the apps' group`,
+    );
   return {
     socketPath,
-    socketMode: Number.parseInt(read.get(SETTING.TOKEN_SOCKET_MODE), 8),
+    socketMode: mode,
     ...(group === undefined ? {} : { socketGroup: group }),
     scopes: read.get(SETTING.TOKEN_SCOPES),
   };

@@ -63,7 +63,7 @@ export const SETTING = declare({
     schema: rules.fileMode,
     default: "0660",
     description:
-      "File mode of the token socket (octal): who may ask for tokens. `0660`: the agent's user and group.",
+      "File mode of the token socket (octal): who may ask for tokens. `0660`: the agent's user and group; a mode that lets every user in is refused.",
   },
   TOKEN_SOCKET_GROUP: {
     schema: rules.groupId,

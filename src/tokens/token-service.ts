@@ -59,7 +59,14 @@ export class TokenService {
   /** Listens on the socket; throws (one line naming the setting) when it cannot. */
   async start(): Promise<void> {
     const path = this.options.socketPath;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    // A directory made here lets the socket's group in (the process umask would leave it 0700); one that exists
+    // is the operator's, and left as it is.
+    const made = mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    for (let dir = dirname(path); made !== undefined && dir.startsWith(made); dir = dirname(dir)) {
+      chmodSync(dir, 0o750);
+      if (this.options.socketGroup !== undefined) chownSync(dir, -1, this.options.socketGroup);
+      if (dir === made) break;
+    }
     await removeStaleSocket(path);
     const server = createServer((req, res) => void this.answer(req, res));
     server.maxHeadersCount = 32;

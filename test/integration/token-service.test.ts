@@ -4,6 +4,8 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { chmod, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -221,10 +223,30 @@ describe("the token service: access tokens for the device's apps, never on the b
 
   it("lets only the socket's owner and group connect (mode 0660)", async () => {
     if (process.getuid?.() !== 0) throw new Error("this test needs root, to run an app as another user");
-    const { socket } = await signedInAgent();
+    // A directory everyone may pass through (the operator's, left as it is): only the socket's mode stands.
+    const root = await mkdtemp(join(tmpdir(), "edge-signin-apps-"));
+    await chmod(root, 0o755);
+    used.afterThisTest(() => rm(root, { recursive: true, force: true }));
+    const socket = join(root, "token.sock");
+    await signedInAgent({ EDGE_SIGNIN_TOKEN_SOCKET: socket });
+    expect(((await stat(socket)).mode & 0o777).toString(8)).toBe("660");
     const stranger = await appRequest(socket, "/v1/token", 65534);
     expect(stranger.status).toBe(0);
     expect(stranger.body.error).toBe("EACCES");
     expect((await appRequest(socket, "/v1/token")).status).toBe(200);
+  });
+
+  it("lets an app in TOKEN_SOCKET_GROUP in, through directories the agent made for the socket", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test needs root, to run an app as another user");
+    // Outside the bed's private directory: the app's user must be able to reach the socket's directories.
+    const root = await mkdtemp(join(tmpdir(), "edge-signin-apps-"));
+    await chmod(root, 0o755);
+    used.afterThisTest(() => rm(root, { recursive: true, force: true }));
+    const socket = join(root, "run", "edge-signin", "token.sock");
+    await signedInAgent({ EDGE_SIGNIN_TOKEN_SOCKET: socket, EDGE_SIGNIN_TOKEN_SOCKET_GROUP: "65534" });
+    const app = await appRequest(socket, "/v1/token", 65534);
+    expect(app.status).toBe(200);
+    expect(app.body.accessToken).toMatch(/^\S{20,}$/);
+    expect(((await stat(join(root, "run"))).mode & 0o777).toString(8)).toBe("750");
   });
 });

@@ -38,6 +38,20 @@ describe("configuration from the environment", () => {
     expect(unknownSettingsWarning({ EDGE_SIGNIN_LOG_LEVEL: "info" })).toBeUndefined();
   });
 
+  it("refuses a token socket that every user may open, or that is no absolute path, one line each", () => {
+    for (const mode of ["0666", "0604", "777"])
+      expect(problemsOf({ ...minimal, EDGE_SIGNIN_TOKEN_SOCKET_MODE: mode })).toStrictEqual([
+        expect.stringMatching(
+          /^EDGE_SIGNIN_TOKEN_SOCKET_MODE: \d+ lets every user on the device ask for the person's tokens; /,
+        ),
+      ]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_TOKEN_SOCKET_MODE: "0600" })).toStrictEqual([]);
+    expect(problemsOf({ ...minimal, EDGE_SIGNIN_TOKEN_SOCKET: "run/token.sock" })).toStrictEqual([
+      "EDGE_SIGNIN_TOKEN_SOCKET: expected an absolute path of at most 107 bytes, or off",
+    ]);
+    expect(loadConfig({ ...minimal, EDGE_SIGNIN_TOKEN_SOCKET: "off" }).tokenService).toBeUndefined();
+  });
+
   it("builds the CIAM authority from the tenant subdomain and fills in defaults", () => {
     const config = loadConfig({ ...minimal, EDGE_SIGNIN_DEVICE_ID: "tv-1" });
     expect(config).toMatchObject({
