@@ -83,6 +83,8 @@ export interface Authenticated {
    * audience were checked again (its lifetime is judged at its own issue time).
    */
   readonly idTokenReused?: true;
+  /** The scopes the provider granted with this sign-in or renewal: what the device's apps may get tokens for. */
+  readonly scopes?: readonly string[];
 }
 
 export interface SignInFailed {

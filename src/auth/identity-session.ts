@@ -9,7 +9,14 @@ import {
 } from "@azure/msal-node";
 import type { Logger } from "pino";
 import type { Config, DeviceFlowDialect } from "../config/index.js";
-import type { AccountSummary, Claims, FailureReason, SignInMethod, SignInPrompt } from "../events.js";
+import type {
+  AccountSummary,
+  Authenticated,
+  Claims,
+  FailureReason,
+  SignInMethod,
+  SignInPrompt,
+} from "../events.js";
 import { acquireAccessToken, AccessTokenError, type AccessToken } from "./access-token.js";
 import { describedBy, discoveryCandidates, resolveAuthority, type ResolvedAuthority } from "./authority.js";
 import { discover, type DiscoveryDocument } from "./discovery.js";
@@ -42,17 +49,11 @@ export class SessionRejectedError extends Error {
   override readonly name = "SessionRejectedError";
 }
 
-export interface SignInResult {
-  readonly method: SignInMethod;
-  readonly claims: Claims;
-  readonly account: AccountSummary;
-  /** Always true: a result whose ID token fails verification is a SignInError (`invalid_token`) instead. */
-  readonly verified: true;
-  /** Only with `EDGE_SIGNIN_PUBLISH_ID_TOKEN=true`. */
-  readonly idToken?: string;
-  /** The refresh answer had no ID token; the claims are the earlier one's (see Authenticated.idTokenReused). */
-  readonly idTokenReused?: true;
-}
+/**
+ * A sign-in or renewal the provider answered, its ID token verified: the `authenticated` event itself, declared
+ * once in events.ts (a result whose ID token fails verification is a SignInError, `invalid_token`, instead).
+ */
+export type SignInResult = Authenticated;
 
 /** What turns MSAL's unchecked ID token into claims the agent may publish. */
 export interface ClaimsCheck {
@@ -97,6 +98,8 @@ export async function toSignInResult(
     account,
     verified: true,
     ...(check.publishIdToken && idToken ? { idToken } : {}),
+    // What the provider granted (its `scope`; MSAL falls back to what was asked): apps learn what they may ask for.
+    ...(result.scopes.length > 0 ? { scopes: [...result.scopes] } : {}),
     ...(reused ? { idTokenReused: true as const } : {}),
   };
 }

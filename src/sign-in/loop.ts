@@ -436,14 +436,7 @@ export class SignInLoop {
   }
 
   private emitAuthenticated(result: SignInResult): void {
-    this.out.emit("authenticated", {
-      method: result.method,
-      claims: result.claims,
-      account: result.account,
-      verified: result.verified,
-      ...(result.idToken !== undefined ? { idToken: result.idToken } : {}),
-      ...(result.idTokenReused ? { idTokenReused: true as const } : {}),
-    });
+    this.out.emit("authenticated", result);
   }
 
   private endSession(reason: SignedOutReason, message: string): void {

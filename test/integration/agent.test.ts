@@ -92,6 +92,8 @@ describe.each(DIALECTS)("agent against Mosquitto and $provider", ({ dialect, int
         aud: bed.idp.clientId,
       }),
       account: expect.objectContaining({ name: "Alice", username: "alice@example.com" }),
+      // What the provider granted: what the device's apps may ask tokens for.
+      scopes: expect.arrayContaining(["openid", "profile"]),
     });
     expect((await probe.next(topics.display, (m) => m.payload.length === 0)).payload.length).toBe(0);
     const signedIn = (

@@ -120,10 +120,12 @@ describe("the token service: access tokens for the device's apps, never on the b
   }
 
   it("gives an app an access token the provider accepts, for each allowed scope; refuses others naming the setting", async () => {
-    const { agent, socket } = await signedInAgent({
+    const { agent, socket, authenticated } = await signedInAgent({
       EDGE_SIGNIN_TOKEN_SCOPES: "profile",
       EDGE_SIGNIN_LOG_LEVEL: "trace",
     });
+    // The sign-in event says what was granted, so an app knows what it can ask for.
+    expect(authenticated.scopes).toEqual(expect.arrayContaining(["email", "openid", "profile"]));
     const first = await appRequest(socket, "/v1/token");
     expect(first.status).toBe(200);
     expect(first.headers["cache-control"]).toBe("no-store");
