@@ -6,7 +6,7 @@ import { fsyncPath } from "../storage/fsync.js";
 import { StartupError } from "../errors.js";
 import { decodeSealingKey, looksSealed, open as openEnvelope, seal } from "../crypto/seal.js";
 import { isDiskFull, writeFileAtomicSync } from "../storage/atomic-write.js";
-import { moveAsideSync, readStateFile } from "../storage/state-file.js";
+import { moveAsideSync, readBoundedFile } from "../storage/state-file.js";
 import { describeBytes } from "../http/bounded-body.js";
 
 export const CACHE_FILE = "token-cache.json";
@@ -67,7 +67,7 @@ export class TokenCacheStore implements ICachePlugin {
     await mkdir(this.options.stateDir, { recursive: true });
     // Size-limited, regular files only, bounded in time: a FIFO, a directory or a huge file here is moved
     // aside with a warning, never a crash loop or a hang.
-    const read = await readStateFile(this.path, MAX_CACHE_BYTES);
+    const read = await readBoundedFile(this.path, MAX_CACHE_BYTES);
     if (read.status === "missing") return;
     if (read.status === "bad") {
       await this.moveAside(read.problem);

@@ -5,7 +5,7 @@ import * as z from "zod/mini";
 import "../util/zod-messages.js";
 import type { NetworkClient } from "./network-client.js";
 import { writeFileAtomicSync } from "../storage/atomic-write.js";
-import { readStateFile } from "../storage/state-file.js";
+import { readBoundedFile } from "../storage/state-file.js";
 import { isSecureEndpoint, SECURE_ENDPOINT_RULE } from "../http/secure-endpoint.js";
 import { describeBytes, MAX_DOCUMENT_BYTES, ResponseTooLargeError } from "../http/bounded-body.js";
 
@@ -174,7 +174,7 @@ async function readCache(
 ): Promise<z.infer<typeof CacheFile> | undefined> {
   // Bounded and regular files only: a FIFO or a huge file here is no cache, and is fetched afresh.
   const path = join(stateDir, METADATA_FILE);
-  const read = await readStateFile(path, MAX_METADATA_BYTES);
+  const read = await readBoundedFile(path, MAX_METADATA_BYTES);
   if (read.status !== "ok") return undefined;
   let content: unknown;
   try {

@@ -4,7 +4,7 @@ import { AGENT_STATES } from "../events.js";
 import { HEALTH_FILE_NAME, type HealthFile } from "../reporters/health-reporter.js";
 import { configuredStateDir } from "../storage/state-dir.js";
 import { processStartTime } from "../storage/process-identity.js";
-import { readStateFile } from "../storage/state-file.js";
+import { readBoundedFile } from "../storage/state-file.js";
 import { escapeControls, MAX_MESSAGE_CHARS } from "../util/bounded.js";
 
 /** A health file is a few hundred bytes; anything far larger is not one. */
@@ -108,7 +108,7 @@ export async function runHealth(
 ): Promise<number> {
   const path = options.file ?? join(configuredStateDir(env), HEALTH_FILE_NAME);
   // Bounded in size and time, regular files only: a FIFO here must not hang the container's health check.
-  const read = await readStateFile(path, MAX_HEALTH_FILE_BYTES);
+  const read = await readBoundedFile(path, MAX_HEALTH_FILE_BYTES);
   const verdict =
     read.status === "bad"
       ? unhealthy(`cannot read the health file ${path}: ${read.problem}`)

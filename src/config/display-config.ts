@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { readStateFileSync } from "../storage/state-file.js";
+import { readBoundedFileSync } from "../storage/state-file.js";
 import { readLogLevel, readMqtt, readTopicPrefix, readWebListen, type MqttConfig } from "./common.js";
 import { AA_NORMAL_TEXT, contrastRatio } from "./contrast.js";
 import { EnvReader, settingFileProblem, type Env } from "./env.js";
@@ -98,7 +98,7 @@ function readLogo(read: EnvReader): DisplayConfig["logo"] {
     read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: expected an .svg, .png or .webp file (got ${path})`);
     return undefined;
   }
-  const file = readStateFileSync(path, 512 * 1024);
+  const file = readBoundedFileSync(path, 512 * 1024);
   if (file.status === "ok") return { type, body: file.data };
   read.problem(`${ENV_PREFIX}DISPLAY_LOGO_FILE: cannot read file ${path} (${settingFileProblem(file)})`);
   return undefined;

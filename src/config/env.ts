@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type * as z from "zod/mini";
-import { readStateFileSync, type StateFileRead } from "../storage/state-file.js";
+import { readBoundedFileSync, type StateFileRead } from "../storage/state-file.js";
 import { ENV_PREFIX, type SecondsSetting, type Setting } from "./setting.js";
 import { SETTINGS } from "./settings.js";
 
@@ -125,7 +125,7 @@ export class EnvReader {
    * blocking, so `/dev/zero`, a FIFO or a huge file is one problem line instead of a start that eats memory or hangs.
    */
   private readFile(name: string, path: string): string | undefined {
-    const read = readStateFileSync(path, MAX_SETTING_FILE_BYTES);
+    const read = readBoundedFileSync(path, MAX_SETTING_FILE_BYTES);
     if (read.status === "ok") return read.data.toString("utf8");
     this.problems.push(`${ENV_PREFIX}${name}: cannot read file ${path} (${settingFileProblem(read)})`);
     return undefined;

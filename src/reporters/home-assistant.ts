@@ -1,7 +1,7 @@
 import { listen } from "../util/emitter.js";
 import { rmSync } from "node:fs";
 import { writeFileAtomicSync } from "../storage/atomic-write.js";
-import { readStateFileSync } from "../storage/state-file.js";
+import { readBoundedFileSync } from "../storage/state-file.js";
 import type { EventEmitter } from "eventemitter3";
 import type { Logger } from "pino";
 import type { HomeAssistantConfig } from "../config/index.js";
@@ -126,7 +126,7 @@ export class HomeAssistantReporter implements Reporter {
 
   private previouslyPublished(): string[] {
     try {
-      const read = readStateFileSync(this.published, 256 * 1024);
+      const read = readBoundedFileSync(this.published, 256 * 1024);
       if (read.status !== "ok") return [];
       const topics: unknown = JSON.parse(read.data.toString("utf8"));
       if (!Array.isArray(topics)) return [];

@@ -5,7 +5,7 @@ import * as z from "zod/mini";
 import { looksSealed, open as unseal, seal } from "../crypto/seal.js";
 import { fsyncPath } from "./fsync.js";
 import { isDiskFull, writeFileAtomicSync } from "./atomic-write.js";
-import { readStateFileSync } from "./state-file.js";
+import { readBoundedFileSync } from "./state-file.js";
 
 /** One event waiting for the broker's acknowledgement. */
 export interface OutboxEntry {
@@ -244,7 +244,7 @@ export class Outbox {
   private read(name: string, seq: number): OutboxEntry | undefined {
     let problem: string;
     try {
-      const read = readStateFileSync(join(this.dir, name), MAX_ENTRY_BYTES);
+      const read = readBoundedFileSync(join(this.dir, name), MAX_ENTRY_BYTES);
       if (read.status !== "ok") problem = read.status === "bad" ? read.problem : "missing";
       else {
         const text = read.data.toString("utf8");

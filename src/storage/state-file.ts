@@ -21,7 +21,7 @@ export const STATE_FILE_READ_TIMEOUT_MS = 5_000;
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
 
 /** Reads `path` whole if it is a regular file of at most `maxBytes`. Never throws, never blocks on a FIFO. */
-export function readStateFileSync(path: string, maxBytes: number): StateFileRead {
+export function readBoundedFileSync(path: string, maxBytes: number): StateFileRead {
   let fd: number;
   try {
     fd = openSync(path, READ_FLAGS);
@@ -40,10 +40,10 @@ export function readStateFileSync(path: string, maxBytes: number): StateFileRead
 }
 
 /**
- * The asynchronous {@link readStateFileSync}, also bounded in time: a read that has not finished within
+ * The asynchronous {@link readBoundedFileSync}, also bounded in time: a read that has not finished within
  * `timeoutMs` is given up on (the file counts as bad), so a stuck mount never holds up a start or a SIGTERM.
  */
-export async function readStateFile(
+export async function readBoundedFile(
   path: string,
   maxBytes: number,
   timeoutMs: number = STATE_FILE_READ_TIMEOUT_MS,

@@ -12,7 +12,7 @@ import {
 import { dirname, resolve } from "node:path";
 import { StartupError } from "../errors.js";
 import { bootId, processStartedAtMs, processStartTime } from "./process-identity.js";
-import { readStateFileSync } from "./state-file.js";
+import { readBoundedFileSync } from "./state-file.js";
 
 /** Another live agent holds the state directory: two writers would tear the token cache apart. */
 export class StateDirLockedError extends StartupError {
@@ -154,7 +154,7 @@ export class StateDirLock {
       return undefined;
     }
     // A lock is a line of JSON; a FIFO or anything else here must not hang the start (it is then stale).
-    const read = readStateFileSync(this.path, 512);
+    const read = readBoundedFileSync(this.path, 512);
     const text = read.status === "ok" ? read.data.toString("utf8") : "";
     const key = createHash("sha256")
       .update(`${stat.ino}:${stat.mtimeMs}:${stat.size}:${text}`)

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeFileAtomicSync } from "../../src/storage/atomic-write.js";
-import { readStateFile, readStateFileSync } from "../../src/storage/state-file.js";
+import { readBoundedFile, readBoundedFileSync } from "../../src/storage/state-file.js";
 
 describe("state files as untrusted input", () => {
   let dir: string;
@@ -23,7 +23,7 @@ describe("state files as untrusted input", () => {
     const folder = join(dir, "folder");
     await mkdir(folder);
 
-    for (const read of [readStateFileSync, (path: string, max: number) => readStateFile(path, max)]) {
+    for (const read of [readBoundedFileSync, (path: string, max: number) => readBoundedFile(path, max)]) {
       expect(await read(ok, 1024)).toStrictEqual({ status: "ok", data: Buffer.from("{}") });
       expect(await read(join(dir, "none"), 1024)).toStrictEqual({ status: "missing" });
       expect(await read(big, 1024)).toStrictEqual({
