@@ -302,25 +302,13 @@ export class SignInLoop {
           // next person gets a code at once. Each such end needs a person, which bounds the requests.
           failures = 0;
           delay = this.nextCodeDelay();
-          this.clearPrompt("failed");
-          this.out.emit("sign_in_failed", {
-            reason: failure.reason,
-            message: failure.message,
-            retryAt: at(delay),
-          });
-          this.log.debug({ err: failure.cause }, "sign-in attempt failed");
+          this.reportFailure(failure, delay);
           if (delay > 0) this.out.setState({ state: "signed_out", nextCodeAt: at(delay) });
         } else {
           // The provider refused the device-code request or failed: slower and slower, never before Retry-After.
           failures += 1;
           delay = this.retryDelay(failures);
-          this.clearPrompt("failed");
-          this.out.emit("sign_in_failed", {
-            reason: failure.reason,
-            message: failure.message,
-            retryAt: at(delay),
-          });
-          this.log.debug({ err: failure.cause }, "sign-in attempt failed");
+          this.reportFailure(failure, delay);
           if (failure.reason === "network" || failure.reason === "server") {
             this.out.setState({
               state: "error",
@@ -354,6 +342,13 @@ export class SignInLoop {
     this.step = "pausing";
     await sleep(delay, undefined, { signal }).catch(() => undefined);
     this.step = "requesting";
+  }
+
+  /** The code on screen is gone and why: `sign_in_failed`, with when the next attempt starts. */
+  private reportFailure(failure: SignInError, delay: number): void {
+    this.clearPrompt("failed");
+    this.out.emit("sign_in_failed", { reason: failure.reason, message: failure.message, retryAt: at(delay) });
+    this.log.debug({ err: failure.cause }, "sign-in attempt failed");
   }
 
   /** Until the next code after one ended: MIN_CODE_GAP_MS since the last request, and the provider's Retry-After. */

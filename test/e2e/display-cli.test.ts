@@ -1,21 +1,10 @@
-import { eventually as waitFor } from "../helpers/eventually.js";
+import { outputShows as eventually } from "../helpers/eventually.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { approveSignIn } from "../../src/dev/person.js";
 import type { DeviceSnapshot } from "../../src/display/device-view.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
 import { runCli, startCli, type RunningCli } from "../helpers/cli.js";
 import { useTestBed } from "../helpers/fixture.js";
-
-/** Resolves once `read()` holds what `test` looks for; fails with what it holds after `timeoutMs`. */
-function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
-  return waitFor(
-    () => test(read()),
-    () => `output so far:
-${read().slice(-4000)}`,
-    timeoutMs,
-    100,
-  );
-}
 
 describe("edge-signin display", () => {
   const { bed, probe, newAgent } = useTestBed();

@@ -2,7 +2,7 @@
  * The displays against whatever reaches their topics (issue 16: findings 2, 8 and the display parts of 9), run
  * as the shipped bundle: `edge-signin display` and `edge-signin display --web` as real processes on real Mosquitto.
  */
-import { eventually as waitFor } from "../helpers/eventually.js";
+import { outputShows as eventually } from "../helpers/eventually.js";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
@@ -14,17 +14,6 @@ import { useTestBed } from "../helpers/fixture.js";
 import { connectProbe, type MqttProbe } from "../helpers/mqtt-probe.js";
 
 const PREFIX = "edge-signin";
-
-/** Resolves once `read()` holds what `test` looks for; fails with what it holds after `timeoutMs`. */
-function eventually<T>(read: () => string, test: (text: string) => T | undefined, timeoutMs = 30_000) {
-  return waitFor(
-    () => test(read()),
-    () => `output so far:
-${read().slice(-4000)}`,
-    timeoutMs,
-    100,
-  );
-}
 
 function prompt(deviceId: string, overrides: Partial<DisplayPayload> = {}): DisplayPayload {
   return {

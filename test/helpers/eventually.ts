@@ -23,3 +23,20 @@ export async function eventually<T>(
     await sleep(everyMs);
   }
 }
+
+/**
+ * Resolves once a process's output (`read()`) holds what `test` looks for; fails with the last of the output after
+ * `timeoutMs`.
+ */
+export function outputShows<T>(
+  read: () => string,
+  test: (text: string) => T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
+  return eventually(
+    () => test(read()),
+    () => `output so far:\n${read().slice(-4000)}`,
+    timeoutMs,
+    100,
+  );
+}
