@@ -2,9 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from "pino";
 import { DISPLAY_DEFAULTS } from "../config/index.js";
 import { listen } from "../util/emitter.js";
-import type { Socket } from "node:net";
 import { AllowedHosts } from "../http/allowed-hosts.js";
-import { clientKey, FairShare } from "../http/fair-share.js";
+import { clientKey, FairShare, shareConnections } from "../http/fair-share.js";
 import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
 import { refusedMethod, send, SECURITY_HEADERS } from "../http/respond.js";
 import type { DeviceSnapshot, DeviceView, DeviceViewEvents } from "./device-view.js";
@@ -79,9 +78,8 @@ export class WebDisplayServer {
   private readonly allowedHosts: AllowedHosts;
   private readonly maxBufferedBytes: number;
   private readonly maxStreams: number;
-  /** Event streams and TCP connections, shared fairly between clients: none can take every place from the TV. */
+  /** Event streams (and TCP connections), shared fairly between clients: none can take every place from the TV. */
   private readonly streamShares: FairShare<ServerResponse>;
-  private readonly connectionShares: FairShare<Socket>;
   private refusedConnections = 0;
   private dropped = 0;
   private refusedStreams = 0;
@@ -93,35 +91,16 @@ export class WebDisplayServer {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
     this.maxStreams = options.maxStreams ?? 256;
     this.streamShares = new FairShare(options.maxStreamsPerClient ?? 16, this.maxStreams);
-    // Room for every page's stream and as many page and asset loads.
-    this.connectionShares = new FairShare(
-      options.maxConnectionsPerClient ?? 32,
-      Math.max(64, this.maxStreams * 2),
-    );
     this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on("connection", (socket) => this.admitConnection(socket));
-    // A request's headers within 10 s, the whole request within 30 s: an idle or dripping connection goes.
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 30_000;
-  }
-
-  /**
-   * Every TCP connection counts against its client's share: one at its cap gives up its own oldest, and when all
-   * places are taken the client holding most gives up its oldest (src/http/fair-share.ts).
-   */
-  private admitConnection(socket: Socket): void {
-    const client = clientKey(socket.remoteAddress);
-    const decision = this.connectionShares.admit(client, socket);
-    if (decision.outcome === "refuse") {
-      this.refused("connection", client);
-      socket.destroy();
-      return;
-    }
-    if (decision.outcome === "evict") {
-      this.refused("connection", client);
-      decision.evict.destroy();
-    }
-    socket.once("close", () => this.connectionShares.release(client, socket));
+    // Room for every page's stream and as many page and asset loads; headers in 10 s, a request in 30 s.
+    shareConnections(
+      this.server,
+      {
+        perClient: options.maxConnectionsPerClient ?? 32,
+        overall: Math.max(64, this.maxStreams * 2),
+      },
+      (client) => this.refused("connection", client),
+    );
   }
 
   /** The first, then every hundredth: a client that keeps coming back cannot fill the log. */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { AllowedHosts } from "../http/allowed-hosts.js";
+import { shareConnections } from "../http/fair-share.js";
 import { closeHttp, listenHttp, serverUrl } from "../http/listen.js";
 import { refusedMethod, send } from "../http/respond.js";
 import { fleetSummary, type FleetSnapshot } from "./fleet.js";
@@ -14,6 +15,13 @@ export interface FleetServerOptions {
   /** The fleet as it is now. */
   readonly snapshot: () => FleetSnapshot;
   readonly logger: Logger;
+  /**
+   * Most open connections of one client (an IPv4 address, or an IPv6 /64); its oldest is closed for a new one.
+   * Default 32: a browser opens six at most.
+   */
+  readonly maxConnectionsPerClient?: number;
+  /** Most open connections, all clients together; the client holding most gives way to a newcomer. Default 256. */
+  readonly maxConnections?: number;
 }
 
 /** The page reloads itself this often (a meta refresh: no script, nothing for the page's policy to allow). */
@@ -25,15 +33,32 @@ td.online{color:#7d7}td.offline{color:#f77}p{color:#aaa}`;
 
 /**
  * `edge-signin fleet --web`: the fleet view as a web page (`/fleet`) and as JSON (`/fleet.json`), from the same
- * snapshot as the terminal's. Same host check and security headers as the web display.
+ * snapshot as the terminal's. Same host check, security headers and fair shares of connections as the web display,
+ * so one machine holding idle connections cannot take the page from everyone else.
  */
 export class FleetServer {
   private readonly server: Server;
   private readonly allowedHosts: AllowedHosts;
+  private refusedConnections = 0;
 
   constructor(private readonly options: FleetServerOptions) {
     this.allowedHosts = new AllowedHosts(options.allowedHosts, options.host);
     this.server = createServer((req, res) => this.handle(req, res));
+    shareConnections(
+      this.server,
+      { perClient: options.maxConnectionsPerClient ?? 32, overall: options.maxConnections ?? 256 },
+      (client) => this.refused(client),
+    );
+  }
+
+  /** The first, then every hundredth: a client that keeps coming back cannot fill the log. */
+  private refused(client: string): void {
+    this.refusedConnections += 1;
+    if (this.refusedConnections === 1 || this.refusedConnections % 100 === 0)
+      this.options.logger.warn(
+        { client, refused: this.refusedConnections },
+        "closed a connection to the fleet page: that client holds more than its share (EDGE_SIGNIN_DISPLAY_HOST can keep the page off other networks)",
+      );
   }
 
   /** `http://host:port` the server listens on; valid after start(). */

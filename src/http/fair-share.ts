@@ -1,4 +1,5 @@
-import { isIPv4 } from "node:net";
+import type { Server } from "node:http";
+import { isIPv4, type Socket } from "node:net";
 
 /**
  * Who a connection counts against: its IPv4 address, or the /64 of an IPv6 one (one machine can take any number
@@ -84,4 +85,35 @@ export class FairShare<T> {
     for (const [client, holders] of this.byClient) if (holders.includes(holder)) return client;
     return undefined;
   }
+}
+
+/**
+ * Shares `server`'s TCP connections fairly between clients: a client at its cap gives up its own oldest, and when
+ * all places are taken the client holding most gives up its oldest (see {@link FairShare}). A request's headers
+ * must arrive within 10 s and the whole request within 30 s, so an idle or dripping connection goes.
+ * `onRefused` hears of every connection closed or refused for a share (to log it, sparingly).
+ */
+export function shareConnections(
+  server: Server,
+  limits: { readonly perClient: number; readonly overall: number },
+  onRefused: (client: string) => void,
+): FairShare<Socket> {
+  const shares = new FairShare<Socket>(limits.perClient, limits.overall);
+  server.on("connection", (socket: Socket) => {
+    const client = clientKey(socket.remoteAddress);
+    const decision = shares.admit(client, socket);
+    if (decision.outcome === "refuse") {
+      onRefused(client);
+      socket.destroy();
+      return;
+    }
+    if (decision.outcome === "evict") {
+      onRefused(client);
+      decision.evict.destroy();
+    }
+    socket.once("close", () => shares.release(client, socket));
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return shares;
 }

@@ -3,7 +3,6 @@
  * that is never started is just an event emitter, so the test emits what the broker would deliver.
  * (test/e2e/web-display.test.ts runs the whole thing against Mosquitto in Chromium.)
  */
-import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DeviceSnapshot } from "../../src/display/device-view.js";
 import { DeviceView } from "../../src/display/device-view.js";
@@ -11,6 +10,7 @@ import { WebDisplayServer } from "../../src/display/web-server.js";
 import { DeviceWatcher } from "../../src/mqtt/device-watcher.js";
 import { deviceTopics, type DisplayPayload } from "../../src/mqtt/topics.js";
 import { captureLogger } from "../helpers/fixture.js";
+import { rawClient } from "../helpers/raw-client.js";
 
 const DEVICE = "tv-1";
 const PROMPT: DisplayPayload = {
@@ -210,32 +210,6 @@ describe("the web display server", () => {
 });
 
 /** A raw HTTP client from one loopback address (Linux answers all of 127.0.0.0/8): one "machine" on the LAN. */
-function rawClient(url: string, from: string) {
-  const { port } = new URL(url);
-  const sockets: Socket[] = [];
-  const open = (request?: string) =>
-    new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port: Number(port), localAddress: from }, () => {
-        if (request) socket.write(request);
-        // Reading, so a close from the server is seen.
-        socket.resume();
-        resolve(socket);
-      });
-      socket.on("error", () => undefined);
-      socket.once("error", reject);
-      sockets.push(socket);
-    });
-  return {
-    sockets,
-    /** An event stream that reads everything it is sent (a page that works). */
-    stream: (path: string) => open(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`),
-    /** A connection that says nothing at all. */
-    idle: () => open(),
-    live: () => sockets.filter((s) => !s.destroyed && s.readyState === "open").length,
-    close: () => sockets.forEach((s) => s.destroy()),
-  };
-}
-
 describe("fair shares: one client on the network cannot take the display from the TV", () => {
   it("keeps a place for the TV while one machine holds streams and another idle connections", async () => {
     const watcher = new DeviceWatcher(
