@@ -69,6 +69,39 @@ async function stackLogs(): Promise<string> {
   return logs.stdout + logs.stderr;
 }
 
+interface AppRun {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * The `apps` profile's app, run once as README says (`--profile apps`): `edge-signin token --json` as uid 1000
+ * in a container of its own, with the agent's run volume read-only and no network. Its exit code, not a throw.
+ */
+async function runApp(): Promise<AppRun> {
+  try {
+    // -T: no terminal, so that stdout is the app's output alone.
+    const { stdout, stderr } = await compose(["--profile", "apps", "run", "--rm", "-T", "app"]);
+    return { exitCode: 0, stdout, stderr };
+  } catch (error) {
+    const failed = (error as Error).cause as { code?: unknown; stdout?: string; stderr?: string } | undefined;
+    if (typeof failed?.code !== "number") throw error;
+    return { exitCode: failed.code, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
+  }
+}
+
+/** The controller's command to the agent, answered on its response topic. */
+async function commandAgent(name: string): Promise<unknown> {
+  const topics = deviceTopics("edge-signin", deviceId);
+  const controller = await probeAs(await login(join(dir, "docker/secrets"), "controller", "controller"));
+  await controller.subscribe(topics.response(name));
+  await controller.publish(topics.request(name), "{}");
+  const answer = (await controller.next(topics.response(name))).json();
+  await closeProbe(controller);
+  return answer;
+}
+
 /** Broker credentials as the users script wrote them (`events` and `controller` are the host user's files). */
 /** A broker user's login: a device's users keep their passwords under secrets/{device}/, the shared ones at the top. */
 async function login(secrets: string, user: string, role: string, device?: string) {
@@ -244,6 +277,12 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
     await compose(["start", "display"], 60_000);
   });
 
+  it("tells the `apps` profile's app container that nobody is signed in: exit 1, signed_out", async () => {
+    const app = await runApp();
+    expect(app, await stackLogs()).toMatchObject({ exitCode: 1, stdout: "" });
+    expect(app.stderr).toContain("edge-signin token: signed_out");
+  });
+
   it("signs a person in from the code on the web display's page in Chromium; another device's users read none of it", async () => {
     const secrets = join(dir, "docker/secrets");
     const topics = deviceTopics("edge-signin", deviceId);
@@ -295,5 +334,26 @@ describe(`compose.yaml, up for real with ${runner.version}`, () => {
       expect(probe.all(topics.display)).toStrictEqual([]);
       expect(probe.all(topics.state)).toStrictEqual([]);
     }
+  });
+
+  it("gives the `apps` profile's app container a token for the person signed in, and none after sign-out", async () => {
+    const app = await runApp();
+    expect(app.exitCode, `${app.stderr}\n${await stackLogs()}`).toBe(0);
+    const answer = JSON.parse(app.stdout) as Record<string, unknown>;
+    expect(answer).toMatchObject({
+      accessToken: expect.stringMatching(/^\S{16,}$/) as unknown,
+      tokenType: "Bearer",
+      scopes: expect.arrayContaining([expect.any(String)]) as unknown,
+    });
+
+    const events = await probeAs(await login(join(dir, "docker/secrets"), "events", "events"));
+    const topics = deviceTopics("edge-signin", deviceId);
+    await events.subscribe(topics.event("signed_out"));
+    expect(await commandAgent("sign-out")).toMatchObject({ status: "ok" });
+    await events.next(topics.event("signed_out"));
+    await closeProbe(events);
+    const after = await runApp();
+    expect(after).toMatchObject({ exitCode: 1, stdout: "" });
+    expect(after.stderr).toContain("edge-signin token: signed_out");
   });
 });
