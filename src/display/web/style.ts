@@ -23,8 +23,8 @@ body {
   background: var(--bg);
   color: var(--fg);
   font-family: "DejaVu Sans", "Segoe UI", Roboto, "Noto Sans", "Noto Sans CJK SC", "Noto Sans Arabic", Helvetica, Arial, sans-serif;
-  font-size: 4.4vh;
-  font-size: clamp(16px, min(2.6vw, 4.4vh), 160px);
+  font-size: 4vh;
+  font-size: clamp(16px, min(2.6vw, 4vh), 160px);
   line-height: 1.3;
   display: flex;
   flex-direction: column;
