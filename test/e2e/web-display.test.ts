@@ -202,7 +202,9 @@ describe("the web display, in Chromium, with a real agent", () => {
       await bed.broker.stop("shutdown");
       await page.waitForSelector("#banner:not([hidden])", { timeout: RECOVERY_MS });
       // The code stays: a person can still sign in with it (the agent talks to the provider, not the broker).
-      expect(await page.locator("#banner").textContent()).toBe("This screen is reconnecting. The code still works.");
+      expect(await page.locator("#banner").textContent()).toBe(
+        "This screen is reconnecting. The code still works.",
+      );
       expect(await page.locator("body").getAttribute("data-screen")).toBe("code");
       await screenshot(page, "web-display-broker-down");
       await bed.broker.start();
