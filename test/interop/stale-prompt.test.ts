@@ -39,14 +39,18 @@ describe("a retained prompt past its expiresAt on a 3.1.1 broker (aedes)", () =>
     const deadline = Date.now() + 20_000;
     while (!display.stdout().includes("connected to the broker") && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
-    // A message after the retained one: once it is on screen, the retained prompt has been judged.
-    await probe.publish(
-      topics.state,
-      JSON.stringify({ state: "signed_out", since: new Date().toISOString(), deviceId }),
-    );
-    while (!display.stdout().includes("state: signed out") && Date.now() < deadline)
+    // A fresh code after the retained one: once it is on screen, the retained prompt has been judged.
+    const fresh = {
+      ...stalePrompt(deviceId),
+      userCode: "FRESH-CODE",
+      issuedAt: new Date().toISOString(),
+      expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      expiresIn: 600,
+    };
+    await probe.publish(topics.display, JSON.stringify(fresh), { qos: 1 });
+    while (!display.stdout().includes("FRESH-CODE") && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
-    expect(display.stdout()).toContain("state: signed out");
+    expect(display.stdout()).toContain("FRESH-CODE");
     expect(display.stdout()).not.toContain("STALE-CODE");
     display.child.kill("SIGTERM");
     expect(await display.exited).toBe(0);
