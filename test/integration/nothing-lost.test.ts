@@ -237,7 +237,9 @@ describe("nothing lost: identity provider trouble while a code is on screen", ()
           l["msg"] ===
           "identity provider trouble while polling; keeping the code on screen and polling again later",
       );
-    expect(warnings).toHaveLength(faults.length);
+    // One warning for each fault at least; on a busy machine a healthy poll may also outlast the 2 s timeout, and
+    // that is trouble too, said the same way (the full .ci/run under stress-ng found 8 for 7 faults).
+    expect(warnings.length).toBeGreaterThanOrEqual(faults.length);
     expect(log.text()).not.toMatch(/device_code=/);
   });
 });
